@@ -1,0 +1,117 @@
+package csc
+
+import (
+	"bytes"
+	"crypto"
+	"errors"
+	"testing"
+)
+
+func TestDecodeBase64(t *testing.T) {
+	want := []byte{0xfb, 0xff, 0xfe, 0x01}
+	tests := []struct {
+		name string
+		in   string
+		ok   bool
+	}{
+		{"ok std padded", "+//+AQ==", true},
+		{"ok std raw", "+//+AQ", true},
+		{"ok url padded", "-__-AQ==", true},
+		{"ok url raw", "-__-AQ", true},
+		{"ok spaces", " +//+AQ== ", true},
+		{"fail mixed", "+_/-AQ", false},
+		{"fail junk", "!!!", false},
+		{"fail bad length", "+//+A", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := DecodeBase64(tc.in)
+			if tc.ok != (err == nil) {
+				t.Fatalf("err = %v", err)
+			}
+			if tc.ok && !bytes.Equal(got, want) {
+				t.Fatalf("got %x", got)
+			}
+			if !tc.ok && !errors.Is(err, ErrBase64) {
+				t.Fatalf("error %v does not wrap ErrBase64", err)
+			}
+		})
+	}
+}
+
+func TestDecode(t *testing.T) {
+	type req struct {
+		A string  `json:"a"`
+		N int     `json:"n"`
+		H []Bytes `json:"h"`
+		O struct {
+			X string `json:"x"`
+		} `json:"o"`
+	}
+	tests := []struct {
+		name string
+		in   string
+		ok   bool
+	}{
+		{"ok empty", ``, true},
+		{"ok object", `{"a":"x","n":1,"h":["AQ=="],"o":{"x":"y"}}`, true},
+		{"ok same key in two objects", `{"o":{"x":"1"},"x":2}`, true},
+		{"ok arrays of objects", `{"h":[],"z":[{"a":1},{"a":2}]}`, true},
+		{"fail repeated", `{"a":"x","a":"y"}`, false},
+		{"fail repeated nested", `{"o":{"x":"1","x":"2"}}`, false},
+		{"fail repeated after array", `{"h":["AQ=="],"h":[]}`, false},
+		{"fail wrong type", `{"n":"1"}`, false},
+		{"fail bad base64", `{"h":["%%%"]}`, false},
+		{"fail array", `[1]`, false},
+		{"fail trailing", `{"a":"x"} {}`, false},
+		{"fail truncated", `{"a":`, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var r req
+			err := Decode([]byte(tc.in), &r)
+			if tc.ok != (err == nil) {
+				t.Fatalf("err = %v", err)
+			}
+			if err != nil && !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error %v does not wrap ErrMalformed", err)
+			}
+		})
+	}
+}
+
+func TestPSSParamsRoundTrip(t *testing.T) {
+	for _, h := range []crypto.Hash{crypto.SHA256, crypto.SHA384, crypto.SHA512} {
+		der, err := MarshalPSSParams(PSSParams{Hash: h, SaltLength: h.Size()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := ParsePSSParams(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Hash != h || p.SaltLength != h.Size() {
+			t.Fatalf("got %+v", p)
+		}
+	}
+	// An empty SEQUENCE means the RFC defaults: SHA-1, salt 20.
+	p, err := ParsePSSParams([]byte{0x30, 0x00})
+	if err != nil || p.Hash != crypto.SHA1 || p.SaltLength != 20 {
+		t.Fatalf("defaults: %+v %v", p, err)
+	}
+	if _, err := ParsePSSParams([]byte{0x04, 0x01, 0x00}); err == nil {
+		t.Fatal("accepted garbage")
+	}
+}
+
+func FuzzDecodeBase64(f *testing.F) {
+	f.Add("+//+AQ==")
+	f.Add("-_")
+	f.Fuzz(func(t *testing.T, s string) { _, _ = DecodeBase64(s) })
+}
+
+func FuzzParsePSSParams(f *testing.F) {
+	der, _ := MarshalPSSParams(PSSParams{Hash: crypto.SHA256, SaltLength: 32})
+	f.Add(der)
+	f.Fuzz(func(t *testing.T, b []byte) { _, _ = ParsePSSParams(b) })
+}

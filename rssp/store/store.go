@@ -1,0 +1,157 @@
+// Package store defines the RSSP's persistent state and the interface that
+// every database implementation satisfies: the embedded SQLite store
+// (package store/sqlite) by default, PostgreSQL for several nodes later.
+//
+// The handlers never see SQL. Every secret is stored hashed (passwords, PINs:
+// argon2id strings; tokens and SADs: SHA-256 of the random value) or sealed
+// (TOTP seeds, by the caller, under the key-encryption key).
+//
+// Implementations are safe for concurrent use. Operations that must not race
+// (consuming a SAD, counting PIN failures, appending to the audit chain) are
+// atomic inside the implementation.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors returned by every implementation (wrapped with %w).
+var (
+	ErrNotFound  = errors.New("not found")
+	ErrExists    = errors.New("already exists")
+	ErrExhausted = errors.New("authorization used up") // ConsumeSAD: not enough signatures left
+	ErrExpired   = errors.New("expired")
+	ErrRevoked   = errors.New("revoked")
+)
+
+// User is an account of the service.
+type User struct {
+	ID           string // random, stable
+	Name         string // login name, unique
+	PasswordHash string // argon2id encoded string
+	Disabled     bool
+	CreatedAt    time.Time
+}
+
+// Credential is a signing key with its certificate and authorization data.
+type Credential struct {
+	ID          string
+	UserID      string
+	Description string
+	KeyType     string   // keystore.KeyType
+	Backend     string   // keystore Backend.Name()
+	KeyRef      []byte   // opaque backend reference
+	PublicKey   []byte   // PKIX DER
+	CertChain   [][]byte // DER certificates, end-entity first
+	SCAL        int      // 1 or 2
+	Multisign   int      // >= 1
+	AuthMode    string   // "explicit" or "oauth2code"
+	PINHash     string   // argon2id encoded; empty: no PIN factor
+	OTPType     string   // "" or "totp"
+	OTPSealed   []byte   // TOTP seed sealed under the KEK; nil without OTP
+	Disabled    bool
+	PINFailures int  // consecutive failed authorizations
+	Locked      bool // set when PINFailures reaches the limit; cleared by unlock
+	CreatedAt   time.Time
+}
+
+// TokenKind says what a bearer token is for.
+type TokenKind string
+
+const (
+	AccessToken  TokenKind = "access"
+	RefreshToken TokenKind = "refresh"
+)
+
+// Token is a bearer token, stored by the SHA-256 of its value.
+type Token struct {
+	Hash      []byte // sha256 of the token value (primary key)
+	Kind      TokenKind
+	UserID    string
+	ClientID  string // OAuth2 client, empty for auth/login
+	Scope     string // "service" (default) or "credential"
+	Family    string // tokens minted from one login share a family, revoked together
+	ExpiresAt time.Time
+	Revoked   bool
+	CreatedAt time.Time
+}
+
+// SAD is a signature activation data, stored by the SHA-256 of its value.
+type SAD struct {
+	Hash         []byte // sha256 of the SAD value (primary key)
+	CredentialID string
+	UserID       string
+	HashAlgo     string   // OID the hashes are bound to (SCAL2); empty for SCAL1
+	Hashes       [][]byte // bound digests (SCAL2); empty for SCAL1
+	Remaining    int      // signatures still allowed
+	ExpiresAt    time.Time
+	CreatedAt    time.Time
+}
+
+// AuditEvent is one row of the append-only audit log. Seq, PrevHash and Hash
+// are set by AppendAudit.
+type AuditEvent struct {
+	Seq          int64
+	Time         time.Time
+	Event        string // "login", "authorize", "sign", "revoke", "admin", ...
+	UserID       string
+	CredentialID string
+	ClientAddr   string
+	Hashes       []string // base64 digests concerned, if any
+	Result       string   // "ok" or a CSC error code
+	Detail       string   // short text, never a secret
+	PrevHash     []byte
+	Hash         []byte
+}
+
+// Store is the RSSP's state.
+type Store interface {
+	// Users.
+	CreateUser(ctx context.Context, u User) error // ErrExists on a taken name
+	UserByName(ctx context.Context, name string) (User, error)
+	UserByID(ctx context.Context, id string) (User, error)
+
+	// Credentials.
+	CreateCredential(ctx context.Context, c Credential) error
+	Credential(ctx context.Context, id string) (Credential, error)
+	// Credentials lists a user's credentials ordered by creation time;
+	// userID "" lists all.
+	Credentials(ctx context.Context, userID string) ([]Credential, error)
+	SetCredentialDisabled(ctx context.Context, id string, disabled bool) error
+	// RecordPINFailure adds one failure and locks the credential when the
+	// count reaches limit. It returns the new count and whether it is locked.
+	RecordPINFailure(ctx context.Context, id string, limit int) (failures int, locked bool, err error)
+	// ResetPINFailures sets the count to zero (after a good PIN); it does not unlock.
+	ResetPINFailures(ctx context.Context, id string) error
+	// UnlockCredential clears the lock and the count.
+	UnlockCredential(ctx context.Context, id string) error
+
+	// Tokens.
+	CreateToken(ctx context.Context, t Token) error
+	Token(ctx context.Context, hash []byte) (Token, error) // returns revoked/expired rows too
+	RevokeToken(ctx context.Context, hash []byte) error
+	RevokeFamily(ctx context.Context, family string) error
+
+	// SADs.
+	CreateSAD(ctx context.Context, s SAD) error
+	SAD(ctx context.Context, hash []byte) (SAD, error)
+	// ConsumeSAD atomically takes n signatures from the SAD: ErrNotFound,
+	// ErrExpired (at now) or ErrExhausted (Remaining < n) leave it unchanged.
+	// A SAD whose Remaining reaches 0 is deleted.
+	ConsumeSAD(ctx context.Context, hash []byte, n int, now time.Time) (SAD, error)
+	DeleteSAD(ctx context.Context, hash []byte) error
+
+	// Audit.
+	// AppendAudit sets e.Seq, e.PrevHash and e.Hash (see AuditHash) and
+	// appends the row atomically after the current last one.
+	AppendAudit(ctx context.Context, e AuditEvent) (AuditEvent, error)
+	// AuditEvents returns rows with Seq > after, in order, at most limit.
+	AuditEvents(ctx context.Context, after int64, limit int) ([]AuditEvent, error)
+
+	// Purge deletes expired tokens and SADs (housekeeping).
+	Purge(ctx context.Context, now time.Time) error
+
+	Close() error
+}
