@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# make demo: the main job end to end on embedded defaults.
+#   1. build rssp; 2. rssp init + serve on 127.0.0.1 with TLS, software keystore;
+#   3. enrol a demo user with an RSA-2048 and an EC P-256 credential;
+#   4. log in, list, authorize with the PIN and sign hashes over the CSC API;
+#   5. verify every signature with openssl against the certificate the API returned;
+#   6. time-stamp, check the audit chain, stop the server.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=(openssl curl jq)
+missing=()
+for c in "${need[@]}"; do command -v "$c" >/dev/null 2>&1 || missing+=("$c"); done
+if ((${#missing[@]})); then
+  if [ "$(id -u)" = 0 ]; then
+    echo "== installing missing Debian packages: ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "missing programs: ${missing[*]}; install them with: sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+command -v go >/dev/null || { echo "Go is needed (go.mod names the version)" >&2; exit 1; }
+
+echo "== building"
+make -s build
+RSSP=$PWD/build/rssp
+
+work=$(mktemp -d /tmp/csctoken-demo.XXXXXX)
+server_pid=
+cleanup() {
+  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+port=
+for p in $(seq 18443 18543); do
+  if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then port=$p; break; fi
+done
+[ -n "$port" ] || { echo "no free port in 18443-18543" >&2; exit 1; }
+
+echo "== rssp init --dir $work/rssp --listen 127.0.0.1:$port"
+"$RSSP" init --dir "$work/rssp" --listen "127.0.0.1:$port" | sed 's/^/   /'
+"$RSSP" serve --config "$work/rssp/rssp.toml" 2>"$work/server.log" &
+server_pid=$!
+base=https://127.0.0.1:$port/csc/v2
+CURL=(curl -sS --cacert "$work/rssp/tls-ca.pem" --max-time 30)
+for _ in $(seq 1 100); do
+  "${CURL[@]}" -o /dev/null "$base/info" 2>/dev/null && break
+  kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
+  sleep 0.1
+done
+echo "== serving $base ($("${CURL[@]}" "$base/info" | jq -r '.name + ", CSC " + .specs'))"
+
+admin=("$RSSP" admin --config "$work/rssp/rssp.toml")
+password="demo password $$"
+pin=123456
+echo "$password" | "${admin[@]}" user add demo --password-stdin >/dev/null
+rsa_id=$(echo "$pin" | "${admin[@]}" credential add --user demo --key rsa-2048 --pin-stdin --multisign 5 --description "Demo RSA-2048")
+ec_id=$(echo "$pin" | "${admin[@]}" credential add --user demo --key ec-p256 --pin-stdin --scal 2 --description "Demo EC P-256 (SCAL2)")
+echo "== enrolled user 'demo': RSA-2048 credential $rsa_id (SCAL1, multisign 5), EC P-256 credential $ec_id (SCAL2)"
+
+post() { # method token json
+  "${CURL[@]}" -H "Authorization: Bearer $2" -H 'Content-Type: application/json' -d "$3" "$base/$1"
+}
+token=$("${CURL[@]}" -u "demo:$password" -H 'Content-Type: application/json' -d '{}' "$base/auth/login" | jq -r .access_token)
+[ -n "$token" ] && [ "$token" != null ] || { echo "login failed" >&2; exit 1; }
+echo "== logged in (auth/login, HTTP Basic)"
+post credentials/list "$token" '{"credentialInfo":true,"certInfo":true}' |
+  jq -r '.credentialInfos[] | "   \(.credentialID)  \(.description)  key \(.key.len) bits  SCAL \(.SCAL)  \(.cert.subjectDN)  until \(.cert.validTo)"'
+
+printf 'a contract to sign\n' >"$work/doc.txt"
+hash_b64=$(openssl dgst -sha256 -binary "$work/doc.txt" | base64 -w0)
+verify() { # id algo-label openssl-args...
+  local id=$1 label=$2; shift 2
+  post credentials/info "$token" "{\"credentialID\":\"$id\"}" | jq -r '.cert.certificates[0]' |
+    { echo "-----BEGIN CERTIFICATE-----"; fold -w64; echo "-----END CERTIFICATE-----"; } >"$work/$id.pem"
+  openssl x509 -in "$work/$id.pem" -pubkey -noout >"$work/$id.pub"
+  if openssl dgst -sha256 -verify "$work/$id.pub" -signature "$work/sig.bin" "$@" "$work/doc.txt" >/dev/null; then
+    echo "   $label: signature verified by openssl with the credential's certificate"
+  else
+    echo "   $label: signature DOES NOT VERIFY" >&2; exit 1
+  fi
+}
+
+echo "== RSA-2048: credentials/authorize with the PIN (SAD for 2 signatures), then signHash twice"
+sad=$(post credentials/authorize "$token" "{\"credentialID\":\"$rsa_id\",\"numSignatures\":2,\"authData\":[{\"id\":\"PIN\",\"value\":\"$pin\"}]}" | jq -r .SAD)
+post signatures/signHash "$token" "{\"credentialID\":\"$rsa_id\",\"SAD\":\"$sad\",\"hashes\":[\"$hash_b64\"],\"signAlgo\":\"1.2.840.113549.1.1.11\"}" |
+  jq -r '.signatures[0]' | base64 -d >"$work/sig.bin"
+verify "$rsa_id" "RSA PKCS#1 v1.5 (sha256WithRSAEncryption)"
+post signatures/signHash "$token" "{\"credentialID\":\"$rsa_id\",\"SAD\":\"$sad\",\"hashes\":[\"$hash_b64\"],\"hashAlgorithmOID\":\"2.16.840.1.101.3.4.2.1\",\"signAlgo\":\"1.2.840.113549.1.1.10\"}" |
+  jq -r '.signatures[0]' | base64 -d >"$work/sig.bin"
+verify "$rsa_id" "RSASSA-PSS (SHA-256, salt 32)" -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:32
+
+echo "== EC P-256, SCAL2: the SAD is bound to this document's hash"
+sad=$(post credentials/authorize "$token" "{\"credentialID\":\"$ec_id\",\"numSignatures\":1,\"hashes\":[\"$hash_b64\"],\"hashAlgorithmOID\":\"2.16.840.1.101.3.4.2.1\",\"authData\":[{\"id\":\"PIN\",\"value\":\"$pin\"}]}" | jq -r .SAD)
+other=$(printf other | openssl dgst -sha256 -binary | base64 -w0)
+refused=$(post signatures/signHash "$token" "{\"credentialID\":\"$ec_id\",\"SAD\":\"$sad\",\"hashes\":[\"$other\"],\"signAlgo\":\"1.2.840.10045.4.3.2\"}" | jq -r .error_description)
+echo "   another hash with that SAD is refused: $refused"
+post signatures/signHash "$token" "{\"credentialID\":\"$ec_id\",\"SAD\":\"$sad\",\"hashes\":[\"$hash_b64\"],\"signAlgo\":\"1.2.840.10045.4.3.2\"}" |
+  jq -r '.signatures[0]' | base64 -d >"$work/sig.bin"
+verify "$ec_id" "ECDSA P-256 with SHA-256"
+
+echo "== wrong PIN"
+post credentials/authorize "$token" "{\"credentialID\":\"$rsa_id\",\"numSignatures\":1,\"authData\":[{\"id\":\"PIN\",\"value\":\"000000\"}]}" |
+  jq -r '"   \(.error): \(.error_description)"'
+
+echo "== RFC 3161 time-stamp of the document"
+post signatures/timestamp "$token" "{\"hash\":\"$hash_b64\",\"hashAlgo\":\"2.16.840.1.101.3.4.2.1\"}" | jq -r .timestamp | base64 -d >"$work/ts.der"
+openssl ts -verify -token_in -in "$work/ts.der" -data "$work/doc.txt" -CAfile "$work/rssp/ca-root.pem" -untrusted "$work/rssp/tsa-cert.pem" 2>/dev/null | sed 's/^/   openssl ts -verify: /'
+
+echo "== audit log"
+"${admin[@]}" audit verify | sed 's/^/   /'
+
+kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=
+echo "== server stopped; requests it logged: $(grep -c 'msg=request' "$work/server.log")"
+echo
+echo "The PKCS#11 module (libcsctoken.so) is not built yet: once it is, this demo signs"
+echo "through it with pkcs11-tool, and Firefox/LibreOffice load it as a security device."
+echo "demo OK"
