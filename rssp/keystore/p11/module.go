@@ -1,0 +1,154 @@
+//go:build cgo
+
+package p11
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/miekg/pkcs11"
+)
+
+// ctxAPI is the part of *pkcs11.Ctx this package uses; tests substitute a
+// fake through loadModule.
+type ctxAPI interface {
+	Initialize(opts ...pkcs11.InitializeOption) error
+	Finalize() error
+	Destroy()
+	GetSlotList(tokenPresent bool) ([]uint, error)
+	GetTokenInfo(slotID uint) (pkcs11.TokenInfo, error)
+	OpenSession(slotID uint, flags uint) (pkcs11.SessionHandle, error)
+	CloseSession(sh pkcs11.SessionHandle) error
+	Login(sh pkcs11.SessionHandle, userType uint, pin string) error
+	Logout(sh pkcs11.SessionHandle) error
+	GenerateKeyPair(sh pkcs11.SessionHandle, m []*pkcs11.Mechanism, public, private []*pkcs11.Attribute) (pkcs11.ObjectHandle, pkcs11.ObjectHandle, error)
+	GetAttributeValue(sh pkcs11.SessionHandle, o pkcs11.ObjectHandle, a []*pkcs11.Attribute) ([]*pkcs11.Attribute, error)
+	FindObjectsInit(sh pkcs11.SessionHandle, temp []*pkcs11.Attribute) error
+	FindObjects(sh pkcs11.SessionHandle, max int) ([]pkcs11.ObjectHandle, bool, error)
+	FindObjectsFinal(sh pkcs11.SessionHandle) error
+	SignInit(sh pkcs11.SessionHandle, m []*pkcs11.Mechanism, o pkcs11.ObjectHandle) error
+	Sign(sh pkcs11.SessionHandle, message []byte) ([]byte, error)
+	DestroyObject(sh pkcs11.SessionHandle, oh pkcs11.ObjectHandle) error
+}
+
+var _ ctxAPI = (*pkcs11.Ctx)(nil)
+
+// loadModule dlopens a PKCS#11 library. Tests replace it.
+var loadModule = func(path string) (ctxAPI, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("p11: PKCS#11 module: %w", err)
+	}
+	c := pkcs11.New(path)
+	if c == nil {
+		// miekg/pkcs11 does not say why; dlopen failed or C_GetFunctionList is missing.
+		return nil, fmt.Errorf("p11: cannot load PKCS#11 module %s: not a PKCS#11 library, wrong architecture or missing dependencies", path)
+	}
+	return c, nil
+}
+
+// module is one loaded PKCS#11 library, shared by every Backend of the
+// process that names the same file.
+type module struct {
+	key      string
+	ctx      ctxAPI
+	refs     int          // Backends using it; guarded by modules.mu
+	ownsInit bool         // we called C_Initialize, so we call C_Finalize
+	logins   map[uint]int // slot → Backends logged in; guarded by modules.mu
+}
+
+var modules = struct {
+	mu sync.Mutex
+	m  map[string]*module
+}{m: make(map[string]*module)}
+
+// moduleKey names a library file independently of how its path is spelled.
+func moduleKey(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
+	}
+	return path
+}
+
+// acquireModule loads and initialises the library at path, or takes
+// another reference to it. Each success must be paired with release.
+func acquireModule(path string) (*module, error) {
+	key := moduleKey(path)
+	modules.mu.Lock()
+	defer modules.mu.Unlock()
+	if m, ok := modules.m[key]; ok {
+		m.refs++
+		return m, nil
+	}
+	c, err := loadModule(path)
+	if err != nil {
+		return nil, err
+	}
+	m := &module{key: key, ctx: c, refs: 1, ownsInit: true, logins: make(map[uint]int)}
+	if err := c.Initialize(); err != nil {
+		if !errors.Is(err, pkcs11.Error(pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED)) {
+			c.Destroy()
+			return nil, fmt.Errorf("p11: C_Initialize %s: %w", path, err)
+		}
+		m.ownsInit = false // someone else in the process did; leave finalizing to them
+	}
+	modules.m[key] = m
+	return m, nil
+}
+
+// release drops a reference; the last one finalizes and unloads the library.
+func (m *module) release() error {
+	modules.mu.Lock()
+	defer modules.mu.Unlock()
+	m.refs--
+	if m.refs > 0 {
+		return nil
+	}
+	delete(modules.m, m.key)
+	var err error
+	if m.ownsInit {
+		if ferr := m.ctx.Finalize(); ferr != nil {
+			err = fmt.Errorf("p11: C_Finalize: %w", ferr)
+		}
+	}
+	m.ctx.Destroy()
+	return err
+}
+
+// login logs the user in to slot's token through sh, unless a Backend of
+// this process already did (the login state is shared by the whole
+// application). Each success must be paired with logout.
+func (m *module) login(slot uint, sh pkcs11.SessionHandle, pin string) error {
+	modules.mu.Lock()
+	defer modules.mu.Unlock()
+	if err := m.ctx.Login(sh, pkcs11.CKU_USER, pin); err != nil &&
+		!errors.Is(err, pkcs11.Error(pkcs11.CKR_USER_ALREADY_LOGGED_IN)) {
+		return err
+	}
+	m.logins[slot]++
+	return nil
+}
+
+// logout undoes one login; the last one logs the token out. sh may be 0 when
+// no session is left (closing the last session logs out anyway).
+func (m *module) logout(slot uint, sh pkcs11.SessionHandle) error {
+	modules.mu.Lock()
+	defer modules.mu.Unlock()
+	m.logins[slot]--
+	if m.logins[slot] > 0 {
+		return nil
+	}
+	delete(m.logins, slot)
+	if sh == 0 {
+		return nil
+	}
+	if err := m.ctx.Logout(sh); err != nil && !errors.Is(err, pkcs11.Error(pkcs11.CKR_USER_NOT_LOGGED_IN)) {
+		return fmt.Errorf("p11: C_Logout: %w", err)
+	}
+	return nil
+}
