@@ -1,0 +1,257 @@
+// Package app assembles a running RSSP from its configuration: the store,
+// the key backends, the CA and TSA, the service and the HTTP server. Both
+// `rssp serve` and `rssp admin` and the end-to-end tests go through Open.
+package app
+
+import (
+	"context"
+	"crypto"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/csctoken/csctoken/rssp/ca"
+	"github.com/csctoken/csctoken/rssp/config"
+	"github.com/csctoken/csctoken/rssp/keystore"
+	"github.com/csctoken/csctoken/rssp/keystore/p11"
+	"github.com/csctoken/csctoken/rssp/keystore/soft"
+	"github.com/csctoken/csctoken/rssp/sealer"
+	"github.com/csctoken/csctoken/rssp/secret"
+	"github.com/csctoken/csctoken/rssp/server"
+	"github.com/csctoken/csctoken/rssp/service"
+	"github.com/csctoken/csctoken/rssp/store/sqlite"
+	"github.com/csctoken/csctoken/rssp/tsa"
+)
+
+// App is an assembled RSSP.
+type App struct {
+	Config  config.Config
+	Service *service.Service
+	Handler http.Handler
+	Log     *slog.Logger
+
+	backends  map[string]keystore.Backend
+	closers   []func() error
+	closeOnce sync.Once
+}
+
+// issuer adapts *ca.CA to service.Issuer.
+type issuer struct {
+	ca  *ca.CA
+	org string
+	c   string
+}
+
+func (i issuer) Issue(user, credID string, pub crypto.PublicKey, validity time.Duration) ([]byte, error) {
+	return i.ca.IssueCredential(ca.CredentialSubject{Name: user, Organization: i.org, Country: i.c, CredentialID: credID}, pub, validity)
+}
+
+func (i issuer) Chain() [][]byte { return i.ca.Chain() }
+
+// NewLogger builds the server's slog logger from the config.
+func NewLogger(c config.Config, w *os.File) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.Log.Level))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// Open assembles the RSSP described by c. Close releases everything.
+func Open(ctx context.Context, c config.Config, log *slog.Logger) (_ *App, err error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	a := &App{Config: c, Log: log}
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+	kek, err := loadKEK(c)
+	if err != nil {
+		return nil, err
+	}
+	db, err := sqlite.Open(ctx, c.Path(c.Database.Path))
+	if err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	a.closers = append(a.closers, db.Close)
+
+	var keys keystore.Backend
+	switch c.Keystore.Backend {
+	case "pkcs11":
+		pin, err := os.ReadFile(c.Path(c.Keystore.PKCS11.PINFile))
+		if err != nil {
+			return nil, fmt.Errorf("keystore.pkcs11.pin_file: %w", err)
+		}
+		b, err := p11.Open(ctx, p11.Config{
+			Module: c.Keystore.PKCS11.Module, TokenLabel: c.Keystore.PKCS11.Token,
+			PIN: strings.TrimRight(string(pin), "\r\n"), PoolSize: c.Keystore.PKCS11.PoolSize,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("keystore pkcs11: %w", err)
+		}
+		keys = b
+	default:
+		keys = soft.New(kek)
+	}
+	a.closers = append(a.closers, keys.Close)
+	// The software keystore can always open keys sealed earlier, even when
+	// new keys go to the HSM.
+	var others []keystore.Backend
+	if keys.Name() != "soft" {
+		sb := soft.New(kek)
+		others = append(others, sb)
+		a.closers = append(a.closers, sb.Close)
+	}
+
+	a.backends = map[string]keystore.Backend{keys.Name(): keys}
+	for _, o := range others {
+		a.backends[o.Name()] = o
+	}
+
+	authority, err := ca.Load(c.Path(c.CA.Dir))
+	if err != nil {
+		return nil, fmt.Errorf("built-in CA: %w", err)
+	}
+	var ts service.Timestamper
+	if t, err := tsa.Load(c.Path(c.CA.Dir)); err == nil {
+		ts = t
+	} else {
+		log.Warn("signatures/timestamp disabled: no TSA", "err", err)
+	}
+
+	svc, err := service.New(service.Deps{
+		Store: db, Keys: keys, Backends: others,
+		Issuer: issuer{ca: authority, org: c.CA.Organization, c: c.CA.Country},
+		TSA:    ts, Sealer: kek, Logger: log,
+	}, service.Options{
+		Name:            c.Name,
+		PINRetries:      c.Security.PINRetries,
+		AccessTokenTTL:  c.Security.AccessTokenTTL.Duration,
+		RefreshTokenTTL: c.Security.RefreshTokenTTL.Duration,
+		SADTTL:          c.Security.SADTTL.Duration,
+		MaxHashes:       c.Security.MaxHashes,
+		MaxMultisign:    c.Security.MaxMultisign,
+		CertValidity:    c.CA.CertValidity.Duration,
+		Argon2:          secret.Params{Time: c.Security.Argon2Time, Memory: c.Security.Argon2Memory, Threads: 1},
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.Service = svc
+	a.Handler = server.New(svc, server.Options{
+		Info:           server.Info{Name: c.Name, Description: c.Description, Region: c.Region, Lang: c.Lang, Logo: c.Logo},
+		MaxBodyBytes:   c.Security.MaxBodyBytes,
+		RequestTimeout: c.Server.WriteTimeout.Duration,
+	}, log)
+	return a, nil
+}
+
+func loadKEK(c config.Config) (*sealer.KEK, error) {
+	if c.Keystore.KEKEnv != "" {
+		if _, ok := os.LookupEnv(c.Keystore.KEKEnv); ok {
+			k, err := sealer.KEKFromEnv(c.Keystore.KEKEnv)
+			if err != nil {
+				return nil, fmt.Errorf("key-encryption key from $%s: %w", c.Keystore.KEKEnv, err)
+			}
+			return k, nil
+		}
+	}
+	k, err := sealer.LoadKEK(c.Path(c.Keystore.KEKFile))
+	if err != nil {
+		return nil, fmt.Errorf("key-encryption key: %w", err)
+	}
+	return k, nil
+}
+
+// Backend returns the key backend of that name (for benchmarks and tests
+// that compare the server with its backend).
+func (a *App) Backend(name string) keystore.Backend { return a.backends[name] }
+
+// Close releases everything Open acquired, in reverse order.
+func (a *App) Close() error {
+	var errs []error
+	a.closeOnce.Do(func() {
+		for i := len(a.closers) - 1; i >= 0; i-- {
+			if err := a.closers[i](); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// Listen opens the configured TCP listener. TLS is added by Serve.
+func (a *App) Listen() (net.Listener, error) {
+	return net.Listen("tcp", a.Config.Listen)
+}
+
+// tlsConfig loads the server certificate: TLS 1.2 and 1.3 only, HTTP/2 offered.
+func (a *App) tlsConfig() (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(a.Config.Path(a.Config.TLS.Cert), a.Config.Path(a.Config.TLS.Key))
+	if err != nil {
+		return nil, fmt.Errorf("TLS certificate: %w", err)
+	}
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{cert},
+	}, nil
+}
+
+// Serve serves on ln (with TLS unless disabled) until ctx is cancelled,
+// then shuts down gracefully.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	c := a.Config
+	srv := server.HTTPServer(a.Handler, c.Server.ReadTimeout.Duration, c.Server.WriteTimeout.Duration, c.Server.IdleTimeout.Duration, a.Log)
+	errc := make(chan error, 1)
+	if c.TLS.Disable {
+		go func() { errc <- srv.Serve(ln) }()
+	} else {
+		tc, err := a.tlsConfig()
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		srv.TLSConfig = tc
+		go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	}
+	go a.housekeeping(ctx)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), c.Server.ShutdownTimeout.Duration)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// housekeeping purges expired tokens and SADs every minute.
+func (a *App) housekeeping(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			if err := a.Service.Purge(ctx, now); err != nil && ctx.Err() == nil {
+				a.Log.Warn("purge failed", "err", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,352 @@
+// Package server is the RSSP's HTTP front: the CSC API v2 under
+// {prefix}/csc/v2/, routed with go-chi, each request decoded strictly,
+// handed to rssp/service, and every error turned into the CSC error body
+// {"error","error_description"} in one function, writeError.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/csctoken/csctoken/csc"
+	"github.com/csctoken/csctoken/rssp/service"
+)
+
+// Info is the static part of the info answer.
+type Info struct {
+	Name        string
+	Description string
+	Region      string
+	Lang        string
+	Logo        string
+}
+
+// Options configure the HTTP front.
+type Options struct {
+	Info         Info
+	MaxBodyBytes int64
+	// RequestTimeout bounds each request's work (default 30s).
+	RequestTimeout time.Duration
+}
+
+// Server serves the CSC API.
+type Server struct {
+	svc *service.Service
+	opt Options
+	log *slog.Logger
+	mux chi.Router
+}
+
+// New builds the handler tree.
+func New(svc *service.Service, opt Options, log *slog.Logger) *Server {
+	if opt.MaxBodyBytes <= 0 {
+		opt.MaxBodyBytes = 1 << 20
+	}
+	if opt.RequestTimeout <= 0 {
+		opt.RequestTimeout = 30 * time.Second
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{svc: svc, opt: opt, log: log}
+	r := chi.NewRouter()
+	r.Use(s.logRequests, s.recoverer)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, &service.Problem{Kind: errNotFound, Description: "No such method: " + r.URL.Path})
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, &service.Problem{Kind: errMethod, Description: "Use POST"})
+	})
+	r.Route("/csc/v2", func(r chi.Router) {
+		r.Get("/info", s.info)
+		r.Post("/info", s.info)
+		r.Post("/auth/login", s.login)
+		r.With(s.authenticated).Post("/auth/revoke", s.revoke)
+		r.Group(func(r chi.Router) {
+			r.Use(s.authenticated)
+			r.Post("/credentials/list", s.credentialsList)
+			r.Post("/credentials/info", s.credentialsInfo)
+			r.Post("/credentials/authorize", s.credentialsAuthorize)
+			r.Post("/credentials/extendTransaction", s.extendTransaction)
+			r.Post("/signatures/signHash", s.signHash)
+			r.Post("/signatures/timestamp", s.timestamp)
+		})
+		for _, m := range notServed {
+			r.Post("/"+m, s.notImplemented)
+		}
+	})
+	s.mux = r
+	return s
+}
+
+// notServed are CSC v2 methods this server knows but does not serve: they
+// answer 501 and are not listed by info.
+var notServed = []string{
+	"credentials/authorizeCheck", "credentials/getChallenge", "credentials/sendOTP",
+	"signatures/signDoc", "signatures/signPolling",
+}
+
+// methods lists what info advertises.
+func (s *Server) methods() []string {
+	m := []string{"auth/login", "auth/revoke", "credentials/list", "credentials/info",
+		"credentials/authorize", "credentials/extendTransaction", "signatures/signHash"}
+	if s.svc.HasTimestamp() {
+		m = append(m, "signatures/timestamp")
+	}
+	return m
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// HTTPServer wraps h in an *http.Server with the given timeouts and a TLS
+// configuration that allows TLS 1.2 and 1.3 only.
+func HTTPServer(h http.Handler, readTimeout, writeTimeout, idleTimeout time.Duration, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: min(readTimeout, 10*time.Second),
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    32 << 10,
+		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12},
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// Kinds used only by the HTTP layer.
+var (
+	errNotFound    = errors.New("not found")
+	errMethod      = errors.New("method not allowed")
+	errBodyTooBig  = errors.New("request body too large")
+	errUnavailable = errors.New("temporarily unavailable")
+)
+
+// reqState is per-request data the access log reads.
+type reqState struct {
+	code string // CSC error code written, if any
+	user string
+}
+
+type stateKey struct{}
+
+func state(r *http.Request) *reqState {
+	st, _ := r.Context().Value(stateKey{}).(*reqState)
+	if st == nil {
+		return &reqState{}
+	}
+	return st
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// logRequests writes one line per request: method, path, status, duration,
+// CSC error code. Never a header or a body.
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		st := &reqState{}
+		ctx := context.WithValue(r.Context(), stateKey{}, st)
+		ctx = service.WithClientAddr(ctx, clientIP(r))
+		ctx, cancel := context.WithTimeout(ctx, s.opt.RequestTimeout)
+		defer cancel()
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r.WithContext(ctx))
+		attrs := []any{"method", r.Method, "path", r.URL.Path, "status", sw.status,
+			"duration", time.Since(start).Round(time.Microsecond), "remote", clientIP(r)}
+		if st.code != "" {
+			attrs = append(attrs, "error", st.code)
+		}
+		if st.user != "" {
+			attrs = append(attrs, "user", st.user)
+		}
+		s.log.Info("request", attrs...)
+	})
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// recoverer turns a panic into a detail-free 500 and logs it.
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("panic in handler", "path", r.URL.Path, "panic", v)
+				s.writeError(w, r, errors.New("panic"))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+type principalKey struct{}
+
+// authenticated requires a valid Bearer access token.
+func (s *Server) authenticated(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := bearer(r)
+		if !ok {
+			s.writeError(w, r, &service.Problem{Kind: service.ErrInvalidToken, Description: "Missing or malformed Authorization header (Bearer token required)"})
+			return
+		}
+		p, err := s.svc.Authenticate(r.Context(), tok)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		state(r).user = p.UserID
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+	})
+}
+
+func principal(r *http.Request) service.Principal {
+	p, _ := r.Context().Value(principalKey{}).(service.Principal)
+	return p
+}
+
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	return tok, tok != ""
+}
+
+// basicAuth parses an HTTP Basic header strictly.
+func basicAuth(r *http.Request) (user, pass string, present, ok bool) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return "", "", false, false
+	}
+	scheme, payload, found := strings.Cut(h, " ")
+	if !found || !strings.EqualFold(scheme, "Basic") {
+		return "", "", true, false
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(payload))
+	if err != nil {
+		return "", "", true, false
+	}
+	user, pass, found = strings.Cut(string(raw), ":")
+	if !found || user == "" {
+		return "", "", true, false
+	}
+	return user, pass, true, true
+}
+
+// decode reads the body (bounded) and decodes it strictly into v.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opt.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			s.writeError(w, r, &service.Problem{Kind: errBodyTooBig, Description: "Request body larger than " + itoa(s.opt.MaxBodyBytes) + " bytes"})
+			return false
+		}
+		s.writeError(w, r, &service.Problem{Kind: service.ErrInvalidRequest, Description: "Cannot read the request body", Err: err})
+		return false
+	}
+	if err := csc.Decode(body, v); err != nil {
+		s.writeError(w, r, &service.Problem{Kind: service.ErrInvalidRequest, Description: strings.TrimPrefix(err.Error(), "malformed JSON body: ")})
+		return false
+	}
+	return true
+}
+
+func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
+
+// writeJSON writes v with status 200.
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeError is the one place where errors become CSC error bodies.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status, code := http.StatusInternalServerError, csc.ErrServerError
+	desc := "Internal error"
+	var p *service.Problem
+	if errors.As(err, &p) {
+		desc = p.Description
+	}
+	switch {
+	case errors.Is(err, service.ErrInvalidRequest):
+		status, code = http.StatusBadRequest, csc.ErrInvalidRequest
+	case errors.Is(err, errBodyTooBig):
+		status, code = http.StatusRequestEntityTooLarge, csc.ErrInvalidRequest
+	case errors.Is(err, service.ErrInvalidToken):
+		status, code = http.StatusUnauthorized, csc.ErrInvalidToken
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	case errors.Is(err, service.ErrExpiredToken):
+		status, code = http.StatusUnauthorized, csc.ErrExpiredToken
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	case errors.Is(err, service.ErrAuthentication):
+		status, code = http.StatusBadRequest, csc.ErrAuthenticationError
+	case errors.Is(err, service.ErrInvalidPIN):
+		status, code = http.StatusBadRequest, csc.ErrInvalidPIN
+	case errors.Is(err, service.ErrInvalidOTP):
+		status, code = http.StatusBadRequest, csc.ErrInvalidOTP
+	case errors.Is(err, service.ErrLocked):
+		status, code = http.StatusBadRequest, csc.ErrCredentialLocked
+	case errors.Is(err, service.ErrDisabled):
+		status, code = http.StatusBadRequest, csc.ErrCredentialDisabled
+	case errors.Is(err, service.ErrAccessDenied):
+		status, code = http.StatusForbidden, csc.ErrAccessDenied
+	case errors.Is(err, service.ErrNotImplemented):
+		status, code = http.StatusNotImplemented, csc.ErrNotImplemented
+	case errors.Is(err, errNotFound):
+		status, code = http.StatusNotFound, csc.ErrInvalidRequest
+	case errors.Is(err, errMethod):
+		status, code = http.StatusMethodNotAllowed, csc.ErrInvalidRequest
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, errUnavailable):
+		status, code, desc = http.StatusServiceUnavailable, csc.ErrTemporarilyUnavailable, "The service is busy; try again"
+	case errors.Is(err, context.Canceled):
+		status, code, desc = http.StatusServiceUnavailable, csc.ErrTemporarilyUnavailable, "Request cancelled"
+	default:
+		s.log.Error("internal error", "path", r.URL.Path, "err", err)
+	}
+	state(r).code = code
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(csc.Error{Code: code, Description: desc})
+}
