@@ -9,6 +9,20 @@
 // Implementations are safe for concurrent use. Operations that must not race
 // (consuming a SAD, counting PIN failures, appending to the audit chain) are
 // atomic inside the implementation.
+//
+// Conventions every implementation follows (package store/storetest checks
+// them):
+//
+//   - Times are kept at nanosecond precision and returned in UTC. They must
+//     lie between the years 1678 and 2262 (int64 Unix nanoseconds); a zero
+//     CreatedAt is kept as the zero time.
+//   - Empty byte slices and lists (KeyRef, CertChain, Hashes, ...) come back
+//     as nil; lists otherwise round-trip exactly, element by element.
+//   - A method that names a missing row returns ErrNotFound; creating a row
+//     whose key is taken returns ErrExists; creating a row that refers to a
+//     missing user or credential returns ErrNotFound.
+//   - Invalid arguments (an empty key, a zero ExpiresAt, n < 1, limit < 1)
+//     are errors that match none of the sentinels below.
 package store
 
 import (
@@ -109,11 +123,13 @@ type AuditEvent struct {
 // Store is the RSSP's state.
 type Store interface {
 	// Users.
-	CreateUser(ctx context.Context, u User) error // ErrExists on a taken name
+	CreateUser(ctx context.Context, u User) error // ErrExists on a taken name or ID
 	UserByName(ctx context.Context, name string) (User, error)
 	UserByID(ctx context.Context, id string) (User, error)
 
 	// Credentials.
+	// CreateCredential: ErrExists on a taken ID, ErrNotFound for an unknown
+	// user.
 	CreateCredential(ctx context.Context, c Credential) error
 	Credential(ctx context.Context, id string) (Credential, error)
 	// Credentials lists a user's credentials ordered by creation time;
@@ -121,7 +137,8 @@ type Store interface {
 	Credentials(ctx context.Context, userID string) ([]Credential, error)
 	SetCredentialDisabled(ctx context.Context, id string, disabled bool) error
 	// RecordPINFailure adds one failure and locks the credential when the
-	// count reaches limit. It returns the new count and whether it is locked.
+	// count reaches limit (>= 1). It returns the new count and whether it is
+	// locked.
 	RecordPINFailure(ctx context.Context, id string, limit int) (failures int, locked bool, err error)
 	// ResetPINFailures sets the count to zero (after a good PIN); it does not unlock.
 	ResetPINFailures(ctx context.Context, id string) error
@@ -129,29 +146,43 @@ type Store interface {
 	UnlockCredential(ctx context.Context, id string) error
 
 	// Tokens.
+	// CreateToken: ErrExists on a taken hash, ErrNotFound for an unknown
+	// user; ExpiresAt is required.
 	CreateToken(ctx context.Context, t Token) error
 	Token(ctx context.Context, hash []byte) (Token, error) // returns revoked/expired rows too
 	RevokeToken(ctx context.Context, hash []byte) error
+	// RevokeFamily revokes every token of the family; an empty or unknown
+	// family revokes nothing and is not an error.
 	RevokeFamily(ctx context.Context, family string) error
 
 	// SADs.
+	// CreateSAD: ErrExists on a taken hash, ErrNotFound for an unknown user
+	// or credential; ExpiresAt and Remaining >= 1 are required.
 	CreateSAD(ctx context.Context, s SAD) error
 	SAD(ctx context.Context, hash []byte) (SAD, error)
 	// ConsumeSAD atomically takes n signatures from the SAD: ErrNotFound,
 	// ErrExpired (at now) or ErrExhausted (Remaining < n) leave it unchanged.
-	// A SAD whose Remaining reaches 0 is deleted.
+	// A SAD is expired when now is not before ExpiresAt; expiry is reported
+	// before exhaustion. A SAD whose Remaining reaches 0 is deleted (later
+	// calls: ErrNotFound); the returned SAD then has Remaining 0. n must be
+	// >= 1.
 	ConsumeSAD(ctx context.Context, hash []byte, n int, now time.Time) (SAD, error)
 	DeleteSAD(ctx context.Context, hash []byte) error
 
 	// Audit.
 	// AppendAudit sets e.Seq, e.PrevHash and e.Hash (see AuditHash) and
-	// appends the row atomically after the current last one.
+	// appends the row atomically after the current last one. The first row
+	// has Seq 1 and PrevHash GenesisHash. A zero Time is set to the current
+	// time; the returned event is the row as AuditEvents will return it.
 	AppendAudit(ctx context.Context, e AuditEvent) (AuditEvent, error)
-	// AuditEvents returns rows with Seq > after, in order, at most limit.
+	// AuditEvents returns rows with Seq > after, in order, at most limit (>= 1).
 	AuditEvents(ctx context.Context, after int64, limit int) ([]AuditEvent, error)
 
-	// Purge deletes expired tokens and SADs (housekeeping).
+	// Purge deletes tokens and SADs whose ExpiresAt is not after now
+	// (housekeeping). Revoked tokens that have not expired stay, so a reused
+	// refresh token can still be recognised.
 	Purge(ctx context.Context, now time.Time) error
 
+	// Close releases the store; calling it again is harmless.
 	Close() error
 }

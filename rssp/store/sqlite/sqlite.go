@@ -1,0 +1,359 @@
+// Package sqlite implements store.Store on an embedded SQLite database
+// (modernc.org/sqlite: pure Go, no cgo). It is the RSSP's default store.
+//
+// The database is one file, created with mode 0600, in WAL journal mode with
+// foreign keys on. Its schema is versioned: Open applies the embedded
+// migrations (schema/NNNN_name.sql) that the file lacks, in one transaction,
+// and refuses a file written by a newer program.
+//
+// Concurrency: a *DB is safe for concurrent use. Reads run in parallel on a
+// small pool of connections (WAL readers do not block the writer). Writes go
+// through one writer goroutine, so goroutines queue in Go instead of
+// spinning in SQLite's busy handler. Every commit is durable
+// (synchronous=FULL: a signature's SAD consumption and audit row survive a
+// power cut), and an fsync costs far more than the statements, so the writer
+// commits the writes that queued up meanwhile together (group commit): each
+// in a SAVEPOINT of its own, so one failing leaves the others alone, and
+// each caller returns only after the commit that made its write durable.
+// Write transactions start with BEGIN IMMEDIATE, so another process on the
+// same file (rssp admin while rssp serve runs) waits up to busyTimeout for
+// the write lock instead of failing half-way.
+//
+// Usage:
+//
+//	db, err := sqlite.Open(ctx, "/var/lib/rssp/rssp.db")
+//	if err != nil {
+//		return err
+//	}
+//	defer db.Close()
+//	var s store.Store = db
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	msqlite "modernc.org/sqlite" // registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/csctoken/csctoken/rssp/store"
+)
+
+// busyTimeout is how long a statement waits for a lock held by another
+// process before it fails with SQLITE_BUSY.
+const busyTimeout = 5 * time.Second
+
+//go:embed schema/*.sql
+var schemaFS embed.FS
+
+// DB is a store.Store in an SQLite file.
+type DB struct {
+	db   *sql.DB
+	path string
+	// now is the clock for AppendAudit rows without a time.
+	now func() time.Time
+
+	// The writer goroutine (write.go) takes operations from writes until
+	// closing is closed, then closes writerDone.
+	writes     chan *writeOp
+	closing    chan struct{}
+	writerDone chan struct{}
+	// Batches and ops run so far, for tests and benchmarks.
+	batches, ops atomic.Int64
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ store.Store = (*DB)(nil)
+
+// options are the knobs tests and benchmarks turn.
+type options struct {
+	synchronous string // PRAGMA synchronous: "FULL" (default) or "NORMAL"
+}
+
+// Open opens the database file at path, creating it (mode 0600) and its
+// schema when missing. path is a file system path, not a URI; ":memory:" is
+// refused because each pooled connection would see a database of its own.
+func Open(ctx context.Context, path string) (*DB, error) {
+	return open(ctx, path, options{synchronous: "FULL"})
+}
+
+func open(ctx context.Context, path string, o options) (*DB, error) {
+	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
+		return nil, fmt.Errorf("sqlite: open %q: want a file path", path)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %q: %w", path, err)
+	}
+	// SQLite would create the file with mode 0644; create it first so it
+	// is 0600. The -wal and -shm files take the database file's mode.
+	// An existing file keeps its mode.
+	created, err := createFile(abs)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	// undo removes a file this call created, when it fails.
+	undo := func() {
+		if created {
+			for _, p := range []string{abs, abs + "-wal", abs + "-shm"} {
+				_ = os.Remove(p)
+			}
+		}
+	}
+
+	sdb, err := sql.Open("sqlite", dsn(abs, o))
+	if err != nil {
+		undo()
+		return nil, fmt.Errorf("sqlite: open %s: %w", abs, err)
+	}
+	// A few connections per core: the writer's, the rest for readers. Idle
+	// connections are kept, since a new one costs an open and the pragmas.
+	n := max(4, 2*runtime.GOMAXPROCS(0))
+	sdb.SetMaxOpenConns(n)
+	sdb.SetMaxIdleConns(n)
+	sdb.SetConnMaxLifetime(0)
+	sdb.SetConnMaxIdleTime(0)
+
+	d := &DB{
+		db:         sdb,
+		path:       abs,
+		now:        time.Now,
+		writes:     make(chan *writeOp),
+		closing:    make(chan struct{}),
+		writerDone: make(chan struct{}),
+	}
+	if err := d.init(ctx); err != nil {
+		_ = sdb.Close()
+		undo()
+		return nil, fmt.Errorf("sqlite: open %s: %w", abs, err)
+	}
+	go d.writer()
+	return d, nil
+}
+
+// createFile creates an empty file with mode 0600 unless one exists, and
+// reports whether it did.
+func createFile(path string) (created bool, err error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, f.Close()
+}
+
+// dsn builds the modernc.org/sqlite data source name: a file: URI (so the
+// path may hold any character) whose parameters set every connection up.
+func dsn(abs string, o options) string {
+	u := url.URL{Scheme: "file", OmitHost: true, Path: filepath.ToSlash(abs)}
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(busyTimeout.Milliseconds(), 10)+")")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous("+o.synchronous+")")
+	q.Set("_txlock", "immediate") // BeginTx issues BEGIN IMMEDIATE
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// init checks the connection settings and brings the schema up to date.
+func (d *DB) init(ctx context.Context) error {
+	var mode string
+	if err := d.db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return fmt.Errorf("journal mode: %w", err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("journal mode is %q, want wal", mode)
+	}
+	var fk bool
+	if err := d.db.QueryRowContext(ctx, "PRAGMA foreign_keys").Scan(&fk); err != nil {
+		return fmt.Errorf("foreign keys: %w", err)
+	}
+	if !fk {
+		return errors.New("foreign keys are off")
+	}
+	return d.migrate(ctx)
+}
+
+// migration is one embedded schema file.
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// migrations returns the embedded schema files in order, checking that they
+// are numbered 1, 2, 3, ... without gaps.
+func migrations() ([]migration, error) {
+	entries, err := schemaFS.ReadDir("schema")
+	if err != nil {
+		return nil, fmt.Errorf("reading embedded schema: %w", err)
+	}
+	var ms []migration
+	for _, e := range entries { // ReadDir sorts by name
+		num, _, ok := strings.Cut(e.Name(), "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || v != len(ms)+1 {
+			return nil, fmt.Errorf("embedded schema file %q: want %04d_name.sql", e.Name(), len(ms)+1)
+		}
+		b, err := schemaFS.ReadFile(path.Join("schema", e.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("reading embedded schema: %w", err)
+		}
+		ms = append(ms, migration{version: v, name: e.Name(), sql: string(b)})
+	}
+	return ms, nil
+}
+
+// migrate applies the migrations the file lacks, all in one write
+// transaction, so two processes opening a new file do not race and a failed
+// migration leaves the file as it was.
+func (d *DB) migrate(ctx context.Context) error {
+	ms, err := migrations()
+	if err != nil {
+		return err
+	}
+	// The writer is not running yet: one transaction of our own.
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }() // after Commit it does nothing
+	if err := migrateTx(ctx, tx, ms); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// migrateTx applies the migrations after the file's version inside tx.
+func migrateTx(ctx context.Context, tx *sql.Tx, ms []migration) error {
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (
+		version    INTEGER NOT NULL PRIMARY KEY,
+		applied_at INTEGER NOT NULL
+	) STRICT`); err != nil {
+		return fmt.Errorf("schema_version: %w", err)
+	}
+	var cur int
+	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_version`).Scan(&cur); err != nil {
+		return fmt.Errorf("schema_version: %w", err)
+	}
+	if cur > len(ms) {
+		return fmt.Errorf("database schema version %d is newer than this program's (%d)", cur, len(ms))
+	}
+	for _, m := range ms[cur:] {
+		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+			return fmt.Errorf("migration %s: %w", m.name, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version, applied_at) VALUES (?, ?)`,
+			m.version, time.Now().UnixNano()); err != nil {
+			return fmt.Errorf("migration %s: %w", m.name, err)
+		}
+	}
+	return nil
+}
+
+// Close waits for the writes under way, then closes the database. Later
+// writes fail; calling Close again returns the first result.
+func (d *DB) Close() error {
+	d.closeOnce.Do(func() {
+		close(d.closing)
+		<-d.writerDone
+		if err := d.db.Close(); err != nil {
+			d.closeErr = fmt.Errorf("sqlite: close: %w", err)
+		}
+	})
+	return d.closeErr
+}
+
+// sqliteCode returns the extended result code of an SQLite error, or 0.
+func sqliteCode(err error) int {
+	var se *msqlite.Error
+	if errors.As(err, &se) {
+		return se.Code()
+	}
+	return 0
+}
+
+// isTaken reports whether err is a violated primary key or unique index.
+func isTaken(err error) bool {
+	c := sqliteCode(err)
+	return c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY || c == sqlite3.SQLITE_CONSTRAINT_UNIQUE
+}
+
+// isMissingParent reports whether err is a violated foreign key.
+func isMissingParent(err error) bool {
+	return sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
+}
+
+// The range of times an int64 of Unix nanoseconds holds.
+var (
+	minTime = time.Unix(0, math.MinInt64)
+	maxTime = time.Unix(0, math.MaxInt64)
+)
+
+var errTimeRange = errors.New("time outside 1678-2262")
+
+// nanos converts t for a nullable time column: NULL for the zero time.
+func nanos(t time.Time) (any, error) {
+	if t.IsZero() {
+		return nil, nil
+	}
+	return requiredNanos(t)
+}
+
+// requiredNanos converts t for a NOT NULL time column.
+func requiredNanos(t time.Time) (int64, error) {
+	if t.IsZero() {
+		return 0, errors.New("time is required")
+	}
+	if t.Before(minTime) || t.After(maxTime) {
+		return 0, fmt.Errorf("%w: %v", errTimeRange, t)
+	}
+	return t.UnixNano(), nil
+}
+
+// fromNanos converts a time column back; NULL is the zero time.
+func fromNanos(n sql.NullInt64) time.Time {
+	if !n.Valid {
+		return time.Time{}
+	}
+	return time.Unix(0, n.Int64).UTC()
+}
+
+// blob stores empty byte slices as NULL.
+func blob(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+// nilIfEmpty returns nil for an empty slice, so every empty value reads
+// back the same way.
+func nilIfEmpty(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}

@@ -1,0 +1,107 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/csctoken/csctoken/rssp/store"
+)
+
+const tokenCols = `hash, kind, user_id, client_id, scope, family, expires_at, revoked, created_at`
+
+func scanToken(sc scanner) (store.Token, error) {
+	var (
+		t                store.Token
+		expires, created sql.NullInt64
+	)
+	if err := sc.Scan(&t.Hash, &t.Kind, &t.UserID, &t.ClientID, &t.Scope, &t.Family, &expires, &t.Revoked,
+		&created); err != nil {
+		return store.Token{}, err
+	}
+	t.ExpiresAt = fromNanos(expires)
+	t.CreatedAt = fromNanos(created)
+	return t, nil
+}
+
+// CreateToken implements store.Store.
+func (d *DB) CreateToken(ctx context.Context, t store.Token) error {
+	if len(t.Hash) == 0 {
+		return errors.New("sqlite: create token: empty hash")
+	}
+	expires, err := requiredNanos(t.ExpiresAt)
+	if err != nil {
+		return fmt.Errorf("sqlite: create token: expires at: %w", err)
+	}
+	created, err := nanos(t.CreatedAt)
+	if err != nil {
+		return fmt.Errorf("sqlite: create token: created at: %w", err)
+	}
+	_, err = d.exec(ctx, `INSERT INTO tokens (`+tokenCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.Hash, string(t.Kind), t.UserID, t.ClientID, t.Scope, t.Family, expires, t.Revoked, created)
+	switch {
+	case isTaken(err):
+		return fmt.Errorf("sqlite: create token: %w", store.ErrExists)
+	case isMissingParent(err):
+		return fmt.Errorf("sqlite: create token: user %q: %w", t.UserID, store.ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("sqlite: create token: %w", err)
+	}
+	return nil
+}
+
+// Token implements store.Store.
+func (d *DB) Token(ctx context.Context, hash []byte) (store.Token, error) {
+	t, err := scanToken(d.db.QueryRowContext(ctx, `SELECT `+tokenCols+` FROM tokens WHERE hash = ?`, hash))
+	if err != nil {
+		return store.Token{}, fmt.Errorf("sqlite: token: %w", notFound(err))
+	}
+	return t, nil
+}
+
+// RevokeToken implements store.Store. Revoking a revoked token is not an
+// error.
+func (d *DB) RevokeToken(ctx context.Context, hash []byte) error {
+	n, err := d.exec(ctx, `UPDATE tokens SET revoked = 1 WHERE hash = ?`, hash)
+	switch {
+	case err != nil:
+		return fmt.Errorf("sqlite: revoke token: %w", err)
+	case n == 0:
+		return fmt.Errorf("sqlite: revoke token: %w", store.ErrNotFound)
+	}
+	return nil
+}
+
+// RevokeFamily implements store.Store.
+func (d *DB) RevokeFamily(ctx context.Context, family string) error {
+	if family == "" {
+		return nil // never "every token without a family"
+	}
+	if _, err := d.exec(ctx, `UPDATE tokens SET revoked = 1 WHERE family = ? AND revoked = 0`, family); err != nil {
+		return fmt.Errorf("sqlite: revoke token family: %w", err)
+	}
+	return nil
+}
+
+// Purge implements store.Store.
+func (d *DB) Purge(ctx context.Context, now time.Time) error {
+	n, err := requiredNanos(now)
+	if err != nil {
+		return fmt.Errorf("sqlite: purge: %w", err)
+	}
+	err = d.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM tokens WHERE expires_at <= ?`, n); err != nil {
+			return fmt.Errorf("tokens: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM sads WHERE expires_at <= ?`, n); err != nil {
+			return fmt.Errorf("SADs: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: purge: %w", err)
+	}
+	return nil
+}

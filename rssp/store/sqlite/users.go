@@ -1,0 +1,75 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/csctoken/csctoken/rssp/store"
+)
+
+// scanner is a *sql.Row or *sql.Rows.
+type scanner interface {
+	Scan(dest ...any) error
+}
+
+const userCols = `id, name, password_hash, disabled, created_at`
+
+func scanUser(sc scanner) (store.User, error) {
+	var (
+		u       store.User
+		created sql.NullInt64
+	)
+	if err := sc.Scan(&u.ID, &u.Name, &u.PasswordHash, &u.Disabled, &created); err != nil {
+		return store.User{}, err
+	}
+	u.CreatedAt = fromNanos(created)
+	return u, nil
+}
+
+// CreateUser implements store.Store.
+func (d *DB) CreateUser(ctx context.Context, u store.User) error {
+	if u.ID == "" || u.Name == "" {
+		return errors.New("sqlite: create user: empty ID or name")
+	}
+	created, err := nanos(u.CreatedAt)
+	if err != nil {
+		return fmt.Errorf("sqlite: create user %q: created at: %w", u.Name, err)
+	}
+	_, err = d.exec(ctx, `INSERT INTO users (`+userCols+`) VALUES (?, ?, ?, ?, ?)`,
+		u.ID, u.Name, u.PasswordHash, u.Disabled, created)
+	switch {
+	case isTaken(err):
+		return fmt.Errorf("sqlite: create user %q: %w", u.Name, store.ErrExists)
+	case err != nil:
+		return fmt.Errorf("sqlite: create user %q: %w", u.Name, err)
+	}
+	return nil
+}
+
+// UserByName implements store.Store.
+func (d *DB) UserByName(ctx context.Context, name string) (store.User, error) {
+	u, err := scanUser(d.db.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE name = ?`, name))
+	if err != nil {
+		return store.User{}, fmt.Errorf("sqlite: user named %q: %w", name, notFound(err))
+	}
+	return u, nil
+}
+
+// UserByID implements store.Store.
+func (d *DB) UserByID(ctx context.Context, id string) (store.User, error) {
+	u, err := scanUser(d.db.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE id = ?`, id))
+	if err != nil {
+		return store.User{}, fmt.Errorf("sqlite: user %q: %w", id, notFound(err))
+	}
+	return u, nil
+}
+
+// notFound turns sql.ErrNoRows into store.ErrNotFound.
+func notFound(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.ErrNotFound
+	}
+	return err
+}
