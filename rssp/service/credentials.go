@@ -1,0 +1,364 @@
+package service
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/csctoken/csctoken/csc"
+	"github.com/csctoken/csctoken/rssp/keystore"
+	"github.com/csctoken/csctoken/rssp/secret"
+	"github.com/csctoken/csctoken/rssp/store"
+)
+
+// Factor IDs of the authentication objects.
+const (
+	FactorPIN = "PIN"
+	FactorOTP = "OTP"
+)
+
+// AddUser creates an account (rssp admin user add).
+func (s *Service) AddUser(ctx context.Context, name, password string) (store.User, error) {
+	if name == "" || strings.ContainsAny(name, ":\x00\r\n") || len(name) > 128 {
+		return store.User{}, badRequest("invalid user name %q (no colon, at most 128 bytes)", name)
+	}
+	if len(password) < 8 {
+		return store.User{}, badRequest("the password must have at least 8 characters")
+	}
+	h, err := secret.Hash(password, s.opt.Argon2)
+	if err != nil {
+		return store.User{}, err
+	}
+	u := store.User{ID: secret.NewID(12), Name: name, PasswordHash: h, CreatedAt: s.now().UTC()}
+	if err := s.store.CreateUser(ctx, u); err != nil {
+		if errors.Is(err, store.ErrExists) {
+			return store.User{}, badRequest("user %q already exists", name)
+		}
+		return store.User{}, err
+	}
+	s.audit(ctx, "admin", u.ID, "", nil, nil, "user add "+name)
+	return u, nil
+}
+
+// CredentialSpec describes a credential to enrol.
+type CredentialSpec struct {
+	User        string
+	KeyType     keystore.KeyType
+	PIN         string // required unless AuthMode is oauth2code
+	SCAL        int    // 1 (default) or 2
+	OTP         string // "" or "totp"
+	Multisign   int    // default 1
+	Description string
+	AuthMode    string // "explicit" (default) or "oauth2code"
+}
+
+// AddCredential generates a key in the keystore, has the CA certify it and
+// stores the credential. With OTP "totp" it returns the otpauth:// URI that
+// the user loads into an authenticator app.
+func (s *Service) AddCredential(ctx context.Context, spec CredentialSpec) (c store.Credential, otpURI string, err error) {
+	u, err := s.store.UserByName(ctx, spec.User)
+	if errors.Is(err, store.ErrNotFound) {
+		return c, "", badRequest("no user %q", spec.User)
+	}
+	if err != nil {
+		return c, "", err
+	}
+	if _, err := keystore.ParseKeyType(string(spec.KeyType)); err != nil {
+		return c, "", badRequest("%v", err)
+	}
+	if spec.SCAL == 0 {
+		spec.SCAL = 1
+	}
+	if spec.Multisign == 0 {
+		spec.Multisign = 1
+	}
+	if spec.AuthMode == "" {
+		spec.AuthMode = csc.AuthModeExplicit
+	}
+	switch {
+	case spec.SCAL != 1 && spec.SCAL != 2:
+		return c, "", badRequest("SCAL must be 1 or 2")
+	case spec.Multisign < 1 || spec.Multisign > s.opt.MaxMultisign:
+		return c, "", badRequest("multisign must be between 1 and %d", s.opt.MaxMultisign)
+	case spec.OTP != "" && spec.OTP != "totp":
+		return c, "", badRequest("otp must be \"totp\"")
+	case spec.AuthMode != csc.AuthModeExplicit && spec.AuthMode != csc.AuthModeOAuth2Code:
+		return c, "", badRequest("auth mode must be explicit or oauth2code")
+	case len(spec.Description) > 255:
+		return c, "", badRequest("description longer than 255 characters")
+	}
+	if spec.PIN != "" {
+		if len(spec.PIN) < 4 || len(spec.PIN) > 64 || strings.Trim(spec.PIN, "0123456789") != "" {
+			return c, "", badRequest("the PIN must be 4 to 64 digits")
+		}
+	} else if spec.AuthMode == csc.AuthModeExplicit && spec.OTP == "" {
+		return c, "", badRequest("an explicit credential needs a PIN or an OTP")
+	}
+	id := secret.NewID(12)
+	ref, pub, err := s.keys.Generate(ctx, spec.KeyType, id)
+	if err != nil {
+		return c, "", fmt.Errorf("generate key: %w", err)
+	}
+	undo := func() { _ = s.keys.Delete(context.WithoutCancel(ctx), ref) }
+	pubDER, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		undo()
+		return c, "", err
+	}
+	cert, err := s.issuer.Issue(u.Name, id, pub, s.opt.CertValidity)
+	if err != nil {
+		undo()
+		return c, "", fmt.Errorf("issue certificate: %w", err)
+	}
+	c = store.Credential{
+		ID: id, UserID: u.ID, Description: spec.Description, KeyType: string(spec.KeyType),
+		Backend: s.keys.Name(), KeyRef: ref, PublicKey: pubDER,
+		CertChain: append([][]byte{cert}, s.issuer.Chain()...),
+		SCAL:      spec.SCAL, Multisign: spec.Multisign, AuthMode: spec.AuthMode, CreatedAt: s.now().UTC(),
+	}
+	if spec.PIN != "" {
+		if c.PINHash, err = secret.Hash(spec.PIN, s.opt.Argon2); err != nil {
+			undo()
+			return c, "", err
+		}
+	}
+	if spec.OTP == "totp" {
+		seed, uri, err := newTOTP(s.opt.Name, u.Name, id)
+		if err != nil {
+			undo()
+			return c, "", err
+		}
+		c.OTPType = "totp"
+		c.OTPSealed = s.sealer.Seal(seed, []byte("totp:"+id))
+		otpURI = uri
+	}
+	if err := s.store.CreateCredential(ctx, c); err != nil {
+		undo()
+		return c, "", err
+	}
+	s.audit(ctx, "admin", u.ID, id, nil, nil, "credential add "+string(spec.KeyType))
+	return c, otpURI, nil
+}
+
+// Credentials lists credentials for the admin CLI (all users when user is "").
+func (s *Service) Credentials(ctx context.Context, user string) ([]store.Credential, error) {
+	uid := ""
+	if user != "" {
+		u, err := s.store.UserByName(ctx, user)
+		if err != nil {
+			return nil, fmt.Errorf("user %q: %w", user, err)
+		}
+		uid = u.ID
+	}
+	return s.store.Credentials(ctx, uid)
+}
+
+// SetDisabled disables or enables a credential.
+func (s *Service) SetDisabled(ctx context.Context, id string, disabled bool) error {
+	if err := s.store.SetCredentialDisabled(ctx, id, disabled); err != nil {
+		return err
+	}
+	s.audit(ctx, "admin", "", id, nil, nil, fmt.Sprintf("credential disabled=%v", disabled))
+	return nil
+}
+
+// Unlock clears a credential's PIN lock.
+func (s *Service) Unlock(ctx context.Context, id string) error {
+	if err := s.store.UnlockCredential(ctx, id); err != nil {
+		return err
+	}
+	s.audit(ctx, "admin", "", id, nil, nil, "credential unlock")
+	return nil
+}
+
+// userCredential loads a credential of the caller.
+func (s *Service) userCredential(ctx context.Context, p Principal, id string) (store.Credential, error) {
+	if id == "" {
+		return store.Credential{}, badRequest("Missing string parameter credentialID")
+	}
+	c, err := s.store.Credential(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && c.UserID != p.UserID) {
+		return store.Credential{}, badRequest("Invalid parameter credentialID")
+	}
+	return c, err
+}
+
+// InfoOptions select what CredentialInfo returns.
+type InfoOptions struct {
+	Certificates string // none, single (default), chain
+	CertInfo     bool
+	AuthInfo     bool
+}
+
+func (o *InfoOptions) check() error {
+	switch o.Certificates {
+	case "":
+		o.Certificates = csc.CertsSingle
+	case csc.CertsNone, csc.CertsSingle, csc.CertsChain:
+	default:
+		return badRequest("Invalid parameter certificates (none, single or chain)")
+	}
+	return nil
+}
+
+// ListCredentials answers credentials/list.
+func (s *Service) ListCredentials(ctx context.Context, p Principal, withInfo, onlyValid bool, o InfoOptions) ([]string, []csc.CredentialInfo, error) {
+	if err := o.check(); err != nil {
+		return nil, nil, err
+	}
+	creds, err := s.store.Credentials(ctx, p.UserID)
+	if err != nil {
+		return nil, nil, err
+	}
+	ids := []string{}
+	var infos []csc.CredentialInfo
+	for _, c := range creds {
+		info, valid := s.credentialInfo(c, o)
+		if onlyValid && !valid {
+			continue
+		}
+		ids = append(ids, c.ID)
+		if withInfo {
+			info.CredentialID = c.ID
+			infos = append(infos, info)
+		}
+	}
+	return ids, infos, nil
+}
+
+// CredentialInfo answers credentials/info.
+func (s *Service) CredentialInfo(ctx context.Context, p Principal, id string, o InfoOptions) (csc.CredentialInfo, error) {
+	if err := o.check(); err != nil {
+		return csc.CredentialInfo{}, err
+	}
+	c, err := s.userCredential(ctx, p, id)
+	if err != nil {
+		return csc.CredentialInfo{}, err
+	}
+	info, _ := s.credentialInfo(c, o)
+	return info, nil
+}
+
+// credentialInfo renders a credential; valid says whether it can sign now
+// (enabled, certificate within its validity).
+func (s *Service) credentialInfo(c store.Credential, o InfoOptions) (csc.CredentialInfo, bool) {
+	info := csc.CredentialInfo{
+		Description: c.Description,
+		SCAL:        fmt.Sprint(c.SCAL),
+		Multisign:   c.Multisign,
+		Lang:        "en-US",
+	}
+	pub, perr := x509.ParsePKIXPublicKey(c.PublicKey)
+	if perr == nil {
+		info.Key.Algo, info.Key.Len, info.Key.Curve = keyAlgos(pub)
+	}
+	cert, cerr := parseCert(c)
+	certStatus := "valid"
+	now := s.now()
+	if cerr != nil {
+		certStatus = "expired"
+	} else if now.After(cert.NotAfter) {
+		certStatus = "expired"
+	} else if now.Before(cert.NotBefore) {
+		certStatus = "suspended" // not yet valid: not signable
+	}
+	valid := !c.Disabled && certStatus == "valid" && perr == nil
+	info.Key.Status = "enabled"
+	if !valid {
+		info.Key.Status = "disabled"
+	}
+	ci := &csc.CertInfo{Status: certStatus}
+	switch o.Certificates {
+	case csc.CertsSingle:
+		ci.Certificates = csc.BytesList(c.CertChain[:min(1, len(c.CertChain))])
+	case csc.CertsChain:
+		ci.Certificates = csc.BytesList(c.CertChain)
+	}
+	if o.CertInfo && cerr == nil {
+		ci.IssuerDN = cert.Issuer.String()
+		ci.SubjectDN = cert.Subject.String()
+		ci.SerialNumber = fmt.Sprintf("%x", cert.SerialNumber)
+		ci.ValidFrom = cert.NotBefore.UTC().Format("20060102150405Z")
+		ci.ValidTo = cert.NotAfter.UTC().Format("20060102150405Z")
+	}
+	info.Cert = ci
+	// auth.mode is always emitted (shared/csc-api.md §9); the objects only
+	// with authInfo.
+	info.Auth = &csc.AuthInfo{Mode: c.AuthMode}
+	if o.AuthInfo && c.AuthMode == csc.AuthModeExplicit {
+		var ids []string
+		if c.PINHash != "" {
+			info.Auth.Objects = append(info.Auth.Objects, csc.AuthObject{
+				Type: csc.AuthPassword, ID: FactorPIN, Format: "N", Label: "PIN", Description: "The credential's PIN"})
+			ids = append(ids, FactorPIN)
+		}
+		if c.OTPType == "totp" {
+			info.Auth.Objects = append(info.Auth.Objects, csc.AuthObject{
+				Type: csc.AuthPassword, ID: FactorOTP, Format: "N", Generator: "totp", Label: "OTP",
+				Description: "The 6-digit code of the authenticator app"})
+			ids = append(ids, FactorOTP)
+		}
+		info.Auth.Expression = strings.Join(ids, " AND ")
+	}
+	return info, valid
+}
+
+// parsedCred is what the signing path needs from a credential's DER
+// fields, parsed once: certificates and keys never change after enrolment.
+type parsedCred struct {
+	pub                 crypto.PublicKey
+	notBefore, notAfter time.Time
+}
+
+// parsed returns the cached parse of c's public key and certificate.
+func (s *Service) parsed(c store.Credential) (*parsedCred, error) {
+	if v, ok := s.parsedCache.Load(c.ID); ok {
+		return v.(*parsedCred), nil
+	}
+	pub, err := x509.ParsePKIXPublicKey(c.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("credential %s public key: %w", c.ID, err)
+	}
+	cert, err := parseCert(c)
+	if err != nil {
+		return nil, fmt.Errorf("credential %s certificate: %w", c.ID, err)
+	}
+	p := &parsedCred{pub: pub, notBefore: cert.NotBefore, notAfter: cert.NotAfter}
+	s.parsedCache.Store(c.ID, p)
+	return p, nil
+}
+
+// keyOf returns a credential's parsed public key and backend.
+func (s *Service) keyOf(c store.Credential) (crypto.PublicKey, keystore.Backend, error) {
+	p, err := s.parsed(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, ok := s.backends[c.Backend]
+	if !ok {
+		return nil, nil, fmt.Errorf("credential %s lives in backend %q, which is not configured", c.ID, c.Backend)
+	}
+	return p.pub, b, nil
+}
+
+// checkUsable refuses disabled, locked and expired credentials.
+func (s *Service) checkUsable(c store.Credential) error {
+	if c.Disabled {
+		return fail(ErrDisabled, "The credential is disabled")
+	}
+	if c.Locked {
+		return fail(ErrLocked, "The credential is locked after too many failed authorizations; ask the operator to unlock it")
+	}
+	p, err := s.parsed(c)
+	if err != nil {
+		return err
+	}
+	if now := s.now(); now.After(p.notAfter) || now.Before(p.notBefore) {
+		return fail(ErrDisabled, "The credential's certificate is not valid at this time")
+	}
+	return nil
+}

@@ -1,0 +1,213 @@
+// Package service is the RSSP's business logic, free of HTTP: service
+// authentication (auth/login tokens), credentials and their certificates,
+// explicit credential authorization (PIN and TOTP factors, SCAL1 and SCAL2
+// SADs), hash signing, time-stamping, PIN retry limits and the audit log.
+//
+// Every method takes a context and is safe for concurrent use. Errors wrap
+// one of the kinds in errors.go; rssp/server maps them to CSC error codes.
+package service
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"sync"
+	"time"
+
+	"github.com/csctoken/csctoken/rssp/keystore"
+	"github.com/csctoken/csctoken/rssp/secret"
+	"github.com/csctoken/csctoken/rssp/store"
+)
+
+// Issuer issues credential certificates (the built-in CA, rssp/ca).
+type Issuer interface {
+	// Issue returns a DER certificate for pub with the user's name as subject.
+	Issue(userName, credentialID string, pub crypto.PublicKey, validity time.Duration) ([]byte, error)
+	// Chain returns the CA certificates above the end-entity, DER, nearest first.
+	Chain() [][]byte
+}
+
+// Timestamper issues RFC 3161 time-stamp tokens (rssp/tsa).
+type Timestamper interface {
+	Timestamp(digest []byte, h crypto.Hash, nonce *big.Int) ([]byte, error)
+}
+
+// Sealer seals small secrets at rest (TOTP seeds) under the KEK.
+type Sealer interface {
+	Seal(plaintext, aad []byte) []byte
+	Open(sealed, aad []byte) ([]byte, error)
+}
+
+// Options are the service's limits and lifetimes.
+type Options struct {
+	Name            string // service name, issuer of TOTP URIs
+	PINRetries      int
+	AccessTokenTTL  time.Duration
+	RefreshTokenTTL time.Duration
+	SADTTL          time.Duration
+	MaxHashes       int
+	MaxMultisign    int
+	CertValidity    time.Duration
+	Argon2          secret.Params
+}
+
+// Service is the RSSP.
+type Service struct {
+	store    store.Store
+	keys     keystore.Backend            // where new keys are made
+	backends map[string]keystore.Backend // by Name(), to sign with existing keys
+	issuer   Issuer
+	tsa      Timestamper
+	sealer   Sealer
+	opt      Options
+	log      *slog.Logger
+	now      func() time.Time
+
+	credMu      sync.Map // credential ID → *sync.Mutex serialising factor checks
+	parsedCache sync.Map // credential ID → *parsedCred
+
+	totpMu   sync.Mutex
+	totpLast map[string]int64 // credential ID → last accepted TOTP step (replay guard)
+}
+
+// Deps are what New needs.
+type Deps struct {
+	Store    store.Store
+	Keys     keystore.Backend   // backend for new credentials
+	Backends []keystore.Backend // others that hold existing keys (optional)
+	Issuer   Issuer
+	TSA      Timestamper // optional: signatures/timestamp is not served without it
+	Sealer   Sealer
+	Logger   *slog.Logger
+	Now      func() time.Time // optional clock for tests
+}
+
+// New builds the service.
+func New(d Deps, opt Options) (*Service, error) {
+	if d.Store == nil || d.Keys == nil || d.Issuer == nil || d.Sealer == nil {
+		return nil, errors.New("service: store, keystore, issuer and sealer are required")
+	}
+	if opt.PINRetries < 1 || opt.MaxHashes < 1 || opt.MaxMultisign < 1 || opt.SADTTL <= 0 ||
+		opt.AccessTokenTTL <= 0 || opt.RefreshTokenTTL <= 0 || opt.CertValidity <= 0 {
+		return nil, fmt.Errorf("service: incomplete options %+v", opt)
+	}
+	if opt.Argon2.Time == 0 {
+		opt.Argon2 = secret.DefaultParams
+	}
+	s := &Service{
+		store:    d.Store,
+		keys:     d.Keys,
+		backends: map[string]keystore.Backend{d.Keys.Name(): d.Keys},
+		issuer:   d.Issuer,
+		tsa:      d.TSA,
+		sealer:   d.Sealer,
+		opt:      opt,
+		log:      d.Logger,
+		now:      d.Now,
+		totpLast: map[string]int64{},
+	}
+	for _, b := range d.Backends {
+		s.backends[b.Name()] = b
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s, nil
+}
+
+// HasTimestamp says whether signatures/timestamp is served.
+func (s *Service) HasTimestamp() bool { return s.tsa != nil }
+
+// Options returns the service's options.
+func (s *Service) Options() Options { return s.opt }
+
+// Principal is the authenticated caller of a method.
+type Principal struct {
+	UserID    string
+	UserName  string
+	TokenHash []byte
+	Family    string
+	Scope     string
+	ClientID  string
+}
+
+type ctxKey int
+
+const clientAddrKey ctxKey = 0
+
+// WithClientAddr records the caller's network address for the audit log.
+func WithClientAddr(ctx context.Context, addr string) context.Context {
+	return context.WithValue(ctx, clientAddrKey, addr)
+}
+
+func clientAddr(ctx context.Context) string {
+	v, _ := ctx.Value(clientAddrKey).(string)
+	return v
+}
+
+// audit appends one row; a failure to audit is logged loudly (and fails the
+// operation when it happens before the effect, see callers).
+func (s *Service) audit(ctx context.Context, event string, userID, credID string, hashes [][]byte, err error, detail string) error {
+	result := "ok"
+	if err != nil {
+		result = resultCode(err)
+	}
+	var hs []string
+	for _, h := range hashes {
+		hs = append(hs, encodeB64(h))
+	}
+	_, aerr := s.store.AppendAudit(context.WithoutCancel(ctx), store.AuditEvent{
+		Time:         s.now().UTC(),
+		Event:        event,
+		UserID:       userID,
+		CredentialID: credID,
+		ClientAddr:   clientAddr(ctx),
+		Hashes:       hs,
+		Result:       result,
+		Detail:       detail,
+	})
+	if aerr != nil {
+		s.log.Error("audit append failed", "event", event, "err", aerr)
+	}
+	return aerr
+}
+
+// resultCode names an error for the audit log.
+func resultCode(err error) string {
+	for _, k := range []struct {
+		kind error
+		code string
+	}{
+		{ErrInvalidPIN, "invalid_pin"}, {ErrInvalidOTP, "invalid_otp"}, {ErrLocked, "credential_locked"},
+		{ErrDisabled, "credential_disabled"}, {ErrInvalidToken, "invalid_token"}, {ErrExpiredToken, "expired_token"},
+		{ErrAuthentication, "authentication_error"}, {ErrAccessDenied, "access_denied"}, {ErrInvalidRequest, "invalid_request"},
+	} {
+		if errors.Is(err, k.kind) {
+			return k.code
+		}
+	}
+	return "server_error"
+}
+
+// parseCert returns the end-entity certificate of a credential.
+func parseCert(c store.Credential) (*x509.Certificate, error) {
+	if len(c.CertChain) == 0 {
+		return nil, errors.New("credential has no certificate")
+	}
+	return x509.ParseCertificate(c.CertChain[0])
+}
+
+// Purge deletes expired tokens and SADs.
+func (s *Service) Purge(ctx context.Context, now time.Time) error { return s.store.Purge(ctx, now) }
+
+// VerifyAudit checks the audit chain (rssp admin audit verify).
+func (s *Service) VerifyAudit(ctx context.Context) (int64, error) {
+	return store.VerifyAudit(ctx, s.store)
+}
