@@ -1,0 +1,85 @@
+package module
+
+import (
+	"bytes"
+
+	"github.com/csctoken/csctoken/module/ck"
+)
+
+// AttributeRequest is one entry of a C_GetAttributeValue template.
+//
+// In: Type, and Buf: nil when pValue is NULL (a length query), otherwise
+// the caller's buffer of *ulValueLen bytes, which the module fills.
+// Out: Len is what the C layer stores in ulValueLen: the value's length,
+// or ck.UnavailableInformation when the attribute is sensitive, invalid
+// for the object, or does not fit in Buf.
+type AttributeRequest struct {
+	Type uint
+	Buf  []byte
+	Len  uint
+}
+
+// getAttributes fills the template per PKCS#11 v2.40 §5.7.5 and returns
+// the combined code: CKR_OK, or one of CKR_ATTRIBUTE_SENSITIVE,
+// CKR_ATTRIBUTE_TYPE_INVALID, CKR_BUFFER_TOO_SMALL (in that priority when
+// several apply; the standard allows any of them). Every entry is
+// processed whatever happens to the others.
+func (o *object) getAttributes(tmpl []AttributeRequest) error {
+	var sensitive, invalid, small bool
+	for i := range tmpl {
+		r := &tmpl[i]
+		if o.sensitive[r.Type] {
+			r.Len = ck.UnavailableInformation
+			sensitive = true
+			continue
+		}
+		v, ok := o.attrs[r.Type]
+		switch {
+		case !ok:
+			r.Len = ck.UnavailableInformation
+			invalid = true
+		case r.Buf == nil:
+			r.Len = uint(len(v))
+		case len(r.Buf) >= len(v):
+			copy(r.Buf, v)
+			r.Len = uint(len(v))
+		default:
+			r.Len = ck.UnavailableInformation
+			small = true
+		}
+	}
+	switch {
+	case sensitive:
+		return ck.CKR_ATTRIBUTE_SENSITIVE
+	case invalid:
+		return ck.CKR_ATTRIBUTE_TYPE_INVALID
+	case small:
+		return ck.CKR_BUFFER_TOO_SMALL
+	}
+	return nil
+}
+
+// matches reports whether the object has every attribute of the template
+// with exactly the same bytes. Sensitive attributes never match; an empty
+// template matches everything.
+func (o *object) matches(tmpl []ck.Attribute) bool {
+	for _, a := range tmpl {
+		if o.sensitive[a.Type] {
+			return false
+		}
+		v, ok := o.attrs[a.Type]
+		if !ok || !bytes.Equal(v, a.Value) {
+			return false
+		}
+	}
+	return true
+}
+
+// size is the C_GetObjectSize answer: the bytes of the non-sensitive values.
+func (o *object) size() uint {
+	n := 0
+	for _, v := range o.attrs {
+		n += len(v)
+	}
+	return uint(n)
+}

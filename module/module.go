@@ -1,0 +1,585 @@
+// Package module is the pure-Go heart of libcsctoken.so: slots, tokens,
+// sessions, objects, login state and the signing state machine of a
+// PKCS#11 token backed by CSC remote signing services. It needs neither cgo
+// nor a server: it reaches each service through the small Service
+// interface, which the CSC client satisfies and tests fake.
+//
+// The methods of Module map one to one onto the PKCS#11 functions
+// (Initialize ↔ C_Initialize, Sign ↔ C_Sign, ...). Every error they return
+// carries a ck.Error, so the C layer returns ck.RV(err). Conventions:
+//
+//   - An output buffer argument ([]byte) is nil when the C pointer is NULL
+//     (a length query) and otherwise is the caller's buffer of the length
+//     the caller gave; the returned int is the length to store in the
+//     *pulXxxLen argument, also together with CKR_BUFFER_TOO_SMALL.
+//   - Fixed-width strings in the info structs are already space-padded
+//     byte arrays (ck.PadString).
+//   - Nothing here ever does network I/O in GetSlotList, GetTokenInfo,
+//     GetSessionInfo or the FindObjects functions; listings refresh in the
+//     background, single-flight, with a TTL, and at login.
+//
+// Concurrency: all methods are safe to call from many threads at once.
+// There is no global lock around network calls: sessions sign in parallel.
+// Finalize cancels every network call in flight and returns at once.
+// A panic inside a method is recovered, logged and returned as
+// CKR_GENERAL_ERROR.
+//
+// Usage (what the C layer and the csctoken CLI do):
+//
+//	m := module.New(module.Options{NewService: adapter})
+//	_ = m.Initialize(module.InitArgs{})
+//	slots, _ := m.GetSlotList(true)
+//	h, _ := m.OpenSession(slots[0], ck.CKF_SERIAL_SESSION)
+//	_ = m.Login(h, ck.CKU_USER, []byte("1234"))
+//	_ = m.FindObjectsInit(h, []ck.Attribute{{Type: ck.CKA_CLASS, Value: ck.ULongBytes(ck.CKO_PRIVATE_KEY)}})
+//	keys, _ := m.FindObjects(h, 10)
+//	_ = m.FindObjectsFinal(h)
+//	_ = m.SignInit(h, ck.Mechanism{Type: ck.CKM_SHA256_RSA_PKCS}, keys[0])
+//	n, _ := m.Sign(h, data, nil) // length query, no remote call
+//	sig := make([]byte, n)
+//	n, err := m.Sign(h, data, sig)
+package module
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/csctoken/csctoken/module/ck"
+	"github.com/csctoken/csctoken/module/config"
+)
+
+// EnvLog names the environment variable that turns the module log on.
+const EnvLog = "CSCTOKEN_LOG"
+
+// Identity of the library.
+var (
+	LibraryVersion  = ck.Version{Major: 0, Minor: 1}
+	ManufacturerID  = "csctoken"
+	LibraryDesc     = "csctoken CSC remote signing"
+	CryptokiVersion = ck.Version{Major: 2, Minor: 40}
+)
+
+// SlotID is a CK_SLOT_ID. Slot IDs are the services' positions in the
+// config file (0, 1, ...), stable as long as the file is.
+type SlotID uint
+
+// Options configure a Module. The zero value works (no services).
+type Options struct {
+	// LoadConfig returns the configuration; nil means config.LoadDefault.
+	// It is called by every Initialize. A config with problems still
+	// yields slots for its valid services; the problems are logged.
+	LoadConfig func() (*config.Config, error)
+	// NewService builds the Service of one [[service]] table. Nil, or an
+	// error from it, leaves the slot without a service: cached objects are
+	// shown, network operations answer CKR_DEVICE_ERROR.
+	NewService func(svc config.Service, log *slog.Logger) (Service, error)
+	// Logger receives the module log. Nil means: a file named by
+	// $CSCTOKEN_LOG or the config's `log`, else nothing.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// ListingTTL is how old a listing may get before a search triggers a
+	// background refresh; 0 means 5 minutes.
+	ListingTTL time.Duration
+	// PreauthCap caps how many signatures one SCAL1 pre-authorization
+	// covers (besides the credential's multisign); 0 means 10.
+	PreauthCap int
+	// InteractiveTimeout bounds browser logins and consent pages; 0 means
+	// 5 minutes.
+	InteractiveTimeout time.Duration
+	// NoBackgroundRefresh disables the listing refresh at Initialize and
+	// the TTL-driven ones (tests).
+	NoBackgroundRefresh bool
+}
+
+// InitArgs is CK_C_INITIALIZE_ARGS as Go values. The zero value stands for
+// pInitArgs == NULL.
+type InitArgs struct {
+	Flags uint
+	// MutexFuncs counts the non-NULL mutex callbacks (0 or 4 are legal).
+	MutexFuncs int
+	// ReservedNonNil is pReserved != NULL.
+	ReservedNonNil bool
+}
+
+// Info is CK_INFO.
+type Info struct {
+	CryptokiVersion    ck.Version
+	ManufacturerID     [32]byte
+	Flags              uint
+	LibraryDescription [32]byte
+	LibraryVersion     ck.Version
+}
+
+// SlotInfo is CK_SLOT_INFO.
+type SlotInfo struct {
+	SlotDescription [64]byte
+	ManufacturerID  [32]byte
+	Flags           uint
+	HardwareVersion ck.Version
+	FirmwareVersion ck.Version
+}
+
+// TokenInfo is CK_TOKEN_INFO.
+type TokenInfo struct {
+	Label              [32]byte
+	ManufacturerID     [32]byte
+	Model              [16]byte
+	SerialNumber       [16]byte
+	Flags              uint
+	MaxSessionCount    uint
+	SessionCount       uint
+	MaxRwSessionCount  uint
+	RwSessionCount     uint
+	MaxPinLen          uint
+	MinPinLen          uint
+	TotalPublicMemory  uint
+	FreePublicMemory   uint
+	TotalPrivateMemory uint
+	FreePrivateMemory  uint
+	HardwareVersion    ck.Version
+	FirmwareVersion    ck.Version
+	UTCTime            [16]byte
+}
+
+// MechanismInfo is CK_MECHANISM_INFO.
+type MechanismInfo struct {
+	MinKeySize uint
+	MaxKeySize uint
+	Flags      uint
+}
+
+func pad32(s string) (out [32]byte) { copy(out[:], ck.PadString(s, 32)); return }
+func pad16(s string) (out [16]byte) { copy(out[:], ck.PadString(s, 16)); return }
+func pad64(s string) (out [64]byte) { copy(out[:], ck.PadString(s, 64)); return }
+
+// Module is one instance of the PKCS#11 library.
+type Module struct {
+	opts Options
+
+	mu sync.RWMutex
+	st *state // nil when not initialized
+}
+
+// state is everything one Initialize..Finalize cycle owns.
+type state struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	log    *slog.Logger
+	closer io.Closer
+	opts   *Options
+	tokens []*token
+
+	objSeq atomic.Uint64 // object handles, unique in the module
+
+	mu       sync.Mutex // guards sessions and sessSeq
+	sessions map[SessionHandle]*session
+	sessSeq  SessionHandle
+}
+
+// New returns a Module; nothing happens until Initialize.
+func New(opts Options) *Module {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.ListingTTL == 0 {
+		opts.ListingTTL = 5 * time.Minute
+	}
+	if opts.PreauthCap <= 0 {
+		opts.PreauthCap = 10
+	}
+	if opts.InteractiveTimeout == 0 {
+		opts.InteractiveTimeout = 5 * time.Minute
+	}
+	return &Module{opts: opts}
+}
+
+var discard = slog.New(slog.DiscardHandler)
+
+// logger returns the current log or a discarding one.
+func (m *Module) logger() *slog.Logger {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.st != nil {
+		return m.st.log
+	}
+	if m.opts.Logger != nil {
+		return m.opts.Logger
+	}
+	return discard
+}
+
+// state returns the initialized state or CKR_CRYPTOKI_NOT_INITIALIZED.
+func (m *Module) state() (*state, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.st == nil {
+		return nil, ck.CKR_CRYPTOKI_NOT_INITIALIZED
+	}
+	return m.st, nil
+}
+
+// finish is deferred by every exported method: it recovers panics and
+// turns the error into one that carries a ck.Error.
+func (m *Module) finish(op string, errp *error) {
+	if r := recover(); r != nil {
+		m.logger().Error("panic recovered", "op", op, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+		*errp = wrapRV(ck.CKR_GENERAL_ERROR, fmt.Errorf("panic in %s", op))
+		return
+	}
+	err := *errp
+	if err == nil {
+		return
+	}
+	var ce *ckErr
+	if !errors.As(err, &ce) {
+		rv := toCK(err)
+		if _, bare := err.(ck.Error); !bare {
+			err = wrapRV(rv, err)
+		}
+		*errp = err
+	}
+	rv := toCK(err)
+	lvl := slog.LevelDebug
+	switch rv {
+	case ck.CKR_FUNCTION_FAILED, ck.CKR_DEVICE_ERROR, ck.CKR_GENERAL_ERROR:
+		lvl = slog.LevelWarn
+	}
+	m.logger().Log(context.Background(), lvl, "call failed", "op", op, "rv", rv.Name(), "err", err.Error())
+}
+
+// Initialize is C_Initialize. It loads the config and the on-disk caches
+// and starts background listings; it never waits on the network.
+func (m *Module) Initialize(args InitArgs) (err error) {
+	defer m.finish("Initialize", &err)
+	if args.ReservedNonNil {
+		return ck.CKR_ARGUMENTS_BAD
+	}
+	if args.MutexFuncs != 0 && args.MutexFuncs != 4 {
+		return ck.CKR_ARGUMENTS_BAD
+	}
+	if args.Flags&ck.CKF_LIBRARY_CANT_CREATE_OS_THREADS != 0 {
+		// The Go runtime always creates OS threads.
+		return ck.CKR_NEED_TO_CREATE_THREADS
+	}
+	// With or without CKF_OS_LOCKING_OK, and with or without application
+	// mutex callbacks, the module uses Go's own locks, which are correct
+	// under any native threading.
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.st != nil {
+		return ck.CKR_CRYPTOKI_ALREADY_INITIALIZED
+	}
+
+	load := m.opts.LoadConfig
+	if load == nil {
+		load = config.LoadDefault
+	}
+	cfg, cfgErr := load()
+	if cfg == nil {
+		cfg = &config.Config{}
+	}
+	log, closer := m.openLog(cfg)
+	if cfgErr != nil {
+		log.Error("configuration problems; invalid services have no slot", "config", cfg.Path, "err", cfgErr.Error())
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	st := &state{
+		ctx: ctx, cancel: cancel, log: log, closer: closer, opts: &m.opts,
+		sessions: map[SessionHandle]*session{},
+	}
+	cacheDir := cfg.CacheDir
+	if cacheDir == "" {
+		if d, err := os.UserCacheDir(); err == nil {
+			cacheDir = filepath.Join(d, "csctoken")
+		}
+	}
+	for i, sc := range cfg.Services {
+		t := newToken(st, SlotID(i), sc, cacheDir)
+		if m.opts.NewService != nil {
+			svc, err := m.opts.NewService(sc, log.With("service", sc.Name))
+			if err != nil {
+				log.Error("service unusable", "service", sc.Name, "err", err.Error())
+			} else {
+				t.svc = svc
+			}
+		}
+		t.loadCache()
+		st.tokens = append(st.tokens, t)
+	}
+	m.st = st
+	log.Info("initialized", "config", cfg.Path, "slots", len(st.tokens))
+	if !m.opts.NoBackgroundRefresh {
+		for _, t := range st.tokens {
+			t.refreshAsync()
+		}
+	}
+	return nil
+}
+
+// openLog picks the module log: Options.Logger, else $CSCTOKEN_LOG, else
+// the config's `log`; off by default. Never logs PINs, tokens or SADs.
+func (m *Module) openLog(cfg *config.Config) (*slog.Logger, io.Closer) {
+	if m.opts.Logger != nil {
+		return m.opts.Logger, nil
+	}
+	path := os.Getenv(EnvLog)
+	if path == "" {
+		path = cfg.Log
+	}
+	if path == "" {
+		return discard, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return discard, nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return discard, nil
+	}
+	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug})).
+		With("pid", os.Getpid()), f
+}
+
+// Finalize is C_Finalize: cancels every call in flight, closes every
+// session and returns without waiting on the network.
+func (m *Module) Finalize() (err error) {
+	defer m.finish("Finalize", &err)
+	m.mu.Lock()
+	st := m.st
+	m.st = nil
+	m.mu.Unlock()
+	if st == nil {
+		return ck.CKR_CRYPTOKI_NOT_INITIALIZED
+	}
+	st.cancel()
+	st.log.Info("finalized")
+	if st.closer != nil {
+		_ = st.closer.Close()
+	}
+	return nil
+}
+
+// Initialized reports whether Initialize has run without Finalize.
+func (m *Module) Initialized() bool {
+	_, err := m.state()
+	return err == nil
+}
+
+// GetInfo is C_GetInfo.
+func (m *Module) GetInfo() (info Info, err error) {
+	defer m.finish("GetInfo", &err)
+	if _, err := m.state(); err != nil {
+		return Info{}, err
+	}
+	return Info{
+		CryptokiVersion:    CryptokiVersion,
+		ManufacturerID:     pad32(ManufacturerID),
+		LibraryDescription: pad32(LibraryDesc),
+		LibraryVersion:     LibraryVersion,
+	}, nil
+}
+
+// GetSlotList is C_GetSlotList. Every slot always has its token, so
+// tokenPresent changes nothing.
+func (m *Module) GetSlotList(tokenPresent bool) (ids []SlotID, err error) {
+	defer m.finish("GetSlotList", &err)
+	st, err := m.state()
+	if err != nil {
+		return nil, err
+	}
+	ids = make([]SlotID, len(st.tokens))
+	for i := range st.tokens {
+		ids[i] = SlotID(i)
+	}
+	return ids, nil
+}
+
+func (st *state) token(id SlotID) (*token, error) {
+	if uint(id) >= uint(len(st.tokens)) {
+		return nil, ck.CKR_SLOT_ID_INVALID
+	}
+	return st.tokens[id], nil
+}
+
+// GetSlotInfo is C_GetSlotInfo.
+func (m *Module) GetSlotInfo(id SlotID) (info SlotInfo, err error) {
+	defer m.finish("GetSlotInfo", &err)
+	st, err := m.state()
+	if err != nil {
+		return SlotInfo{}, err
+	}
+	t, err := st.token(id)
+	if err != nil {
+		return SlotInfo{}, err
+	}
+	desc := t.cfg.Name
+	if u, err := url.Parse(t.cfg.URL); err == nil {
+		desc += " (" + u.Host + ")"
+	}
+	return SlotInfo{
+		SlotDescription: pad64(desc),
+		ManufacturerID:  pad32(ManufacturerID),
+		Flags:           ck.CKF_TOKEN_PRESENT,
+		HardwareVersion: LibraryVersion,
+		FirmwareVersion: LibraryVersion,
+	}, nil
+}
+
+// tokenSerial is the stable token serial: 16 hex digits of
+// SHA-256(base URL, user).
+func tokenSerial(sc config.Service) string {
+	user := sc.Username
+	sum := sha256.Sum256([]byte(sc.URL + "\x00" + user))
+	return hex.EncodeToString(sum[:8])
+}
+
+// GetTokenInfo is C_GetTokenInfo. No network I/O.
+func (m *Module) GetTokenInfo(id SlotID) (info TokenInfo, err error) {
+	defer m.finish("GetTokenInfo", &err)
+	st, err := m.state()
+	if err != nil {
+		return TokenInfo{}, err
+	}
+	t, err := st.token(id)
+	if err != nil {
+		return TokenInfo{}, err
+	}
+	all, rw := st.sessionCounts(t)
+	model := "CSC " + t.cfg.Version()
+	return TokenInfo{
+		Label:              pad32(t.cfg.Name),
+		ManufacturerID:     pad32(ManufacturerID),
+		Model:              pad16(model),
+		SerialNumber:       pad16(t.serial),
+		Flags:              t.flags(),
+		MaxSessionCount:    ck.EffectivelyInfinite,
+		SessionCount:       all,
+		MaxRwSessionCount:  ck.EffectivelyInfinite,
+		RwSessionCount:     rw,
+		MaxPinLen:          256,
+		MinPinLen:          0,
+		TotalPublicMemory:  ck.UnavailableInformation,
+		FreePublicMemory:   ck.UnavailableInformation,
+		TotalPrivateMemory: ck.UnavailableInformation,
+		FreePrivateMemory:  ck.UnavailableInformation,
+		HardwareVersion:    LibraryVersion,
+		FirmwareVersion:    LibraryVersion,
+		UTCTime:            pad16(""),
+	}, nil
+}
+
+// GetMechanismList is C_GetMechanismList: the signature mechanisms the
+// slot's credentials allow, plus the local digests.
+func (m *Module) GetMechanismList(id SlotID) (mechs []uint, err error) {
+	defer m.finish("GetMechanismList", &err)
+	st, err := m.state()
+	if err != nil {
+		return nil, err
+	}
+	t, err := st.token(id)
+	if err != nil {
+		return nil, err
+	}
+	infos := t.mechanismInfos()
+	for _, md := range signMechs {
+		if _, ok := infos[md.typ]; ok {
+			mechs = append(mechs, md.typ)
+		}
+	}
+	return append(mechs, digestMechs...), nil
+}
+
+// GetMechanismInfo is C_GetMechanismInfo.
+func (m *Module) GetMechanismInfo(id SlotID, mech uint) (info MechanismInfo, err error) {
+	defer m.finish("GetMechanismInfo", &err)
+	st, err := m.state()
+	if err != nil {
+		return MechanismInfo{}, err
+	}
+	t, err := st.token(id)
+	if err != nil {
+		return MechanismInfo{}, err
+	}
+	for _, d := range digestMechs {
+		if d == mech {
+			return MechanismInfo{Flags: ck.CKF_DIGEST}, nil
+		}
+	}
+	mi, ok := t.mechanismInfos()[mech]
+	if !ok {
+		return MechanismInfo{}, ck.CKR_MECHANISM_INVALID
+	}
+	return mi, nil
+}
+
+// WaitForSlotEvent is C_WaitForSlotEvent. Slots never change, so with
+// CKF_DONT_BLOCK there is no event, and blocking waits are unsupported.
+func (m *Module) WaitForSlotEvent(flags uint) (id SlotID, err error) {
+	defer m.finish("WaitForSlotEvent", &err)
+	if _, err := m.state(); err != nil {
+		return 0, err
+	}
+	if flags&ck.CKF_DONT_BLOCK != 0 {
+		return 0, ck.CKR_NO_EVENT
+	}
+	return 0, ck.CKR_FUNCTION_NOT_SUPPORTED
+}
+
+// Unsupported answers for a PKCS#11 function the module does not implement
+// (C_Encrypt*, C_Decrypt*, C_SignRecover*, C_GetOperationState, ...):
+// CKR_CRYPTOKI_NOT_INITIALIZED before Initialize, else
+// CKR_FUNCTION_NOT_SUPPORTED.
+func (m *Module) Unsupported() error {
+	if _, err := m.state(); err != nil {
+		return err
+	}
+	return ck.CKR_FUNCTION_NOT_SUPPORTED
+}
+
+// InitToken is C_InitToken: the token is write-protected.
+func (m *Module) InitToken(id SlotID, soPIN []byte, label []byte) (err error) {
+	defer m.finish("InitToken", &err)
+	st, err := m.state()
+	if err != nil {
+		return err
+	}
+	if _, err := st.token(id); err != nil {
+		return err
+	}
+	return ck.CKR_TOKEN_WRITE_PROTECTED
+}
+
+// Refresh lists the slot's credentials now and waits for the result. It is
+// not a PKCS#11 function: the csctoken CLI uses it (and tests). The call
+// is cancelled by ctx or by Finalize.
+func (m *Module) Refresh(ctx context.Context, id SlotID) (err error) {
+	defer m.finish("Refresh", &err)
+	st, err := m.state()
+	if err != nil {
+		return err
+	}
+	t, err := st.token(id)
+	if err != nil {
+		return err
+	}
+	c, cancel := context.WithCancel(st.ctx)
+	defer cancel()
+	stop := context.AfterFunc(ctx, cancel)
+	defer stop()
+	return t.refresh(c)
+}

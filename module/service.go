@@ -1,0 +1,177 @@
+package module
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Service is the module's view of one CSC remote signing service. The CSC
+// client (cscclient) satisfies it through an adapter; tests use a fake.
+//
+// Implementations must be safe for concurrent use, honour ctx (the module
+// cancels it on C_Finalize, C_CloseSession and timeouts) and report failures
+// by wrapping the sentinel errors below (ErrPINIncorrect, ErrUnreachable,
+// ...) with %w so the module can map them to CK_RV.
+type Service interface {
+	// ListCredentials returns the user's credentials with their chains
+	// (credentials/list + credentials/info with certificates=chain,
+	// certInfo, authInfo). It must not open a browser: without a usable
+	// service token it fails with ErrNotLoggedIn.
+	ListCredentials(ctx context.Context) ([]Credential, error)
+
+	// Login authenticates to the service (auth/login or OAuth2). It is
+	// silent when a stored token still works or can be refreshed; with
+	// interactive it may open the system browser, otherwise it fails with
+	// ErrNotLoggedIn when user interaction would be needed.
+	Login(ctx context.Context, interactive bool) error
+
+	// Authorize runs credentials/authorize (explicit mode) with req.PIN as
+	// the credential's factor and returns the SAD.
+	Authorize(ctx context.Context, req AuthorizeRequest) (SAD, error)
+
+	// AuthorizeInBrowser authorizes a credential on the service's consent
+	// page (OAuth2 "credential" scope with the hashes in the request) and
+	// returns the credential token as the SAD. ErrCanceled when the user
+	// declines or the page times out.
+	AuthorizeInBrowser(ctx context.Context, req AuthorizeRequest) (SAD, error)
+
+	// SignHash runs signatures/signHash and returns one signature per hash,
+	// in order. ECDSA signatures may be DER or raw r||s. ErrSADInvalid
+	// when the service rejects the SAD (expired, used up).
+	SignHash(ctx context.Context, req SignRequest) ([][]byte, error)
+}
+
+// AuthMode says how a credential's authorization factors are collected.
+type AuthMode int
+
+const (
+	// AuthPIN: explicit mode with a single PIN/password factor, which the
+	// PKCS#11 PIN carries.
+	AuthPIN AuthMode = iota
+	// AuthNone: explicit mode without authentication objects (v1 "implicit").
+	AuthNone
+	// AuthBrowser: oauth2code mode, or factors a PIN string cannot carry
+	// (OTP, several objects): authorized on the service's consent page.
+	AuthBrowser
+)
+
+func (a AuthMode) String() string {
+	switch a {
+	case AuthPIN:
+		return "pin"
+	case AuthNone:
+		return "none"
+	case AuthBrowser:
+		return "browser"
+	}
+	return fmt.Sprintf("AuthMode(%d)", int(a))
+}
+
+// Credential is one CSC credential as the module needs it. It holds only
+// public data and is cached on disk as JSON.
+type Credential struct {
+	ID          string `json:"id"`
+	Description string `json:"description,omitempty"`
+	// Enabled is key/status == "enabled".
+	Enabled bool `json:"enabled"`
+	// KeyAlgos are the key/algo OIDs the service will use for signHash
+	// (the adapter intersects them with info.signAlgorithms).
+	KeyAlgos []string `json:"key_algos"`
+	// KeyLen is key/len in bits.
+	KeyLen int `json:"key_len"`
+	// CurveOID is key/curve for EC keys.
+	CurveOID string `json:"curve,omitempty"`
+	// Certificates is the chain, DER, end-entity first.
+	Certificates [][]byte `json:"certificates"`
+	// SCAL is 1 or 2 (0 is read as 1).
+	SCAL int `json:"scal"`
+	// Multisign is the most signatures one authorization may cover (>= 1).
+	Multisign int `json:"multisign"`
+	// Auth is how the credential is authorized.
+	Auth AuthMode `json:"auth"`
+	// PINLabel is the PIN object's label, if any (informational).
+	PINLabel string `json:"pin_label,omitempty"`
+}
+
+// AuthorizeRequest is the input of credentials/authorize.
+type AuthorizeRequest struct {
+	CredentialID  string
+	NumSignatures int
+	// Hashes binds the SAD to these hashes (SCAL2; optional for SCAL1).
+	Hashes     [][]byte
+	HashAlgOID string
+	// PIN is the credential PIN; empty for AuthNone and browser mode.
+	PIN string
+	// Description is shown to the user by some services.
+	Description string
+}
+
+// SAD is a signature activation data value (or, in browser mode, the
+// credential token) with what the module knows about its lifetime.
+type SAD struct {
+	Value string
+	// ExpiresAt is zero when unknown.
+	ExpiresAt time.Time
+	// Remaining is how many signatures it still covers.
+	Remaining int
+}
+
+// SignRequest is the input of signatures/signHash.
+type SignRequest struct {
+	CredentialID string
+	SAD          SAD
+	Hashes       [][]byte
+	// HashAlgOID is empty when SignAlgOID implies the hash.
+	HashAlgOID    string
+	SignAlgOID    string
+	SignAlgParams []byte // DER, e.g. RSASSA-PSS-params; nil when none
+}
+
+// Sentinel errors a Service wraps. The module maps them to CK_RV in one
+// place (toCK).
+var (
+	// ErrPINIncorrect: the credential's authorization factor was wrong.
+	// Wrap it in a *PINError to report the remaining attempts.
+	ErrPINIncorrect = errors.New("credential PIN incorrect")
+	// ErrPINLocked: the credential is locked after too many failures.
+	ErrPINLocked = errors.New("credential locked")
+	// ErrUnreachable: network failure, TLS failure, 5xx, timeout.
+	ErrUnreachable = errors.New("service unreachable")
+	// ErrNotLoggedIn: no service token, or it expired and cannot be refreshed.
+	ErrNotLoggedIn = errors.New("not logged in to the service")
+	// ErrCanceled: the user declined in the browser or let it time out.
+	ErrCanceled = errors.New("authorization canceled by the user")
+	// ErrRejected: the service refused the request for policy reasons
+	// (credential disabled, algorithm not allowed, ...).
+	ErrRejected = errors.New("request rejected by the service")
+	// ErrSADInvalid: the SAD expired or was used up; the module
+	// re-authorizes once.
+	ErrSADInvalid = errors.New("SAD expired or invalid")
+)
+
+// PINError reports a wrong PIN with the remaining attempts when the
+// service says so. It matches ErrPINIncorrect with errors.Is.
+type PINError struct {
+	// RemainingAttempts is -1 when unknown.
+	RemainingAttempts int
+	Err               error // optional underlying error
+}
+
+func (e *PINError) Error() string {
+	msg := ErrPINIncorrect.Error()
+	if e.RemainingAttempts >= 0 {
+		msg = fmt.Sprintf("%s (%d attempts left)", msg, e.RemainingAttempts)
+	}
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+// Is makes errors.Is(err, ErrPINIncorrect) true.
+func (e *PINError) Is(target error) bool { return target == ErrPINIncorrect }
+
+// Unwrap returns the underlying error.
+func (e *PINError) Unwrap() error { return e.Err }
