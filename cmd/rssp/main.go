@@ -6,10 +6,13 @@
 //	rssp serve --config D/rssp.toml
 //	rssp admin --config D/rssp.toml user add NAME --password-stdin
 //	rssp admin --config F credential add --user NAME --key rsa-2048|rsa-3072|ec-p256|ec-p384 --pin-stdin
-//	           [--scal 1|2] [--otp totp] [--multisign N] [--description TEXT]
+//	           [--scal 1|2] [--otp totp|online] [--oob] [--auth explicit|oauth2code]
+//	           [--multisign N] [--description TEXT]
 //	rssp admin --config F credential list [--user NAME]
 //	rssp admin --config F credential disable|enable|unlock ID
 //	rssp admin --config F audit verify
+//	rssp admin --config F client add --id ID --redirect-uri URI [--redirect-uri URI2 ...]
+//	           [--public | --secret-stdin] [--name NAME] [--user NAME]
 //	rssp version
 package main
 
@@ -41,10 +44,13 @@ const usage = `usage:
   rssp serve --config D/rssp.toml
   rssp admin --config F user add NAME --password-stdin
   rssp admin --config F credential add --user NAME --key rsa-2048|rsa-3072|ec-p256|ec-p384 --pin-stdin
-                 [--scal 1|2] [--otp totp] [--multisign N] [--description TEXT]
+                 [--scal 1|2] [--otp totp|online] [--oob] [--auth explicit|oauth2code]
+                 [--multisign N] [--description TEXT]
   rssp admin --config F credential list [--user NAME]
   rssp admin --config F credential disable|enable|unlock ID
   rssp admin --config F audit verify
+  rssp admin --config F client add --id ID --redirect-uri URI [--redirect-uri URI2 ...]
+                 [--public | --secret-stdin] [--name NAME] [--user NAME]
   rssp version
 `
 
@@ -212,7 +218,7 @@ func cmdAdmin(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	if len(rest) < 2 {
 		if len(rest) == 1 && rest[0] == "client" {
-			return usageError{"client add: needs --id ID --redirect-uri URI [--public]"}
+			return usageError{"client add --id ID --redirect-uri URI [--public] [--name NAME]"}
 		}
 		return usageError{"admin needs a command"}
 	}
@@ -253,7 +259,8 @@ func cmdAdmin(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		key := fs.String("key", "", "rsa-2048, rsa-3072, ec-p256 or ec-p384")
 		pinStdin := fs.Bool("pin-stdin", false, "read the PIN from standard input")
 		fs.IntVar(&spec.SCAL, "scal", 1, "1 or 2")
-		fs.StringVar(&spec.OTP, "otp", "", "totp")
+		fs.StringVar(&spec.OTP, "otp", "", "totp (authenticator app) or online (sent by credentials/getChallenge)")
+		fs.BoolVar(&spec.OOB, "oob", false, "add an out-of-band approval factor (PasswordOOB)")
 		fs.IntVar(&spec.Multisign, "multisign", 1, "signatures per authorization")
 		fs.StringVar(&spec.Description, "description", "", "label")
 		fs.StringVar(&spec.AuthMode, "auth", "explicit", "explicit or oauth2code")
@@ -335,7 +342,7 @@ func cmdAdmin(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "audit chain intact: %d rows verified\n", n)
 		return nil
 	case "client add":
-		return errors.New("client add: OAuth2 clients come with the OAuth2 authorization server, not built yet")
+		return clientAdd(ctx, svc, sub, stdin, stdout, stderr)
 	}
 	return usageError{"unknown admin command " + cmd}
 }
@@ -347,4 +354,62 @@ func describe(err error) error {
 		return errors.New(p.Description)
 	}
 	return err
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, " ") }
+
+func (l *stringList) Set(v string) error {
+	*l = append(*l, v)
+	return nil
+}
+
+// clientAdd registers an OAuth2 client. A confidential client's secret is
+// generated and printed once on standard output (or read from standard
+// input with --secret-stdin); only its argon2id hash is stored.
+func clientAdd(ctx context.Context, svc *service.Service, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("client add", flag.ContinueOnError)
+	var spec service.ClientSpec
+	fs.StringVar(&spec.ID, "id", "", "client ID")
+	fs.StringVar(&spec.Name, "name", "", "name shown on the consent page (default: the ID)")
+	fs.Var((*stringList)(&spec.RedirectURIs), "redirect-uri", "redirect URI (repeatable; http://127.0.0.1/... matches any port)")
+	fs.BoolVar(&spec.Public, "public", false, "public client: no secret, PKCE only")
+	secretStdin := fs.Bool("secret-stdin", false, "read the confidential client's secret from standard input")
+	fs.StringVar(&spec.User, "user", "", "confidential client: the account its client_credentials tokens act for")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 || spec.ID == "" || (len(spec.RedirectURIs) == 0 && spec.User == "") {
+		return usageError{"client add --id ID --redirect-uri URI [--redirect-uri URI2 ...] [--public | --secret-stdin] [--name NAME] [--user NAME]"}
+	}
+	if *secretStdin {
+		if spec.Public {
+			return usageError{"--secret-stdin is for confidential clients; a --public client has no secret"}
+		}
+		if spec.Secret, err = readSecret(stdin, "client secret"); err != nil {
+			return err
+		}
+		if spec.Secret == "" {
+			return errors.New("client add: the client secret read from standard input is empty")
+		}
+	}
+	c, sec, err := svc.AddOAuthClient(ctx, spec)
+	if err != nil {
+		return fmt.Errorf("client add: %w", describe(err))
+	}
+	switch {
+	case c.Public():
+		fmt.Fprintln(stdout, c.ID)
+		fmt.Fprintf(stderr, "public client %s registered (PKCE S256, no secret)\n", c.ID)
+	case *secretStdin:
+		fmt.Fprintln(stdout, c.ID)
+		fmt.Fprintf(stderr, "confidential client %s registered with the secret from standard input (stored hashed)\n", c.ID)
+	default:
+		fmt.Fprintln(stdout, sec)
+		fmt.Fprintf(stderr, "confidential client %s registered; its secret, above, is shown only now (stored hashed)\n", c.ID)
+	}
+	return nil
 }

@@ -22,6 +22,8 @@ import (
 	"github.com/csctoken/csctoken/rssp/keystore"
 	"github.com/csctoken/csctoken/rssp/keystore/p11"
 	"github.com/csctoken/csctoken/rssp/keystore/soft"
+	"github.com/csctoken/csctoken/rssp/notify"
+	"github.com/csctoken/csctoken/rssp/oauth"
 	"github.com/csctoken/csctoken/rssp/sealer"
 	"github.com/csctoken/csctoken/rssp/secret"
 	"github.com/csctoken/csctoken/rssp/server"
@@ -35,7 +37,9 @@ type App struct {
 	Config  config.Config
 	Service *service.Service
 	Handler http.Handler
-	Log     *slog.Logger
+	// OAuth is the OAuth2 authorization server mounted in Handler.
+	OAuth *oauth.Server
+	Log   *slog.Logger
 
 	backends  map[string]keystore.Backend
 	closers   []func() error
@@ -135,8 +139,11 @@ func Open(ctx context.Context, c config.Config, log *slog.Logger) (_ *App, err e
 		Store: db, Keys: keys, Backends: others,
 		Issuer: issuer{ca: authority, org: c.CA.Organization, c: c.CA.Country},
 		TSA:    ts, Sealer: kek, Logger: log,
+		Pending:  db,
+		Notifier: &notify.Spool{Dir: c.Path(c.OOB.SpoolDir), Log: log},
 	}, service.Options{
 		Name:            c.Name,
+		PublicURL:       c.PublicURL,
 		PINRetries:      c.Security.PINRetries,
 		AccessTokenTTL:  c.Security.AccessTokenTTL.Duration,
 		RefreshTokenTTL: c.Security.RefreshTokenTTL.Duration,
@@ -150,10 +157,14 @@ func Open(ctx context.Context, c config.Config, log *slog.Logger) (_ *App, err e
 		return nil, err
 	}
 	a.Service = svc
+	if a.OAuth, err = oauth.New(svc, oauth.Options{Issuer: c.PublicURL, ServiceName: c.Name}, log); err != nil {
+		return nil, fmt.Errorf("OAuth2 authorization server: %w", err)
+	}
 	a.Handler = server.New(svc, server.Options{
 		Info:           server.Info{Name: c.Name, Description: c.Description, Region: c.Region, Lang: c.Lang, Logo: c.Logo},
 		MaxBodyBytes:   c.Security.MaxBodyBytes,
 		RequestTimeout: c.Server.WriteTimeout.Duration,
+		OAuth:          a.OAuth,
 	}, log)
 	return a, nil
 }
@@ -192,9 +203,25 @@ func (a *App) Close() error {
 	return errors.Join(errs...)
 }
 
-// Listen opens the configured TCP listener. TLS is added by Serve.
+// Listen opens the configured TCP listener. TLS is added by Serve. When
+// the configured port is 0 and the public URL is the default one derived
+// from it, the public URL (the OAuth2 issuer) takes the port chosen.
 func (a *App) Listen() (net.Listener, error) {
-	return net.Listen("tcp", a.Config.Listen)
+	ln, err := net.Listen("tcp", a.Config.Listen)
+	if err != nil {
+		return nil, err
+	}
+	if _, port, _ := net.SplitHostPort(a.Config.Listen); port == "0" && a.OAuth != nil &&
+		strings.TrimPrefix(strings.TrimPrefix(a.Config.PublicURL, "https://"), "http://") == a.Config.Listen {
+		scheme, _, _ := strings.Cut(a.Config.PublicURL, "://")
+		a.Config.PublicURL = scheme + "://" + ln.Addr().String()
+		if err := a.OAuth.SetIssuer(a.Config.PublicURL); err != nil {
+			ln.Close()
+			return nil, err
+		}
+		a.Service.SetPublicURL(a.Config.PublicURL)
+	}
+	return ln, nil
 }
 
 // tlsConfig loads the server certificate: TLS 1.2 and 1.3 only, HTTP/2 offered.
@@ -251,6 +278,9 @@ func (a *App) housekeeping(ctx context.Context) {
 		case now := <-t.C:
 			if err := a.Service.Purge(ctx, now); err != nil && ctx.Err() == nil {
 				a.Log.Warn("purge failed", "err", err)
+			}
+			if err := a.OAuth.OAuth().Purge(ctx, now); err != nil && ctx.Err() == nil {
+				a.Log.Warn("OAuth2 purge failed", "err", err)
 			}
 		}
 	}

@@ -170,7 +170,13 @@ func TestBadInput(t *testing.T) {
 			m["signAlgo"], m["signAlgoParams"] = csc.OIDRSAPSS, b64([]byte{4, 1, 0})
 		}), 400, "invalid_request", "signAlgoParams"},
 		{"sign bad base64 hash", "signatures/signHash", bearer, sign(func(m map[string]any) { m["hashes"] = []string{"a+b_"} }), 400, "invalid_request", "base64"},
-		{"sign async", "signatures/signHash", bearer, sign(func(m map[string]any) { m["operationMode"] = "A" }), 400, "invalid_request", "operationMode"},
+		{"sign async with response_uri", "signatures/signHash", bearer, sign(func(m map[string]any) {
+			m["operationMode"], m["response_uri"] = "A", "https://example.invalid/cb"
+		}), 400, "invalid_request", "response_uri"},
+		{"sign async validity too long", "signatures/signHash", bearer, sign(func(m map[string]any) {
+			m["operationMode"], m["validity_period"] = "A", 1<<40
+		}), 400, "invalid_request", "validity_period"},
+		{"sign validity_period in mode S", "signatures/signHash", bearer, sign(func(m map[string]any) { m["validity_period"] = 1000 }), 400, "invalid_request", "validity_period"},
 		{"sign bad operationMode", "signatures/signHash", bearer, sign(func(m map[string]any) { m["operationMode"] = "Z" }), 400, "invalid_request", "operationMode"},
 		{"sign SCAL2 other hash", "signatures/signHash", bearer, sign(func(m map[string]any) {
 			m["credentialID"], m["SAD"], m["signAlgo"], m["hashes"] = f.scal2, f.sad2, csc.OIDECDSAWithSHA256, []string{b64(digest(crypto.SHA256, "other"))}

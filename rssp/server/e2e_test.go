@@ -218,7 +218,8 @@ func TestInfo(t *testing.T) {
 	}
 	var info csc.InfoResponse
 	rssptest.Must(t, srv.Call(t, "info", "", map[string]any{"lang": "en-US"})).Decode(t, &info)
-	if info.Specs != csc.SpecV2 || len(info.AuthType) != 1 || info.AuthType[0] != "basic" || info.SignAlgorithms == nil {
+	if info.Specs != csc.SpecV2 || strings.Join(info.AuthType, " ") != "basic oauth2code oauth2client" ||
+		!strings.HasPrefix(info.OAuth2, "https://127.0.0.1:") || info.SignAlgorithms == nil {
 		t.Fatalf("info: %+v", info)
 	}
 	served := map[string]bool{}
@@ -226,12 +227,13 @@ func TestInfo(t *testing.T) {
 		served[m] = true
 	}
 	for _, m := range []string{"auth/login", "auth/revoke", "credentials/list", "credentials/info", "credentials/authorize",
-		"credentials/extendTransaction", "signatures/signHash", "signatures/timestamp"} {
+		"credentials/extendTransaction", "signatures/signHash", "signatures/timestamp",
+		"credentials/authorizeCheck", "credentials/getChallenge", "signatures/signPolling"} {
 		if !served[m] {
 			t.Errorf("info does not list %s", m)
 		}
 	}
-	for _, m := range []string{"signatures/signDoc", "credentials/authorizeCheck", "signatures/signPolling"} {
+	for _, m := range []string{"signatures/signDoc"} {
 		if served[m] {
 			t.Errorf("info lists %s, which is not served", m)
 		}

@@ -38,6 +38,15 @@ type Options struct {
 	MaxBodyBytes int64
 	// RequestTimeout bounds each request's work (default 30s).
 	RequestTimeout time.Duration
+	// OAuth is the OAuth2 authorization server (rssp/oauth), served under
+	// /oauth2/ and /.well-known/ and advertised by info; nil: none.
+	OAuth OAuthServer
+}
+
+// OAuthServer is an OAuth2 authorization server to mount.
+type OAuthServer interface {
+	http.Handler
+	BaseURL() string // info.oauth2
 }
 
 // Server serves the CSC API.
@@ -75,17 +84,33 @@ func New(svc *service.Service, opt Options, log *slog.Logger) *Server {
 		r.With(s.authenticated).Post("/auth/revoke", s.revoke)
 		r.Group(func(r chi.Router) {
 			r.Use(s.authenticated)
-			r.Post("/credentials/list", s.credentialsList)
-			r.Post("/credentials/info", s.credentialsInfo)
-			r.Post("/credentials/authorize", s.credentialsAuthorize)
-			r.Post("/credentials/extendTransaction", s.extendTransaction)
-			r.Post("/signatures/signHash", s.signHash)
+			r.Post("/credentials/list", v2(s, s.credentialsList))
+			r.Post("/credentials/info", v2(s, s.credentialsInfo))
+			r.Post("/credentials/authorize", v2(s, s.credentialsAuthorize))
+			r.Post("/credentials/extendTransaction", v2(s, s.extendTransaction))
+			r.Post("/signatures/signHash", v2(s, s.signHash))
 			r.Post("/signatures/timestamp", s.timestamp)
+			if svc.HasPending() {
+				r.Post("/credentials/authorizeCheck", v2(s, s.authorizeCheck))
+				r.Post("/credentials/getChallenge", v2(s, s.getChallenge))
+				r.Post("/signatures/signPolling", v2(s, s.signPolling))
+			}
 		})
 		for _, m := range notServed {
-			r.Post("/"+m, s.notImplemented)
+			if !svc.HasPending() || !pendingMethods[m] {
+				r.Post("/"+m, s.notImplemented)
+			}
 		}
 	})
+	r.Route("/csc/v1", s.routesV1)
+	if svc.HasPending() {
+		r.Get("/oob/approve", s.approvalPage)
+		r.Post("/oob/approve", s.approvalDecision)
+	}
+	if opt.OAuth != nil {
+		r.Mount("/oauth2", opt.OAuth)
+		r.Handle("/.well-known/oauth-authorization-server", opt.OAuth)
+	}
 	s.mux = r
 	return s
 }
@@ -97,12 +122,24 @@ var notServed = []string{
 	"signatures/signDoc", "signatures/signPolling",
 }
 
+// pendingMethods are served when the service has its out-of-band channel
+// and pending store.
+var pendingMethods = map[string]bool{
+	"credentials/authorizeCheck": true, "credentials/getChallenge": true, "signatures/signPolling": true,
+}
+
 // methods lists what info advertises.
 func (s *Server) methods() []string {
 	m := []string{"auth/login", "auth/revoke", "credentials/list", "credentials/info",
 		"credentials/authorize", "credentials/extendTransaction", "signatures/signHash"}
+	if s.svc.HasPending() {
+		m = append(m, "credentials/authorizeCheck", "credentials/getChallenge", "signatures/signPolling")
+	}
 	if s.svc.HasTimestamp() {
 		m = append(m, "signatures/timestamp")
+	}
+	if s.opt.OAuth != nil {
+		m = append(m, "oauth2/authorize", "oauth2/pushed_authorize", "oauth2/token", "oauth2/revoke")
 	}
 	return m
 }
@@ -226,7 +263,7 @@ func (s *Server) authenticated(next http.Handler) http.Handler {
 			s.writeError(w, r, &service.Problem{Kind: service.ErrInvalidToken, Description: "Missing or malformed Authorization header (Bearer token required)"})
 			return
 		}
-		p, err := s.svc.Authenticate(r.Context(), tok)
+		p, err := s.svc.AuthenticateMethod(r.Context(), tok, methodName(r))
 		if err != nil {
 			s.writeError(w, r, err)
 			return
@@ -294,10 +331,20 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
 
 // writeJSON writes v with status 200.
-func writeJSON(w http.ResponseWriter, v any) {
+func writeJSON(w http.ResponseWriter, v any) { writeJSONStatus(w, http.StatusOK, v) }
+
+// writeJSONStatus writes v with the given status.
+func writeJSONStatus(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// methodName is the CSC method of a request path ("credentials/list").
+func methodName(r *http.Request) string {
+	p := strings.TrimPrefix(r.URL.Path, "/csc/v2/")
+	return strings.TrimPrefix(p, "/csc/v1/")
 }
 
 // writeError is the one place where errors become CSC error bodies.

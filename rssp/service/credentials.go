@@ -50,7 +50,8 @@ type CredentialSpec struct {
 	KeyType     keystore.KeyType
 	PIN         string // required unless AuthMode is oauth2code
 	SCAL        int    // 1 (default) or 2
-	OTP         string // "" or "totp"
+	OTP         string // "", "totp" or "online" (sent by getChallenge)
+	OOB         bool   // a PasswordOOB factor: approval on another device
 	Multisign   int    // default 1
 	Description string
 	AuthMode    string // "explicit" (default) or "oauth2code"
@@ -84,8 +85,10 @@ func (s *Service) AddCredential(ctx context.Context, spec CredentialSpec) (c sto
 		return c, "", badRequest("SCAL must be 1 or 2")
 	case spec.Multisign < 1 || spec.Multisign > s.opt.MaxMultisign:
 		return c, "", badRequest("multisign must be between 1 and %d", s.opt.MaxMultisign)
-	case spec.OTP != "" && spec.OTP != "totp":
-		return c, "", badRequest("otp must be \"totp\"")
+	case spec.OTP != "" && spec.OTP != "totp" && spec.OTP != OnlineOTP:
+		return c, "", badRequest("otp must be \"totp\" or \"online\"")
+	case (spec.OTP == OnlineOTP || spec.OOB) && !s.HasPending():
+		return c, "", badRequest("online OTP and out-of-band factors need the notifier (not configured)")
 	case spec.AuthMode != csc.AuthModeExplicit && spec.AuthMode != csc.AuthModeOAuth2Code:
 		return c, "", badRequest("auth mode must be explicit or oauth2code")
 	case len(spec.Description) > 255:
@@ -95,8 +98,8 @@ func (s *Service) AddCredential(ctx context.Context, spec CredentialSpec) (c sto
 		if len(spec.PIN) < 4 || len(spec.PIN) > 64 || strings.Trim(spec.PIN, "0123456789") != "" {
 			return c, "", badRequest("the PIN must be 4 to 64 digits")
 		}
-	} else if spec.AuthMode == csc.AuthModeExplicit && spec.OTP == "" {
-		return c, "", badRequest("an explicit credential needs a PIN or an OTP")
+	} else if spec.AuthMode == csc.AuthModeExplicit && spec.OTP == "" && !spec.OOB {
+		return c, "", badRequest("an explicit credential needs a PIN, an OTP or an out-of-band factor")
 	}
 	id := secret.NewID(12)
 	ref, pub, err := s.keys.Generate(ctx, spec.KeyType, id)
@@ -118,13 +121,16 @@ func (s *Service) AddCredential(ctx context.Context, spec CredentialSpec) (c sto
 		ID: id, UserID: u.ID, Description: spec.Description, KeyType: string(spec.KeyType),
 		Backend: s.keys.Name(), KeyRef: ref, PublicKey: pubDER,
 		CertChain: append([][]byte{cert}, s.issuer.Chain()...),
-		SCAL:      spec.SCAL, Multisign: spec.Multisign, AuthMode: spec.AuthMode, CreatedAt: s.now().UTC(),
+		SCAL:      spec.SCAL, Multisign: spec.Multisign, AuthMode: spec.AuthMode, OOB: spec.OOB, CreatedAt: s.now().UTC(),
 	}
 	if spec.PIN != "" {
 		if c.PINHash, err = secret.Hash(spec.PIN, s.opt.Argon2); err != nil {
 			undo()
 			return c, "", err
 		}
+	}
+	if spec.OTP == OnlineOTP {
+		c.OTPType = OnlineOTP
 	}
 	if spec.OTP == "totp" {
 		seed, uri, err := newTOTP(s.opt.Name, u.Name, id)
@@ -179,6 +185,9 @@ func (s *Service) Unlock(ctx context.Context, id string) error {
 func (s *Service) userCredential(ctx context.Context, p Principal, id string) (store.Credential, error) {
 	if id == "" {
 		return store.Credential{}, badRequest("Missing string parameter credentialID")
+	}
+	if p.Scope == ScopeCredential && id != p.CredentialID {
+		return store.Credential{}, fail(ErrAccessDenied, "The credential token is bound to another credential")
 	}
 	c, err := s.store.Credential(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && c.UserID != p.UserID) {
@@ -296,11 +305,23 @@ func (s *Service) credentialInfo(c store.Credential, o InfoOptions) (csc.Credent
 				Type: csc.AuthPassword, ID: FactorPIN, Format: "N", Label: "PIN", Description: "The credential's PIN"})
 			ids = append(ids, FactorPIN)
 		}
-		if c.OTPType == "totp" {
+		switch c.OTPType {
+		case "totp":
 			info.Auth.Objects = append(info.Auth.Objects, csc.AuthObject{
 				Type: csc.AuthPassword, ID: FactorOTP, Format: "N", Generator: "totp", Label: "OTP",
 				Description: "The 6-digit code of the authenticator app"})
 			ids = append(ids, FactorOTP)
+		case OnlineOTP:
+			info.Auth.Objects = append(info.Auth.Objects, csc.AuthObject{
+				Type: csc.AuthChallengeResponse, ID: FactorOTP, Format: "N", Label: "OTP",
+				Description: "The 6-digit code sent to you after credentials/getChallenge"})
+			ids = append(ids, FactorOTP)
+		}
+		if c.OOB {
+			info.Auth.Objects = append(info.Auth.Objects, csc.AuthObject{
+				Type: csc.AuthPasswordOOB, ID: FactorOOB, Label: "Approval",
+				Description: "Approve the request on your other device"})
+			ids = append(ids, FactorOOB)
 		}
 		info.Auth.Expression = strings.Join(ids, " AND ")
 	}

@@ -16,9 +16,11 @@ import (
 	"log/slog"
 	"math/big"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/csctoken/csctoken/rssp/keystore"
+	"github.com/csctoken/csctoken/rssp/notify"
 	"github.com/csctoken/csctoken/rssp/secret"
 	"github.com/csctoken/csctoken/rssp/store"
 )
@@ -45,6 +47,7 @@ type Sealer interface {
 // Options are the service's limits and lifetimes.
 type Options struct {
 	Name            string // service name, issuer of TOTP URIs
+	PublicURL       string // base URL of the service, for approval links
 	PINRetries      int
 	AccessTokenTTL  time.Duration
 	RefreshTokenTTL time.Duration
@@ -63,7 +66,10 @@ type Service struct {
 	issuer   Issuer
 	tsa      Timestamper
 	sealer   Sealer
+	pending  store.PendingStore // nil: no out-of-band factors, no async signing
+	notifier notify.Notifier    // nil: no out-of-band factors
 	opt      Options
+	public   atomic.Pointer[string] // PublicURL, updated once the port is known
 	log      *slog.Logger
 	now      func() time.Time
 
@@ -82,6 +88,11 @@ type Deps struct {
 	Issuer   Issuer
 	TSA      Timestamper // optional: signatures/timestamp is not served without it
 	Sealer   Sealer
+	// Pending holds out-of-band authorizations, online OTP challenges and
+	// asynchronous operations (optional: without it those are not served).
+	Pending store.PendingStore
+	// Notifier delivers approval links and online OTPs (optional).
+	Notifier notify.Notifier
 	Logger   *slog.Logger
 	Now      func() time.Time // optional clock for tests
 }
@@ -105,11 +116,14 @@ func New(d Deps, opt Options) (*Service, error) {
 		issuer:   d.Issuer,
 		tsa:      d.TSA,
 		sealer:   d.Sealer,
+		pending:  d.Pending,
+		notifier: d.Notifier,
 		opt:      opt,
 		log:      d.Logger,
 		now:      d.Now,
 		totpLast: map[string]int64{},
 	}
+	s.public.Store(&opt.PublicURL)
 	for _, b := range d.Backends {
 		s.backends[b.Name()] = b
 	}
@@ -125,6 +139,16 @@ func New(d Deps, opt Options) (*Service, error) {
 // HasTimestamp says whether signatures/timestamp is served.
 func (s *Service) HasTimestamp() bool { return s.tsa != nil }
 
+// SetPublicURL changes the base URL used in approval links (set once the
+// listener's port is known).
+func (s *Service) SetPublicURL(u string) { s.public.Store(&u) }
+
+func (s *Service) publicURL() string { return *s.public.Load() }
+
+// HasPending says whether out-of-band authorization, online OTPs and
+// asynchronous signing are served.
+func (s *Service) HasPending() bool { return s.pending != nil && s.notifier != nil }
+
 // Options returns the service's options.
 func (s *Service) Options() Options { return s.opt }
 
@@ -136,6 +160,10 @@ type Principal struct {
 	Family    string
 	Scope     string
 	ClientID  string
+	// CredentialID is the credential a credential-scope token is bound to
+	// (set by AuthenticateMethod).
+	CredentialID string
+	bearer       string // a credential-scope token itself: its own SAD
 }
 
 type ctxKey int
@@ -152,18 +180,22 @@ func clientAddr(ctx context.Context) string {
 	return v
 }
 
-// audit appends one row; a failure to audit is logged loudly (and fails the
-// operation when it happens before the effect, see callers).
-func (s *Service) audit(ctx context.Context, event string, userID, credID string, hashes [][]byte, err error, detail string) error {
+// auditEvent builds the audit row of an event at the current time: Result
+// "ok" when err is nil, else err's code; the client's address comes from
+// ctx (WithClientAddr), the hashes are written in base64.
+func (s *Service) auditEvent(ctx context.Context, event string, userID, credID string, hashes [][]byte, err error, detail string) store.AuditEvent {
 	result := "ok"
 	if err != nil {
 		result = resultCode(err)
 	}
 	var hs []string
-	for _, h := range hashes {
-		hs = append(hs, encodeB64(h))
+	if len(hashes) > 0 {
+		hs = make([]string, len(hashes))
+		for i, h := range hashes {
+			hs[i] = encodeB64(h)
+		}
 	}
-	_, aerr := s.store.AppendAudit(context.WithoutCancel(ctx), store.AuditEvent{
+	return store.AuditEvent{
 		Time:         s.now().UTC(),
 		Event:        event,
 		UserID:       userID,
@@ -172,7 +204,13 @@ func (s *Service) audit(ctx context.Context, event string, userID, credID string
 		Hashes:       hs,
 		Result:       result,
 		Detail:       detail,
-	})
+	}
+}
+
+// audit appends one row; a failure to audit is logged loudly (and fails the
+// operation when it happens before the effect, see callers).
+func (s *Service) audit(ctx context.Context, event string, userID, credID string, hashes [][]byte, err error, detail string) error {
+	_, aerr := s.store.AppendAudit(context.WithoutCancel(ctx), s.auditEvent(ctx, event, userID, credID, hashes, err, detail))
 	if aerr != nil {
 		s.log.Error("audit append failed", "event", event, "err", aerr)
 	}
@@ -193,6 +231,9 @@ func resultCode(err error) string {
 			return k.code
 		}
 	}
+	if c := oauthResultCode(err); c != "" {
+		return c
+	}
 	return "server_error"
 }
 
@@ -205,7 +246,15 @@ func parseCert(c store.Credential) (*x509.Certificate, error) {
 }
 
 // Purge deletes expired tokens and SADs.
-func (s *Service) Purge(ctx context.Context, now time.Time) error { return s.store.Purge(ctx, now) }
+func (s *Service) Purge(ctx context.Context, now time.Time) error {
+	if err := s.store.Purge(ctx, now); err != nil {
+		return err
+	}
+	if s.pending != nil {
+		return s.pending.PurgePending(ctx, now)
+	}
+	return nil
+}
 
 // VerifyAudit checks the audit chain (rssp admin audit verify).
 func (s *Service) VerifyAudit(ctx context.Context) (int64, error) {

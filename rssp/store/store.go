@@ -63,7 +63,8 @@ type Credential struct {
 	Multisign   int      // >= 1
 	AuthMode    string   // "explicit" or "oauth2code"
 	PINHash     string   // argon2id encoded; empty: no PIN factor
-	OTPType     string   // "" or "totp"
+	OTPType     string   // "", "totp" or "online"
+	OOB         bool     // a PasswordOOB factor
 	OTPSealed   []byte   // TOTP seed sealed under the KEK; nil without OTP
 	Disabled    bool
 	PINFailures int  // consecutive failed authorizations
@@ -105,7 +106,7 @@ type SAD struct {
 }
 
 // AuditEvent is one row of the append-only audit log. Seq, PrevHash and Hash
-// are set by AppendAudit.
+// are set by AppendAudit (or ConsumeSAD).
 type AuditEvent struct {
 	Seq          int64
 	Time         time.Time
@@ -166,7 +167,15 @@ type Store interface {
 	// before exhaustion. A SAD whose Remaining reaches 0 is deleted (later
 	// calls: ErrNotFound); the returned SAD then has Remaining 0. n must be
 	// >= 1.
-	ConsumeSAD(ctx context.Context, hash []byte, n int, now time.Time) (SAD, error)
+	//
+	// With a non-nil audit, the same atomic step appends *audit to the
+	// audit log exactly as AppendAudit would, so the consumption and its
+	// audit row are durable together or not at all; on success *audit is
+	// set to the row as AppendAudit would return it (Seq, PrevHash, Hash,
+	// Time). When ConsumeSAD fails, for any reason, neither the SAD nor
+	// the audit log changes and *audit is left as it was. A nil audit
+	// appends nothing.
+	ConsumeSAD(ctx context.Context, hash []byte, n int, now time.Time, audit *AuditEvent) (SAD, error)
 	DeleteSAD(ctx context.Context, hash []byte) error
 
 	// Audit.

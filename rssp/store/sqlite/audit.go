@@ -30,47 +30,65 @@ func scanAudit(sc scanner) (store.AuditEvent, error) {
 	return e, nil
 }
 
-// AppendAudit implements store.Store. In one write operation it reads the
-// last row's Seq and Hash, chains e to it and inserts it; the single writer
-// and BEGIN IMMEDIATE make that atomic against other goroutines and other
-// processes.
-func (d *DB) AppendAudit(ctx context.Context, e store.AuditEvent) (store.AuditEvent, error) {
+// auditRow is an audit event ready to append: its time set and checked,
+// its hashes encoded.
+type auditRow struct {
+	e      store.AuditEvent
+	t      int64  // e.Time in Unix nanoseconds
+	hashes []byte // e.Hashes encoded
+}
+
+// newAuditRow prepares e for appending; a zero Time becomes the current
+// time.
+func (d *DB) newAuditRow(e store.AuditEvent) (*auditRow, error) {
 	if e.Time.IsZero() {
 		e.Time = d.now()
 	}
 	t, err := requiredNanos(e.Time)
 	if err != nil {
-		return store.AuditEvent{}, fmt.Errorf("sqlite: append audit: time: %w", err)
+		return nil, fmt.Errorf("time: %w", err)
 	}
 	e.Time = time.Unix(0, t).UTC()
 	if len(e.Hashes) == 0 {
 		e.Hashes = nil
 	}
-	hashes := encodeList(e.Hashes)
+	return &auditRow{e: e, t: t, hashes: encodeList(e.Hashes)}, nil
+}
 
-	err = d.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		var (
-			last int64
-			prev []byte
-		)
-		err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&last, &prev)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			last, prev = 0, append([]byte(nil), store.GenesisHash[:]...)
-		case err != nil:
-			return fmt.Errorf("last row: %w", err)
-		}
-		e.Seq = last + 1
-		e.PrevHash = prev
-		e.Hash = store.AuditHash(prev, e)
-		_, err = tx.ExecContext(ctx, `INSERT INTO audit (`+auditCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			e.Seq, t, e.Event, e.UserID, e.CredentialID, e.ClientAddr, hashes, e.Result, e.Detail, e.PrevHash, e.Hash)
-		return err
-	})
+// append reads the last row's Seq and Hash, chains r to it and inserts it,
+// in w; it sets r.e's Seq, PrevHash and Hash. The single writer and BEGIN
+// IMMEDIATE make that atomic against other goroutines and other processes.
+func (r *auditRow) append(w *wtx) error {
+	var (
+		last int64
+		prev []byte
+	)
+	err := w.queryRow(stAuditLast).Scan(&last, &prev)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		last, prev = 0, append([]byte(nil), store.GenesisHash[:]...)
+	case err != nil:
+		return fmt.Errorf("last row: %w", err)
+	}
+	e := &r.e
+	e.Seq = last + 1
+	e.PrevHash = prev
+	e.Hash = store.AuditHash(prev, *e)
+	_, err = w.exec(stAuditInsert, e.Seq, r.t, e.Event, e.UserID, e.CredentialID, e.ClientAddr, r.hashes, e.Result,
+		e.Detail, e.PrevHash, e.Hash)
+	return err
+}
+
+// AppendAudit implements store.Store, in one write operation.
+func (d *DB) AppendAudit(ctx context.Context, e store.AuditEvent) (store.AuditEvent, error) {
+	r, err := d.newAuditRow(e)
 	if err != nil {
 		return store.AuditEvent{}, fmt.Errorf("sqlite: append audit: %w", err)
 	}
-	return e, nil
+	if err := d.write(ctx, r.append); err != nil {
+		return store.AuditEvent{}, fmt.Errorf("sqlite: append audit: %w", err)
+	}
+	return r.e, nil
 }
 
 // AuditEvents implements store.Store.
@@ -78,8 +96,7 @@ func (d *DB) AuditEvents(ctx context.Context, after int64, limit int) ([]store.A
 	if limit < 1 {
 		return nil, fmt.Errorf("sqlite: audit events: limit %d < 1", limit)
 	}
-	rows, err := d.db.QueryContext(ctx, `SELECT `+auditCols+` FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`,
-		after, limit)
+	rows, err := d.stmts[stAuditEvents].QueryContext(ctx, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: audit events: %w", err)
 	}

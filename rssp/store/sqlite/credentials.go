@@ -10,7 +10,7 @@ import (
 )
 
 const credentialCols = `id, user_id, description, key_type, backend, key_ref, public_key, cert_chain,
-	scal, multisign, auth_mode, pin_hash, otp_type, otp_sealed, disabled, pin_failures, locked, created_at`
+	scal, multisign, auth_mode, pin_hash, otp_type, otp_sealed, disabled, pin_failures, locked, created_at, oob`
 
 func scanCredential(sc scanner) (store.Credential, error) {
 	var (
@@ -20,7 +20,7 @@ func scanCredential(sc scanner) (store.Credential, error) {
 	)
 	err := sc.Scan(&c.ID, &c.UserID, &c.Description, &c.KeyType, &c.Backend, &c.KeyRef, &c.PublicKey, &chain,
 		&c.SCAL, &c.Multisign, &c.AuthMode, &c.PINHash, &c.OTPType, &c.OTPSealed, &c.Disabled, &c.PINFailures,
-		&c.Locked, &created)
+		&c.Locked, &created, &c.OOB)
 	if err != nil {
 		return store.Credential{}, err
 	}
@@ -44,11 +44,10 @@ func (d *DB) CreateCredential(ctx context.Context, c store.Credential) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: create credential %q: created at: %w", c.ID, err)
 	}
-	_, err = d.exec(ctx, `INSERT INTO credentials (`+credentialCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		c.ID, c.UserID, c.Description, c.KeyType, c.Backend, blob(c.KeyRef), blob(c.PublicKey),
-		encodeList(c.CertChain), c.SCAL, c.Multisign, c.AuthMode, c.PINHash, c.OTPType, blob(c.OTPSealed),
-		c.Disabled, c.PINFailures, c.Locked, created)
+	_, err = d.execStmt(ctx, stCredentialInsert,
+		c.ID, c.UserID, c.Description, c.KeyType, c.Backend, blob(c.KeyRef), blob(c.PublicKey), encodeList(c.CertChain),
+		c.SCAL, c.Multisign, c.AuthMode, c.PINHash, c.OTPType, blob(c.OTPSealed), c.Disabled, c.PINFailures, c.Locked,
+		created, c.OOB)
 	switch {
 	case isTaken(err):
 		return fmt.Errorf("sqlite: create credential %q: %w", c.ID, store.ErrExists)
@@ -62,7 +61,7 @@ func (d *DB) CreateCredential(ctx context.Context, c store.Credential) error {
 
 // Credential implements store.Store.
 func (d *DB) Credential(ctx context.Context, id string) (store.Credential, error) {
-	c, err := scanCredential(d.db.QueryRowContext(ctx, `SELECT `+credentialCols+` FROM credentials WHERE id = ?`, id))
+	c, err := get(ctx, d, stCredential, scanCredential, id)
 	if err != nil {
 		return store.Credential{}, fmt.Errorf("sqlite: credential %q: %w", id, notFound(err))
 	}
@@ -72,14 +71,15 @@ func (d *DB) Credential(ctx context.Context, id string) (store.Credential, error
 // Credentials implements store.Store. Credentials created at the same time
 // come in the order they were created.
 func (d *DB) Credentials(ctx context.Context, userID string) ([]store.Credential, error) {
-	q := `SELECT ` + credentialCols + ` FROM credentials`
-	var args []any
-	if userID != "" {
-		q += ` WHERE user_id = ?`
-		args = append(args, userID)
+	var (
+		rows *sql.Rows
+		err  error
+	)
+	if userID == "" {
+		rows, err = d.stmts[stCredentialsAll].QueryContext(ctx)
+	} else {
+		rows, err = d.stmts[stCredentialsOfUser].QueryContext(ctx, userID)
 	}
-	q += ` ORDER BY created_at, rowid`
-	rows, err := d.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: credentials of %q: %w", userID, err)
 	}
@@ -98,9 +98,10 @@ func (d *DB) Credentials(ctx context.Context, userID string) ([]store.Credential
 	return cs, nil
 }
 
-// updateCredential runs an UPDATE of one credential; no row is ErrNotFound.
-func (d *DB) updateCredential(ctx context.Context, what, id, set string, args ...any) error {
-	n, err := d.exec(ctx, `UPDATE credentials SET `+set+` WHERE id = ?`, append(args, id)...)
+// updateCredential runs prepared UPDATE st of one credential, whose last
+// parameter is the ID; no row is ErrNotFound.
+func (d *DB) updateCredential(ctx context.Context, what, id string, st stmtID, args ...any) error {
+	n, err := d.execStmt(ctx, st, append(args, id)...)
 	switch {
 	case err != nil:
 		return fmt.Errorf("sqlite: %s %q: %w", what, id, err)
@@ -112,17 +113,17 @@ func (d *DB) updateCredential(ctx context.Context, what, id, set string, args ..
 
 // SetCredentialDisabled implements store.Store.
 func (d *DB) SetCredentialDisabled(ctx context.Context, id string, disabled bool) error {
-	return d.updateCredential(ctx, "disable credential", id, `disabled = ?`, disabled)
+	return d.updateCredential(ctx, "disable credential", id, stCredentialSetDisabled, disabled)
 }
 
 // ResetPINFailures implements store.Store.
 func (d *DB) ResetPINFailures(ctx context.Context, id string) error {
-	return d.updateCredential(ctx, "reset PIN failures of", id, `pin_failures = 0`)
+	return d.updateCredential(ctx, "reset PIN failures of", id, stCredentialResetPIN)
 }
 
 // UnlockCredential implements store.Store.
 func (d *DB) UnlockCredential(ctx context.Context, id string) error {
-	return d.updateCredential(ctx, "unlock credential", id, `pin_failures = 0, locked = 0`)
+	return d.updateCredential(ctx, "unlock credential", id, stCredentialUnlock)
 }
 
 // RecordPINFailure implements store.Store in one UPDATE ... RETURNING, so
@@ -131,11 +132,8 @@ func (d *DB) RecordPINFailure(ctx context.Context, id string, limit int) (failur
 	if limit < 1 {
 		return 0, false, fmt.Errorf("sqlite: record PIN failure of %q: limit %d < 1", id, limit)
 	}
-	err = d.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		return tx.QueryRowContext(ctx, `UPDATE credentials
-			SET pin_failures = pin_failures + 1, locked = (locked OR pin_failures + 1 >= ?)
-			WHERE id = ?
-			RETURNING pin_failures, locked`, limit, id).Scan(&failures, &locked)
+	err = d.write(ctx, func(w *wtx) error {
+		return w.queryRow(stCredentialPINFailure, limit, id).Scan(&failures, &locked)
 	})
 	if err != nil {
 		return 0, false, fmt.Errorf("sqlite: record PIN failure of %q: %w", id, notFound(err))

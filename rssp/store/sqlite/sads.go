@@ -46,7 +46,7 @@ func (d *DB) CreateSAD(ctx context.Context, s store.SAD) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: create SAD: created at: %w", err)
 	}
-	_, err = d.exec(ctx, `INSERT INTO sads (`+sadCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err = d.execStmt(ctx, stSADInsert,
 		s.Hash, s.CredentialID, s.UserID, s.HashAlgo, encodeList(s.Hashes), s.Remaining, expires, created)
 	switch {
 	case isTaken(err):
@@ -61,7 +61,7 @@ func (d *DB) CreateSAD(ctx context.Context, s store.SAD) error {
 
 // SAD implements store.Store. It returns expired SADs too.
 func (d *DB) SAD(ctx context.Context, hash []byte) (store.SAD, error) {
-	s, err := scanSAD(d.db.QueryRowContext(ctx, `SELECT `+sadCols+` FROM sads WHERE hash = ?`, hash))
+	s, err := get(ctx, d, stSAD, scanSAD, hash)
 	if err != nil {
 		return store.SAD{}, fmt.Errorf("sqlite: SAD: %w", notFound(err))
 	}
@@ -70,7 +70,7 @@ func (d *DB) SAD(ctx context.Context, hash []byte) (store.SAD, error) {
 
 // DeleteSAD implements store.Store.
 func (d *DB) DeleteSAD(ctx context.Context, hash []byte) error {
-	n, err := d.exec(ctx, `DELETE FROM sads WHERE hash = ?`, hash)
+	n, err := d.execStmt(ctx, stSADDelete, hash)
 	switch {
 	case err != nil:
 		return fmt.Errorf("sqlite: delete SAD: %w", err)
@@ -80,10 +80,13 @@ func (d *DB) DeleteSAD(ctx context.Context, hash []byte) error {
 	return nil
 }
 
-// ConsumeSAD implements store.Store: in one write transaction, a
-// conditional UPDATE ... RETURNING takes the signatures, a SAD left with none
-// is deleted, and when the UPDATE matched nothing a SELECT says why.
-func (d *DB) ConsumeSAD(ctx context.Context, hash []byte, n int, now time.Time) (store.SAD, error) {
+// ConsumeSAD implements store.Store: in one write operation, a conditional
+// UPDATE ... RETURNING takes the signatures, a SAD left with none is
+// deleted, and the audit row, if any, is appended; when the UPDATE matched
+// nothing a SELECT says why. The op fails as a whole, so a failed
+// consumption or a failed audit row leaves both the SAD and the log as they
+// were.
+func (d *DB) ConsumeSAD(ctx context.Context, hash []byte, n int, now time.Time, audit *store.AuditEvent) (store.SAD, error) {
 	if n < 1 {
 		return store.SAD{}, fmt.Errorf("sqlite: consume SAD: count %d < 1", n)
 	}
@@ -91,38 +94,56 @@ func (d *DB) ConsumeSAD(ctx context.Context, hash []byte, n int, now time.Time) 
 	if err != nil {
 		return store.SAD{}, fmt.Errorf("sqlite: consume SAD: now: %w", err)
 	}
+	var row *auditRow
+	if audit != nil {
+		if row, err = d.newAuditRow(*audit); err != nil {
+			return store.SAD{}, fmt.Errorf("sqlite: consume SAD: audit: %w", err)
+		}
+	}
 	var s store.SAD
-	err = d.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err = d.write(ctx, func(w *wtx) error {
 		var err error
-		s, err = scanSAD(tx.QueryRowContext(ctx, `UPDATE sads SET remaining = remaining - ?
-			WHERE hash = ? AND remaining >= ? AND expires_at > ?
-			RETURNING `+sadCols, n, hash, n, nowN))
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			return whyNotConsumed(ctx, tx, hash, n, nowN)
-		case err != nil:
+		if s, err = consumeSAD(w, hash, n, nowN); err != nil || row == nil {
 			return err
-		case s.Remaining == 0:
-			if _, err := tx.ExecContext(ctx, `DELETE FROM sads WHERE hash = ?`, hash); err != nil {
-				return fmt.Errorf("deleting used SAD: %w", err)
-			}
+		}
+		if err := row.append(w); err != nil {
+			return fmt.Errorf("audit: %w", err)
 		}
 		return nil
 	})
 	if err != nil {
 		return store.SAD{}, fmt.Errorf("sqlite: consume SAD: %w", err)
 	}
+	if row != nil {
+		*audit = row.e
+	}
+	return s, nil
+}
+
+// consumeSAD takes n signatures from the SAD in w.
+func consumeSAD(w *wtx, hash []byte, n int, now int64) (store.SAD, error) {
+	s, err := scanSAD(w.queryRow(stSADConsume, n, hash, n, now))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return store.SAD{}, whyNotConsumed(w, hash, n, now)
+	case err != nil:
+		return store.SAD{}, err
+	case s.Remaining == 0:
+		if _, err := w.exec(stSADDelete, hash); err != nil {
+			return store.SAD{}, fmt.Errorf("deleting used SAD: %w", err)
+		}
+	}
 	return s, nil
 }
 
 // whyNotConsumed tells why the conditional UPDATE of ConsumeSAD matched no
 // row. It runs in the same transaction, so the row cannot change meanwhile.
-func whyNotConsumed(ctx context.Context, tx *sql.Tx, hash []byte, n int, now int64) error {
+func whyNotConsumed(w *wtx, hash []byte, n int, now int64) error {
 	var (
 		remaining int
 		expires   int64
 	)
-	err := tx.QueryRowContext(ctx, `SELECT remaining, expires_at FROM sads WHERE hash = ?`, hash).Scan(&remaining, &expires)
+	err := w.queryRow(stSADState, hash).Scan(&remaining, &expires)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return store.ErrNotFound

@@ -75,6 +75,10 @@ type DB struct {
 	// Batches and ops run so far, for tests and benchmarks.
 	batches, ops atomic.Int64
 
+	// stmts are the prepared statements (stmts.go), made by Open, closed
+	// by Close.
+	stmts [numStmts]*sql.Stmt
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -174,7 +178,8 @@ func dsn(abs string, o options) string {
 	return u.String()
 }
 
-// init checks the connection settings and brings the schema up to date.
+// init checks the connection settings, brings the schema up to date and
+// prepares the statements.
 func (d *DB) init(ctx context.Context) error {
 	var mode string
 	if err := d.db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
@@ -190,7 +195,10 @@ func (d *DB) init(ctx context.Context) error {
 	if !fk {
 		return errors.New("foreign keys are off")
 	}
-	return d.migrate(ctx)
+	if err := d.migrate(ctx); err != nil {
+		return err
+	}
+	return d.prepare(ctx)
 }
 
 // migration is one embedded schema file.
@@ -279,7 +287,7 @@ func (d *DB) Close() error {
 	d.closeOnce.Do(func() {
 		close(d.closing)
 		<-d.writerDone
-		if err := d.db.Close(); err != nil {
+		if err := errors.Join(d.closeStmts(), d.db.Close()); err != nil {
 			d.closeErr = fmt.Errorf("sqlite: close: %w", err)
 		}
 	})

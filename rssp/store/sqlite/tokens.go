@@ -39,8 +39,8 @@ func (d *DB) CreateToken(ctx context.Context, t store.Token) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: create token: created at: %w", err)
 	}
-	_, err = d.exec(ctx, `INSERT INTO tokens (`+tokenCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		t.Hash, string(t.Kind), t.UserID, t.ClientID, t.Scope, t.Family, expires, t.Revoked, created)
+	_, err = d.execStmt(ctx, stTokenInsert, t.Hash, string(t.Kind), t.UserID, t.ClientID, t.Scope, t.Family, expires,
+		t.Revoked, created)
 	switch {
 	case isTaken(err):
 		return fmt.Errorf("sqlite: create token: %w", store.ErrExists)
@@ -54,7 +54,7 @@ func (d *DB) CreateToken(ctx context.Context, t store.Token) error {
 
 // Token implements store.Store.
 func (d *DB) Token(ctx context.Context, hash []byte) (store.Token, error) {
-	t, err := scanToken(d.db.QueryRowContext(ctx, `SELECT `+tokenCols+` FROM tokens WHERE hash = ?`, hash))
+	t, err := get(ctx, d, stToken, scanToken, hash)
 	if err != nil {
 		return store.Token{}, fmt.Errorf("sqlite: token: %w", notFound(err))
 	}
@@ -64,7 +64,7 @@ func (d *DB) Token(ctx context.Context, hash []byte) (store.Token, error) {
 // RevokeToken implements store.Store. Revoking a revoked token is not an
 // error.
 func (d *DB) RevokeToken(ctx context.Context, hash []byte) error {
-	n, err := d.exec(ctx, `UPDATE tokens SET revoked = 1 WHERE hash = ?`, hash)
+	n, err := d.execStmt(ctx, stTokenRevoke, hash)
 	switch {
 	case err != nil:
 		return fmt.Errorf("sqlite: revoke token: %w", err)
@@ -79,7 +79,7 @@ func (d *DB) RevokeFamily(ctx context.Context, family string) error {
 	if family == "" {
 		return nil // never "every token without a family"
 	}
-	if _, err := d.exec(ctx, `UPDATE tokens SET revoked = 1 WHERE family = ? AND revoked = 0`, family); err != nil {
+	if _, err := d.execStmt(ctx, stTokenRevokeFamily, family); err != nil {
 		return fmt.Errorf("sqlite: revoke token family: %w", err)
 	}
 	return nil
@@ -91,11 +91,11 @@ func (d *DB) Purge(ctx context.Context, now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: purge: %w", err)
 	}
-	err = d.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM tokens WHERE expires_at <= ?`, n); err != nil {
+	err = d.write(ctx, func(w *wtx) error {
+		if _, err := w.exec(stTokenPurge, n); err != nil {
 			return fmt.Errorf("tokens: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM sads WHERE expires_at <= ?`, n); err != nil {
+		if _, err := w.exec(stSADPurge, n); err != nil {
 			return fmt.Errorf("SADs: %w", err)
 		}
 		return nil

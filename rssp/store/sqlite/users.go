@@ -37,8 +37,7 @@ func (d *DB) CreateUser(ctx context.Context, u store.User) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: create user %q: created at: %w", u.Name, err)
 	}
-	_, err = d.exec(ctx, `INSERT INTO users (`+userCols+`) VALUES (?, ?, ?, ?, ?)`,
-		u.ID, u.Name, u.PasswordHash, u.Disabled, created)
+	_, err = d.execStmt(ctx, stUserInsert, u.ID, u.Name, u.PasswordHash, u.Disabled, created)
 	switch {
 	case isTaken(err):
 		return fmt.Errorf("sqlite: create user %q: %w", u.Name, store.ErrExists)
@@ -50,7 +49,7 @@ func (d *DB) CreateUser(ctx context.Context, u store.User) error {
 
 // UserByName implements store.Store.
 func (d *DB) UserByName(ctx context.Context, name string) (store.User, error) {
-	u, err := scanUser(d.db.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE name = ?`, name))
+	u, err := get(ctx, d, stUserByName, scanUser, name)
 	if err != nil {
 		return store.User{}, fmt.Errorf("sqlite: user named %q: %w", name, notFound(err))
 	}
@@ -59,7 +58,7 @@ func (d *DB) UserByName(ctx context.Context, name string) (store.User, error) {
 
 // UserByID implements store.Store.
 func (d *DB) UserByID(ctx context.Context, id string) (store.User, error) {
-	u, err := scanUser(d.db.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE id = ?`, id))
+	u, err := get(ctx, d, stUserByID, scanUser, id)
 	if err != nil {
 		return store.User{}, fmt.Errorf("sqlite: user %q: %w", id, notFound(err))
 	}

@@ -30,21 +30,23 @@ var errClosed = errors.New("database is closed")
 // writeOp is one write.
 type writeOp struct {
 	// ctx is the caller's context. The writer skips the op when ctx has
-	// ended before its turn; fn itself runs under a context that is not
-	// cancelled, since interrupting a statement would roll back the whole
-	// transaction, and with it other callers' writes.
+	// ended before its turn; fn's statements run under a context that is
+	// not cancelled (see wtx), since interrupting a statement would roll
+	// back the whole transaction, and with it other callers' writes.
 	ctx  context.Context
-	fn   func(ctx context.Context, tx *sql.Tx) error
+	fn   func(w *wtx) error
 	err  error
 	done chan struct{} // closed when err is final
 }
 
 // write runs fn in a write transaction (see above) and returns its error
-// or the transaction's. fn must use the context and tx it is given. ctx
-// bounds the wait for the writer; once the writer has taken the op, write
-// waits for its batch (bounded by busyTimeout when another process holds
-// the lock), and fn runs only if ctx has not ended by its turn.
-func (d *DB) write(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+// or the transaction's. fn must run its statements through w: prepared
+// ones with w.exec and w.queryRow, others on w.tx under a context that is
+// not cancelled. ctx bounds the wait for the writer; once the writer has
+// taken the op, write waits for its batch (bounded by busyTimeout when
+// another process holds the lock), and fn runs only if ctx has not ended by
+// its turn.
+func (d *DB) write(ctx context.Context, fn func(w *wtx) error) error {
 	op := &writeOp{ctx: ctx, fn: fn, done: make(chan struct{})}
 	select {
 	case d.writes <- op:
@@ -57,10 +59,32 @@ func (d *DB) write(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx)
 	return op.err
 }
 
-// exec runs one writing statement and returns the number of rows it changed.
+// execStmt runs one prepared writing statement and returns the number of
+// rows it changed.
+func (d *DB) execStmt(ctx context.Context, id stmtID, args ...any) (int64, error) {
+	var n int64
+	err := d.write(ctx, func(w *wtx) error {
+		res, err := w.exec(id, args...)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
+}
+
+// writeTx is write for ops whose SQL is not among the prepared statements:
+// fn runs its statements on tx under ctx, which is not cancelled.
+func (d *DB) writeTx(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	return d.write(ctx, func(w *wtx) error { return fn(context.Background(), w.tx) })
+}
+
+// exec runs one writing statement that is not among the prepared ones and
+// returns the number of rows it changed.
 func (d *DB) exec(ctx context.Context, query string, args ...any) (int64, error) {
 	var n int64
-	err := d.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := d.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, query, args...)
 		if err != nil {
 			return err
@@ -125,6 +149,7 @@ func (d *DB) runBatch(batch []*writeOp) {
 		}
 	}
 
+	w := &wtx{tx: tx, d: d}
 	changed := false // some op succeeded: commit
 	for i, op := range batch {
 		if err := op.ctx.Err(); err != nil {
@@ -132,26 +157,26 @@ func (d *DB) runBatch(batch []*writeOp) {
 			continue
 		}
 		if len(batch) == 1 {
-			if op.err = op.fn(ctx, tx); op.err != nil {
+			if op.err = op.fn(w); op.err != nil {
 				_ = tx.Rollback()
 				return
 			}
 			changed = true
 			break
 		}
-		if _, err := tx.ExecContext(ctx, `SAVEPOINT op`); err != nil {
+		if _, err := w.exec(stSavepoint); err != nil {
 			fail(err, i)
 			return
 		}
-		if op.err = op.fn(ctx, tx); op.err != nil {
-			if _, err := tx.ExecContext(ctx, `ROLLBACK TO op`); err != nil {
+		if op.err = op.fn(w); op.err != nil {
+			if _, err := w.exec(stRollbackTo); err != nil {
 				fail(err, i+1)
 				return
 			}
 		} else {
 			changed = true
 		}
-		if _, err := tx.ExecContext(ctx, `RELEASE op`); err != nil {
+		if _, err := w.exec(stRelease); err != nil {
 			fail(err, i+1)
 			return
 		}

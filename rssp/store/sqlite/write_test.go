@@ -19,7 +19,7 @@ func hold(t *testing.T, d *DB) (release func()) {
 	running, unblock := make(chan struct{}), make(chan struct{})
 	errc := make(chan error, 1)
 	go func() {
-		errc <- d.write(t.Context(), func(context.Context, *sql.Tx) error {
+		errc <- d.write(t.Context(), func(*wtx) error {
 			close(running)
 			<-unblock
 			return nil
@@ -92,7 +92,7 @@ func TestBatchCancelledOpSkipped(t *testing.T) {
 	var firstErr, secondErr error
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		firstErr = d.write(t.Context(), func(ctx context.Context, tx *sql.Tx) error {
+		firstErr = d.writeTx(t.Context(), func(ctx context.Context, tx *sql.Tx) error {
 			close(firstRunning)
 			<-firstGo
 			_, err := tx.ExecContext(ctx, `INSERT INTO users (id, name, password_hash) VALUES ('u1', 'first', '')`)

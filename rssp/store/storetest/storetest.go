@@ -41,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("sads", func(t *testing.T) { testSADs(t, open) })
 	t.Run("consume sad", func(t *testing.T) { testConsumeSAD(t, open) })
 	t.Run("consume sad concurrently", func(t *testing.T) { testConsumeSADConcurrently(t, open) })
+	t.Run("consume sad with audit concurrently", func(t *testing.T) { testConsumeSADAuditConcurrently(t, open) })
 	t.Run("purge", func(t *testing.T) { testPurge(t, open) })
 	t.Run("audit", func(t *testing.T) { testAudit(t, open) })
 	t.Run("audit concurrently", func(t *testing.T) { testAuditConcurrently(t, open) })
@@ -753,9 +754,96 @@ func testSADs(t *testing.T, open func(t *testing.T) store.Store) {
 	})
 }
 
+// allAudit returns the whole audit log.
+func allAudit(t *testing.T, s store.Store) []store.AuditEvent {
+	t.Helper()
+	var all []store.AuditEvent
+	for {
+		page, err := s.AuditEvents(t.Context(), int64(len(all)), 100)
+		if err != nil {
+			t.Fatalf("AuditEvents: %v", err)
+		}
+		if len(page) == 0 {
+			return all
+		}
+		all = append(all, page...)
+	}
+}
+
+// signEvent is the audit row a signature passes to ConsumeSAD.
+func signEvent(detail string, at time.Time) store.AuditEvent {
+	return store.AuditEvent{Time: at, Event: "sign", UserID: alice.ID, CredentialID: "c1", ClientAddr: "192.0.2.7:50000",
+		Hashes: []string{"ZG9jMQ==", "ZG9jMg=="}, Result: "ok", Detail: detail}
+}
+
+// checkConsumeAudit checks the audit log after a ConsumeSAD: before is the
+// log before the call, in the event passed, audit the pointer passed (nil:
+// none) and wantRow whether the call was to append a row.
+func checkConsumeAudit(t *testing.T, s store.Store, before []store.AuditEvent, in store.AuditEvent, audit *store.AuditEvent,
+	wantRow bool) {
+	t.Helper()
+	after := allAudit(t, s)
+	if !wantRow {
+		if len(after) != len(before) {
+			t.Errorf("audit log has %d rows after the call, want %d: no row may be written", len(after), len(before))
+		}
+		if audit != nil {
+			checkEqual(t, "audit event after a failed call (must be unchanged)", *audit, in)
+		}
+		return
+	}
+	if len(after) != len(before)+1 {
+		t.Fatalf("audit log has %d rows after the call, want %d", len(after), len(before)+1)
+	}
+	want := in
+	want.Seq = int64(len(before) + 1)
+	want.PrevHash = store.GenesisHash[:]
+	if len(before) > 0 {
+		want.PrevHash = before[len(before)-1].Hash
+	}
+	want.Time = normTime(in.Time)
+	if len(want.Hashes) == 0 {
+		want.Hashes = nil
+	}
+	want.Hash = store.AuditHash(want.PrevHash, want)
+	checkEqual(t, "audit event set by ConsumeSAD", *audit, want)
+	checkEqual(t, "appended audit row", after[len(after)-1], want)
+	if n, err := store.VerifyAudit(t.Context(), s); err != nil || n != int64(len(after)) {
+		t.Errorf("VerifyAudit = %d, %v; want %d, nil", n, err, len(after))
+	}
+}
+
 func testConsumeSAD(t *testing.T, open func(t *testing.T) store.Store) {
+	for _, withAudit := range []bool{false, true} {
+		name := "without audit"
+		if withAudit {
+			name = "with audit"
+		}
+		t.Run(name, func(t *testing.T) { testConsumeSADAudit(t, open, withAudit) })
+	}
+}
+
+// testConsumeSADAudit runs the ConsumeSAD cases with or without an audit
+// row; the log already holds a row, so the new one chains to it.
+func testConsumeSADAudit(t *testing.T, open func(t *testing.T) store.Store, withAudit bool) {
 	s := withCredential(t, open)
 	now := t0.Add(time.Minute)
+	appendAudit(t, s, store.AuditEvent{Time: t0, Event: "authorize", UserID: alice.ID, CredentialID: "c1", Result: "ok"})
+	// call runs ConsumeSAD, with an audit row when withAudit, and checks
+	// the audit log: one row more exactly when the call succeeds.
+	call := func(t *testing.T, hash []byte, n int, now time.Time, detail string) (store.SAD, error) {
+		t.Helper()
+		before := allAudit(t, s)
+		in := signEvent(detail, now)
+		var audit *store.AuditEvent
+		if withAudit {
+			a := in
+			audit = &a
+		}
+		got, err := s.ConsumeSAD(t.Context(), hash, n, now, audit)
+		checkConsumeAudit(t, s, before, in, audit, withAudit && err == nil)
+		return got, err
+	}
 	tests := []struct {
 		name      string
 		remaining int
@@ -782,7 +870,7 @@ func testConsumeSAD(t *testing.T, open func(t *testing.T) store.Store) {
 		t.Run(tc.name, func(t *testing.T) {
 			sad := sadFixture(fmt.Sprint("consume ", i), tc.remaining, tc.expires)
 			mustCreateSAD(t, s, sad)
-			got, err := s.ConsumeSAD(t.Context(), sad.Hash, tc.n, tc.now)
+			got, err := call(t, sad.Hash, tc.n, tc.now, tc.name)
 			if !checkErr(t, "ConsumeSAD", err, tc.wantErr) {
 				return
 			}
@@ -797,7 +885,7 @@ func testConsumeSAD(t *testing.T, open func(t *testing.T) store.Store) {
 			checkEqual(t, "returned SAD", got, normSAD(want))
 			if tc.wantLeft == 0 {
 				checkErr(t, "SAD after the last signature", getErr, store.ErrNotFound)
-				_, err := s.ConsumeSAD(t.Context(), sad.Hash, 1, tc.now)
+				_, err := call(t, sad.Hash, 1, tc.now, "after the last")
 				checkErr(t, "ConsumeSAD after the last signature", err, store.ErrNotFound)
 				return
 			}
@@ -806,8 +894,25 @@ func testConsumeSAD(t *testing.T, open func(t *testing.T) store.Store) {
 		})
 	}
 	t.Run("fail unknown", func(t *testing.T) {
-		_, err := s.ConsumeSAD(t.Context(), sum("nope"), 1, now)
+		_, err := call(t, sum("nope"), 1, now, "unknown")
 		checkErr(t, "ConsumeSAD", err, store.ErrNotFound)
+	})
+	t.Run("ok zero time gets now", func(t *testing.T) {
+		if !withAudit {
+			t.Skip("no audit row")
+		}
+		sad := sadFixture("consume zero time", 1, now.Add(time.Minute))
+		mustCreateSAD(t, s, sad)
+		e := signEvent("zero time", time.Time{})
+		start := time.Now()
+		if _, err := s.ConsumeSAD(t.Context(), sad.Hash, 1, now, &e); err != nil {
+			t.Fatalf("ConsumeSAD: %v", err)
+		}
+		if e.Time.Before(start.Add(-time.Second)) || e.Time.After(time.Now().Add(time.Second)) || e.Time.Location() != time.UTC {
+			t.Errorf("Time = %v, want about now, in UTC", e.Time)
+		}
+		rows := allAudit(t, s)
+		checkEqual(t, "appended row", rows[len(rows)-1], e)
 	})
 }
 
@@ -838,7 +943,7 @@ func testConsumeSADConcurrently(t *testing.T, open func(t *testing.T) store.Stor
 			for range tc.workers {
 				wg.Go(func() {
 					<-start
-					_, err := s.ConsumeSAD(t.Context(), sad.Hash, tc.n, now)
+					_, err := s.ConsumeSAD(t.Context(), sad.Hash, tc.n, now, nil)
 					switch {
 					case err == nil:
 						mu.Lock()
@@ -862,6 +967,106 @@ func testConsumeSADConcurrently(t *testing.T, open func(t *testing.T) store.Stor
 				t.Errorf("Remaining = %d, want %d", got.Remaining, tc.wantLeft)
 			}
 		})
+	}
+}
+
+// testConsumeSADAuditConcurrently races signers, each consuming a
+// signature with its audit row, against plain AppendAudit calls: every
+// successful consumption has exactly its row, failed ones none, and the
+// chain stays whole and gap-free.
+func testConsumeSADAuditConcurrently(t *testing.T, open func(t *testing.T) store.Store) {
+	const (
+		signers   = 40
+		remaining = 25
+		appenders = 8
+		each      = 5
+	)
+	s := withCredential(t, open)
+	sad := sadFixture("race with audit", remaining, t0.Add(time.Minute))
+	mustCreateSAD(t, s, sad)
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		signed = map[int64]store.AuditEvent{} // by Seq: rows the signers got back
+		failed int
+		seqs   []int64
+		start  = make(chan struct{})
+	)
+	for i := range signers {
+		wg.Go(func() {
+			<-start
+			in := signEvent(fmt.Sprint("signer ", i), t0)
+			e := in
+			_, err := s.ConsumeSAD(t.Context(), sad.Hash, 1, t0, &e)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				signed[e.Seq] = e
+				seqs = append(seqs, e.Seq)
+			case errors.Is(err, store.ErrExhausted), errors.Is(err, store.ErrNotFound):
+				failed++
+				if !reflect.DeepEqual(e, in) {
+					t.Errorf("signer %d: audit event changed by a failed ConsumeSAD: %+v", i, e)
+				}
+			default:
+				t.Errorf("ConsumeSAD: %v", err)
+			}
+		})
+	}
+	for w := range appenders {
+		wg.Go(func() {
+			<-start
+			for i := range each {
+				e, err := s.AppendAudit(t.Context(), store.AuditEvent{Time: t0, Event: "admin", Result: "ok",
+					Detail: fmt.Sprint("appender ", w, " row ", i)})
+				if err != nil {
+					t.Errorf("AppendAudit: %v", err)
+					return
+				}
+				mu.Lock()
+				seqs = append(seqs, e.Seq)
+				mu.Unlock()
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	if len(signed) != remaining || failed != signers-remaining {
+		t.Errorf("%d consumptions succeeded and %d failed, want %d and %d", len(signed), failed, remaining, signers-remaining)
+	}
+	const total = remaining + appenders*each
+	slices.Sort(seqs)
+	for i, seq := range seqs {
+		if seq != int64(i+1) {
+			t.Fatalf("returned Seqs are not 1..%d each once: %v", total, seqs)
+		}
+	}
+	rows := allAudit(t, s)
+	if len(rows) != total {
+		t.Fatalf("audit log has %d rows, want %d", len(rows), total)
+	}
+	signRows := 0
+	for _, r := range rows {
+		if r.Event != "sign" {
+			continue
+		}
+		signRows++
+		if e, ok := signed[r.Seq]; !ok {
+			t.Errorf("sign row %d belongs to no successful ConsumeSAD", r.Seq)
+		} else {
+			checkEqual(t, fmt.Sprint("sign row ", r.Seq), r, e)
+		}
+	}
+	if signRows != remaining {
+		t.Errorf("%d sign rows, want %d", signRows, remaining)
+	}
+	if n, err := store.VerifyAudit(t.Context(), s); err != nil || n != total {
+		t.Errorf("VerifyAudit = %d, %v; want %d, nil", n, err, total)
+	}
+	if _, err := s.SAD(t.Context(), sad.Hash); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("SAD after it was used up: %v, want not found", err)
 	}
 }
 

@@ -1,0 +1,161 @@
+package service
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"time"
+
+	"github.com/csctoken/csctoken/rssp/secret"
+	"github.com/csctoken/csctoken/rssp/store"
+)
+
+func encodeB64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// Tokens is the answer of a login.
+type Tokens struct {
+	AccessToken  string
+	RefreshToken string // empty unless rememberMe
+	ExpiresIn    time.Duration
+}
+
+// Login checks a user's password (auth/login with HTTP Basic) and issues an
+// access token, and a refresh token when rememberMe is set.
+func (s *Service) Login(ctx context.Context, name, password string, rememberMe bool) (tok Tokens, err error) {
+	var userID string
+	defer func() { s.audit(ctx, "login", userID, "", nil, err, "user "+name) }()
+	u, err := s.store.UserByName(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		secret.VerifyDummy(password)
+		return Tokens{}, fail(ErrAuthentication, "Invalid username or password")
+	}
+	if err != nil {
+		return Tokens{}, err
+	}
+	userID = u.ID
+	if err := secret.Verify(password, u.PasswordHash); err != nil {
+		return Tokens{}, fail(ErrAuthentication, "Invalid username or password")
+	}
+	if u.Disabled {
+		return Tokens{}, fail(ErrAuthentication, "The account is disabled")
+	}
+	return s.issueTokens(ctx, u.ID, secret.NewID(16), rememberMe)
+}
+
+// Refresh exchanges a refresh token (auth/login with refresh_token) for a new
+// access token and a new refresh token; the old refresh token is revoked.
+// Presenting a revoked refresh token revokes its whole family (a stolen and
+// replayed token cannot outlive the legitimate one).
+func (s *Service) Refresh(ctx context.Context, refresh string) (tok Tokens, err error) {
+	var userID string
+	defer func() { s.audit(ctx, "refresh", userID, "", nil, err, "") }()
+	t, err := s.store.Token(ctx, secret.TokenHash(refresh))
+	if errors.Is(err, store.ErrNotFound) || (err == nil && t.Kind != store.RefreshToken) {
+		return Tokens{}, fail(ErrInvalidToken, "Invalid refresh token")
+	}
+	if err != nil {
+		return Tokens{}, err
+	}
+	userID = t.UserID
+	if t.Revoked {
+		_ = s.store.RevokeFamily(ctx, t.Family)
+		return Tokens{}, fail(ErrInvalidToken, "The refresh token was revoked")
+	}
+	if !s.now().Before(t.ExpiresAt) {
+		return Tokens{}, fail(ErrExpiredToken, "The refresh token has expired; log in again")
+	}
+	u, err := s.store.UserByID(ctx, t.UserID)
+	if err != nil || u.Disabled {
+		return Tokens{}, fail(ErrInvalidToken, "The account is no longer active")
+	}
+	if err := s.store.RevokeToken(ctx, t.Hash); err != nil {
+		return Tokens{}, err
+	}
+	return s.issueTokens(ctx, t.UserID, t.Family, true)
+}
+
+func (s *Service) issueTokens(ctx context.Context, userID, family string, refresh bool) (Tokens, error) {
+	now := s.now()
+	access, err := secret.NewToken()
+	if err != nil {
+		return Tokens{}, err
+	}
+	if err := s.store.CreateToken(ctx, store.Token{
+		Hash: secret.TokenHash(access), Kind: store.AccessToken, UserID: userID, Scope: "service",
+		Family: family, ExpiresAt: now.Add(s.opt.AccessTokenTTL), CreatedAt: now,
+	}); err != nil {
+		return Tokens{}, err
+	}
+	out := Tokens{AccessToken: access, ExpiresIn: s.opt.AccessTokenTTL}
+	if refresh {
+		rt, err := secret.NewToken()
+		if err != nil {
+			return Tokens{}, err
+		}
+		if err := s.store.CreateToken(ctx, store.Token{
+			Hash: secret.TokenHash(rt), Kind: store.RefreshToken, UserID: userID, Scope: "service",
+			Family: family, ExpiresAt: now.Add(s.opt.RefreshTokenTTL), CreatedAt: now,
+		}); err != nil {
+			return Tokens{}, err
+		}
+		out.RefreshToken = rt
+	}
+	return out, nil
+}
+
+// Authenticate checks a bearer access token.
+func (s *Service) Authenticate(ctx context.Context, bearer string) (Principal, error) {
+	if bearer == "" {
+		return Principal{}, fail(ErrInvalidToken, "Missing access token")
+	}
+	t, err := s.store.Token(ctx, secret.TokenHash(bearer))
+	if errors.Is(err, store.ErrNotFound) || (err == nil && t.Kind != store.AccessToken) {
+		return Principal{}, fail(ErrInvalidToken, "Invalid access token")
+	}
+	if err != nil {
+		return Principal{}, err
+	}
+	if t.Revoked {
+		return Principal{}, fail(ErrExpiredToken, "The access token was revoked")
+	}
+	if !s.now().Before(t.ExpiresAt) {
+		return Principal{}, fail(ErrExpiredToken, "The access token has expired")
+	}
+	u, err := s.store.UserByID(ctx, t.UserID)
+	if err != nil {
+		return Principal{}, fail(ErrInvalidToken, "Invalid access token")
+	}
+	if u.Disabled {
+		return Principal{}, fail(ErrInvalidToken, "The account is disabled")
+	}
+	return Principal{UserID: u.ID, UserName: u.Name, TokenHash: t.Hash, Family: t.Family, Scope: t.Scope, ClientID: t.ClientID}, nil
+}
+
+// Revoke revokes one of the caller's tokens (auth/revoke). Revoking a
+// refresh token revokes every token of its login (RFC 7009 §2.1); an unknown
+// token is not an error (RFC 7009 §2.2), another user's token is refused.
+func (s *Service) Revoke(ctx context.Context, p Principal, token, hint string) (err error) {
+	defer func() { s.audit(ctx, "revoke", p.UserID, "", nil, err, hint) }()
+	if token == "" {
+		return badRequest("Missing string parameter token")
+	}
+	switch hint {
+	case "", "access_token", "refresh_token":
+	default:
+		return badRequest("Invalid parameter token_type_hint")
+	}
+	t, err := s.store.Token(ctx, secret.TokenHash(token))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if t.UserID != p.UserID {
+		return fail(ErrAccessDenied, "The token belongs to another user")
+	}
+	if t.Kind == store.RefreshToken {
+		return s.store.RevokeFamily(ctx, t.Family)
+	}
+	return s.store.RevokeToken(ctx, t.Hash)
+}

@@ -1,0 +1,313 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/csctoken/csctoken/csc"
+	"github.com/csctoken/csctoken/rssp/secret"
+	"github.com/csctoken/csctoken/rssp/store"
+)
+
+// AuthorizeRequest is credentials/authorize in explicit mode.
+type AuthorizeRequest struct {
+	CredentialID  string
+	NumSignatures int
+	Hashes        [][]byte
+	HashAlgorithm string // OID
+	AuthData      []csc.AuthData
+	Description   string
+}
+
+// SAD is a freshly issued signature activation data.
+type SAD struct {
+	Value     string
+	ExpiresIn time.Duration
+	// Handle is set instead of Value while an out-of-band factor waits for
+	// the user (202; poll with AuthorizeCheck).
+	Handle string
+}
+
+// credLock serialises factor checks per credential, so that parallel
+// guesses cannot overtake the retry counter.
+func (s *Service) credLock(id string) *sync.Mutex {
+	m, _ := s.credMu.LoadOrStore(id, &sync.Mutex{})
+	return m.(*sync.Mutex)
+}
+
+// Authorize checks the credential's factors and issues a SAD for
+// NumSignatures signatures; for SCAL2 the SAD is bound to the hashes.
+func (s *Service) Authorize(ctx context.Context, p Principal, r AuthorizeRequest) (sad SAD, err error) {
+	defer func() {
+		s.audit(ctx, "authorize", p.UserID, r.CredentialID, r.Hashes, err, fmt.Sprintf("numSignatures=%d", r.NumSignatures))
+	}()
+	c, err := s.userCredential(ctx, p, r.CredentialID)
+	if err != nil {
+		return SAD{}, err
+	}
+	if c.AuthMode != csc.AuthModeExplicit {
+		return SAD{}, badRequest("The credential is authorized with OAuth2 (auth/mode %s), not credentials/authorize", c.AuthMode)
+	}
+	if err := s.checkUsable(c); err != nil {
+		return SAD{}, err
+	}
+	if r.NumSignatures < 1 || r.NumSignatures > c.Multisign {
+		return SAD{}, badRequest("Invalid parameter numSignatures: must be between 1 and %d (multisign)", c.Multisign)
+	}
+	hashAlg, err := checkHashes(r.Hashes, r.HashAlgorithm, s.opt.MaxHashes)
+	if err != nil {
+		return SAD{}, err
+	}
+	if c.SCAL == 2 && len(r.Hashes) == 0 {
+		return SAD{}, badRequest("Missing parameter hashes: required for a SCAL 2 credential")
+	}
+	if len(r.Hashes) > 0 && len(r.Hashes) != r.NumSignatures {
+		return SAD{}, badRequest("numSignatures (%d) does not match the number of hashes (%d)", r.NumSignatures, len(r.Hashes))
+	}
+	_ = hashAlg
+	if err := s.checkFactors(ctx, c, r.AuthData); err != nil {
+		return SAD{}, err
+	}
+	if c.OOB {
+		u, err := s.store.UserByID(ctx, p.UserID)
+		if err != nil {
+			return SAD{}, err
+		}
+		return s.startOOB(ctx, c, u, r)
+	}
+	return s.newSAD(ctx, c, p.UserID, r.HashAlgorithm, r.Hashes, r.NumSignatures)
+}
+
+// checkHashes validates digests against their algorithm OID.
+func checkHashes(hashes [][]byte, oid string, max int) (crypto.Hash, error) {
+	if len(hashes) == 0 {
+		if oid != "" {
+			if _, ok := allowedHashes[oid]; !ok {
+				return 0, badRequest("hashAlgorithmOID %s is not supported (use SHA-256, SHA-384 or SHA-512)", oid)
+			}
+		}
+		return 0, nil
+	}
+	if len(hashes) > max {
+		return 0, badRequest("Too many hashes: at most %d per call", max)
+	}
+	if oid == "" {
+		return 0, badRequest("Missing string parameter hashAlgorithmOID")
+	}
+	h, ok := allowedHashes[oid]
+	if !ok {
+		return 0, badRequest("hashAlgorithmOID %s is not supported (use SHA-256, SHA-384 or SHA-512)", oid)
+	}
+	for i, d := range hashes {
+		if len(d) != h.Size() {
+			return 0, badRequest("hashes[%d] is %d bytes long; %s hashes are %d bytes", i, len(d), oid, h.Size())
+		}
+	}
+	return h, nil
+}
+
+// checkFactors verifies every factor of the credential's expression (all of
+// them: PIN AND OTP), counting failures and locking at the limit.
+func (s *Service) checkFactors(ctx context.Context, c store.Credential, data []csc.AuthData) error {
+	values := map[string]string{}
+	for _, d := range data {
+		if _, dup := values[d.ID]; dup {
+			return badRequest("authData %q is repeated", d.ID)
+		}
+		if d.ID != FactorPIN && d.ID != FactorOTP && !(d.ID == FactorOOB && c.OOB) {
+			return badRequest("authData %q is not an authentication object of this credential", d.ID)
+		}
+		values[d.ID] = d.Value
+	}
+	needPIN, needOTP := c.PINHash != "", c.OTPType != ""
+	if _, ok := values[FactorPIN]; needPIN && !ok {
+		return badRequest("Missing authData PIN")
+	}
+	if _, ok := values[FactorOTP]; needOTP && !ok {
+		return badRequest("Missing authData OTP")
+	}
+	if !needPIN && values[FactorPIN] != "" {
+		return badRequest("authData PIN is not an authentication object of this credential")
+	}
+	if !needOTP && values[FactorOTP] != "" {
+		return badRequest("authData OTP is not an authentication object of this credential")
+	}
+
+	mu := s.credLock(c.ID)
+	mu.Lock()
+	defer mu.Unlock()
+	// Re-read under the lock: the count and the lock may have moved.
+	c, err := s.store.Credential(ctx, c.ID)
+	if err != nil {
+		return err
+	}
+	if c.Locked {
+		return fail(ErrLocked, "The credential is locked after too many failed authorizations; ask the operator to unlock it")
+	}
+	var failed error
+	if needPIN {
+		if err := secret.Verify(values[FactorPIN], c.PINHash); err != nil {
+			if !errors.Is(err, secret.ErrMismatch) {
+				return err
+			}
+			failed = ErrInvalidPIN
+		}
+	}
+	if needOTP && failed == nil {
+		ok, err := s.checkOTP(ctx, c, values[FactorOTP])
+		if err != nil {
+			return err
+		}
+		if !ok {
+			failed = ErrInvalidOTP
+		}
+	}
+	if failed == nil {
+		if c.PINFailures > 0 {
+			return s.store.ResetPINFailures(ctx, c.ID)
+		}
+		return nil
+	}
+	n, locked, err := s.store.RecordPINFailure(ctx, c.ID, s.opt.PINRetries)
+	if err != nil {
+		return err
+	}
+	if locked {
+		return fail(ErrLocked, "Wrong %s; the credential is now locked after %d failed attempts", factorName(failed), n)
+	}
+	return fail(failed, "Wrong %s: %d attempts left", factorName(failed), s.opt.PINRetries-n)
+}
+
+func factorName(kind error) string {
+	if kind == ErrInvalidOTP {
+		return "OTP"
+	}
+	return "PIN"
+}
+
+func (s *Service) newSAD(ctx context.Context, c store.Credential, userID, hashAlg string, hashes [][]byte, n int) (SAD, error) {
+	v, err := secret.NewToken()
+	if err != nil {
+		return SAD{}, err
+	}
+	now := s.now()
+	if len(hashes) == 0 {
+		hashAlg = ""
+	}
+	if err := s.store.CreateSAD(ctx, store.SAD{
+		Hash: secret.TokenHash(v), CredentialID: c.ID, UserID: userID, HashAlgo: hashAlg, Hashes: hashes,
+		Remaining: n, ExpiresAt: now.Add(s.opt.SADTTL), CreatedAt: now,
+	}); err != nil {
+		return SAD{}, err
+	}
+	return SAD{Value: v, ExpiresIn: s.opt.SADTTL}, nil
+}
+
+// loadSAD fetches a SAD and checks that it belongs to the credential and
+// caller and, when it is bound to hashes, that hashes are exactly those.
+func (s *Service) loadSAD(ctx context.Context, p Principal, credID, value string, hashes [][]byte, hashAlg string) (store.SAD, error) {
+	if value == "" {
+		return store.SAD{}, badRequest("Missing string parameter SAD")
+	}
+	sad, err := s.store.SAD(ctx, secret.TokenHash(value))
+	if errors.Is(err, store.ErrNotFound) {
+		return store.SAD{}, badRequest("Invalid SAD (unknown, used up or revoked)")
+	}
+	if err != nil {
+		return store.SAD{}, err
+	}
+	if !s.now().Before(sad.ExpiresAt) {
+		return store.SAD{}, badRequest("SAD expired")
+	}
+	if sad.CredentialID != credID || sad.UserID != p.UserID {
+		return store.SAD{}, badRequest("The SAD was not issued for this credential")
+	}
+	if len(sad.Hashes) > 0 && hashes != nil {
+		if hashAlg != "" && hashAlg != sad.HashAlgo {
+			return store.SAD{}, badRequest("Hash algorithm is not the one authorized by the SAD")
+		}
+		if !sameHashes(sad.Hashes, hashes) {
+			return store.SAD{}, badRequest("Hash is not authorized by the SAD")
+		}
+	}
+	return sad, nil
+}
+
+// sameHashes compares two lists of digests as multisets.
+func sameHashes(a, b [][]byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	sa, sb := sortedCopy(a), sortedCopy(b)
+	for i := range sa {
+		if !bytes.Equal(sa[i], sb[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func sortedCopy(in [][]byte) [][]byte {
+	out := append([][]byte(nil), in...)
+	sort.Slice(out, func(i, j int) bool { return bytes.Compare(out[i], out[j]) < 0 })
+	return out
+}
+
+// ExtendTransaction replaces a valid SAD by a new one with the same binding
+// and the signatures it has left (credentials/extendTransaction).
+func (s *Service) ExtendTransaction(ctx context.Context, p Principal, credID, value string, hashes [][]byte, hashAlg string) (sad SAD, err error) {
+	defer func() { s.audit(ctx, "extendTransaction", p.UserID, credID, hashes, err, "") }()
+	c, err := s.userCredential(ctx, p, credID)
+	if err != nil {
+		return SAD{}, err
+	}
+	if err := s.checkUsable(c); err != nil {
+		return SAD{}, err
+	}
+	if _, err := checkHashes(hashes, hashAlg, s.opt.MaxHashes); err != nil {
+		return SAD{}, err
+	}
+	old, err := s.loadSAD(ctx, p, credID, value, hashes, hashAlg)
+	if err != nil {
+		return SAD{}, err
+	}
+	if c.SCAL == 2 && len(hashes) == 0 {
+		return SAD{}, badRequest("Missing parameter hashes: required for a SCAL 2 credential")
+	}
+	// Take the old SAD's remaining count atomically, so it cannot be used
+	// and extended at the same time.
+	taken, err := s.store.ConsumeSAD(ctx, old.Hash, old.Remaining, s.now(), nil)
+	if err != nil {
+		return SAD{}, sadError(err)
+	}
+	return s.newSAD(ctx, c, p.UserID, taken.HashAlgo, taken.Hashes, old.Remaining)
+}
+
+func sadError(err error) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrExhausted):
+		return badRequest("Invalid SAD (used up or revoked)")
+	case errors.Is(err, store.ErrExpired):
+		return badRequest("SAD expired")
+	}
+	return err
+}
+
+// checkOTP verifies an OTP: a TOTP code, or the online OTP last sent by
+// GetChallenge.
+func (s *Service) checkOTP(ctx context.Context, c store.Credential, code string) (bool, error) {
+	if c.OTPType == OnlineOTP {
+		return s.checkOnlineOTP(ctx, c, code)
+	}
+	seed, err := s.sealer.Open(c.OTPSealed, []byte("totp:"+c.ID))
+	if err != nil {
+		return false, fmt.Errorf("open TOTP seed: %w", err)
+	}
+	return s.checkTOTP(c.ID, seed, code, s.now()), nil
+}

@@ -1,0 +1,52 @@
+package service
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Kinds of failure. Every error the service returns wraps one of them (or is
+// an unexpected internal error); the HTTP layer maps each kind to a CSC
+// error code and status in one place (rssp/server).
+var (
+	ErrInvalidRequest = errors.New("invalid request")       // 400 invalid_request
+	ErrInvalidToken   = errors.New("invalid token")         // 401 invalid_token
+	ErrExpiredToken   = errors.New("expired token")         // 401 expired_token
+	ErrAuthentication = errors.New("authentication failed") // 400 authentication_error
+	ErrInvalidPIN     = errors.New("invalid PIN")           // 400 invalid_pin
+	ErrInvalidOTP     = errors.New("invalid OTP")           // 400 invalid_otp
+	ErrLocked         = errors.New("credential locked")     // 400 credential_locked
+	ErrDisabled       = errors.New("credential disabled")   // 400 credential_disabled
+	ErrAccessDenied   = errors.New("access denied")         // 403 access_denied
+	ErrNotImplemented = errors.New("not implemented")       // 501
+)
+
+// Problem is a failure with a description safe to show the client.
+type Problem struct {
+	Kind        error  // one of the Err* kinds above
+	Description string // for error_description: no secrets
+	Err         error  // optional cause, logged, never sent
+}
+
+func (p *Problem) Error() string {
+	if p.Err != nil {
+		return fmt.Sprintf("%v: %s: %v", p.Kind, p.Description, p.Err)
+	}
+	return fmt.Sprintf("%v: %s", p.Kind, p.Description)
+}
+
+// Unwrap lets errors.Is find the kind and the cause.
+func (p *Problem) Unwrap() []error {
+	if p.Err != nil {
+		return []error{p.Kind, p.Err}
+	}
+	return []error{p.Kind}
+}
+
+func fail(kind error, format string, args ...any) error {
+	return &Problem{Kind: kind, Description: fmt.Sprintf(format, args...)}
+}
+
+func badRequest(format string, args ...any) error {
+	return fail(ErrInvalidRequest, format, args...)
+}

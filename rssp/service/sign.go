@@ -1,0 +1,152 @@
+package service
+
+import (
+	"context"
+	"crypto"
+	"encoding/hex"
+	"fmt"
+	"math/big"
+	"strings"
+
+	"github.com/csctoken/csctoken/csc"
+	"github.com/csctoken/csctoken/rssp/keystore"
+	"github.com/csctoken/csctoken/rssp/store"
+)
+
+// SignRequest is signatures/signHash in synchronous mode.
+type SignRequest struct {
+	CredentialID   string
+	SAD            string
+	Hashes         [][]byte
+	HashAlgorithm  string // OID, may be implied by SignAlgo
+	SignAlgo       string // OID
+	SignAlgoParams []byte // DER, RSASSA-PSS parameters
+}
+
+// SignHash signs each digest with the credential's key, after checking the
+// SAD: bound to the credential and caller, to the exact hashes for SCAL2,
+// with enough signatures left. Nothing is consumed when the request is bad.
+//
+// The "sign" audit row is written together with the SAD's consumption, in
+// one atomic store operation before the key signs, so no signature is made
+// without its row. A failure is audited afterwards in a row of its own,
+// also when the backend fails after the consumption (the log then has the
+// consumption's "ok" row followed by the failure).
+func (s *Service) SignHash(ctx context.Context, p Principal, r SignRequest) (sigs [][]byte, err error) {
+	defer func() {
+		if err != nil {
+			s.audit(ctx, "sign", p.UserID, r.CredentialID, r.Hashes, err, "signAlgo "+r.SignAlgo)
+		}
+	}()
+	job, err := s.prepareSign(ctx, p, r)
+	if err != nil {
+		return nil, err
+	}
+	if err := job.consume(ctx); err != nil {
+		return nil, err
+	}
+	return job.sign(ctx)
+}
+
+// signJob is a checked signHash request: consume takes its signatures
+// from the SAD (with the audit row), sign makes them.
+type signJob struct {
+	s       *Service
+	p       Principal
+	r       SignRequest
+	cred    store.Credential
+	backend keystore.Backend
+	opts    crypto.SignerOpts
+	sad     store.SAD
+}
+
+// prepareSign checks everything a signHash needs without changing state.
+func (s *Service) prepareSign(ctx context.Context, p Principal, r SignRequest) (*signJob, error) {
+	c, err := s.userCredential(ctx, p, r.CredentialID)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkUsable(c); err != nil {
+		return nil, err
+	}
+	if len(r.Hashes) == 0 {
+		return nil, badRequest("Missing parameter hashes")
+	}
+	if len(r.Hashes) > s.opt.MaxHashes {
+		return nil, badRequest("Too many hashes: at most %d per call", s.opt.MaxHashes)
+	}
+	pub, backend, err := s.keyOf(c)
+	if err != nil {
+		return nil, err
+	}
+	h, opts, err := signParams(pub, r.SignAlgo, r.HashAlgorithm, r.SignAlgoParams)
+	if err != nil {
+		return nil, err
+	}
+	for i, d := range r.Hashes {
+		if len(d) != h.Size() {
+			return nil, badRequest("hashes[%d] is %d bytes long; a %v hash is %d bytes", i, len(d), h, h.Size())
+		}
+	}
+	sad, err := s.signingSAD(ctx, p, c.ID, r.SAD, r.Hashes, csc.HashOID(h))
+	if err != nil {
+		return nil, err
+	}
+	if len(r.Hashes) > sad.Remaining {
+		return nil, badRequest("The SAD allows %d more signatures, %d requested", sad.Remaining, len(r.Hashes))
+	}
+	return &signJob{s: s, p: p, r: r, cred: c, backend: backend, opts: opts, sad: sad}, nil
+}
+
+// consume takes the signatures from the SAD and writes the "sign" audit
+// row in the same atomic step.
+func (j *signJob) consume(ctx context.Context) error {
+	ok := j.s.auditEvent(ctx, "sign", j.p.UserID, j.r.CredentialID, j.r.Hashes, nil, "signAlgo "+j.r.SignAlgo)
+	if _, err := j.s.store.ConsumeSAD(ctx, j.sad.Hash, len(j.r.Hashes), j.s.now(), &ok); err != nil {
+		return sadError(err)
+	}
+	return nil
+}
+
+// sign makes the signatures, in the order of the hashes.
+func (j *signJob) sign(ctx context.Context) ([][]byte, error) {
+	sigs := make([][]byte, len(j.r.Hashes))
+	for i, d := range j.r.Hashes {
+		sig, err := j.backend.Sign(ctx, j.cred.KeyRef, d, j.opts)
+		if err != nil {
+			return nil, fmt.Errorf("sign hash %d with credential %s: %w", i, j.cred.ID, err)
+		}
+		sigs[i] = sig
+	}
+	return sigs, nil
+}
+
+// Timestamp answers signatures/timestamp with an RFC 3161 token.
+func (s *Service) Timestamp(ctx context.Context, p Principal, digest []byte, hashOID, nonceHex string) (tok []byte, err error) {
+	defer func() { s.audit(ctx, "timestamp", p.UserID, "", [][]byte{digest}, err, "") }()
+	if s.tsa == nil {
+		return nil, fail(ErrNotImplemented, "signatures/timestamp is not served")
+	}
+	if len(digest) == 0 {
+		return nil, badRequest("Missing parameter hash")
+	}
+	if hashOID == "" {
+		return nil, badRequest("Missing string parameter hashAlgo")
+	}
+	h, ok := allowedHashes[hashOID]
+	if !ok {
+		return nil, badRequest("hashAlgo %s is not supported (use SHA-256, SHA-384 or SHA-512)", hashOID)
+	}
+	if len(digest) != h.Size() {
+		return nil, badRequest("hash is %d bytes long; %s hashes are %d bytes", len(digest), hashOID, h.Size())
+	}
+	var nonce *big.Int
+	if nonceHex != "" {
+		b, err := hex.DecodeString(strings.TrimPrefix(nonceHex, "0x"))
+		if err != nil || len(b) > 32 {
+			return nil, badRequest("Invalid parameter nonce: at most 32 bytes in hexadecimal")
+		}
+		nonce = new(big.Int).SetBytes(b)
+	}
+	return s.tsa.Timestamp(digest, crypto.Hash(h), nonce)
+}

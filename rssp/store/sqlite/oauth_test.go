@@ -1,0 +1,11 @@
+package sqlite
+
+import (
+	"testing"
+
+	"github.com/csctoken/csctoken/rssp/store/storetest"
+)
+
+func TestOAuthConformance(t *testing.T) {
+	storetest.RunOAuth(t, func(t *testing.T) storetest.OAuthStore { return openTemp(t) })
+}
