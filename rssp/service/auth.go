@@ -53,6 +53,11 @@ func (s *Service) Refresh(ctx context.Context, refresh string) (tok Tokens, err 
 	if errors.Is(err, store.ErrNotFound) || (err == nil && t.Kind != store.RefreshToken) {
 		return Tokens{}, fail(ErrInvalidToken, "Invalid refresh token")
 	}
+	if err == nil && t.ClientID != "" {
+		// An OAuth2 client's refresh token is redeemed at oauth2/token,
+		// where the client is authenticated, not here.
+		return Tokens{}, fail(ErrInvalidToken, "This refresh token was issued to an OAuth2 client: use oauth2/token")
+	}
 	if err != nil {
 		return Tokens{}, err
 	}
@@ -156,6 +161,12 @@ func (s *Service) Revoke(ctx context.Context, p Principal, token, hint string) (
 	}
 	if t.Kind == store.RefreshToken {
 		return s.store.RevokeFamily(ctx, t.Family)
+	}
+	if t.Scope == ScopeCredential {
+		// A credential token is also its own SAD: revoke both.
+		if err := s.store.DeleteSAD(ctx, t.Hash); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
 	}
 	return s.store.RevokeToken(ctx, t.Hash)
 }
