@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/csctoken/csctoken/cscclient"
+	"github.com/csctoken/csctoken/cscclient/tokenstore"
+	"github.com/csctoken/csctoken/module/config"
+	"github.com/csctoken/csctoken/module/cscservice"
+)
+
+// cmdLogin logs in with the user name of the config and a password from
+// the terminal (or stdin), and keeps the token (refresh token included,
+// rememberMe) where the module finds it.
+func (c *cli) cmdLogin(args []string) error {
+	fs := flag.NewFlagSet("login", flag.ContinueOnError)
+	name := fs.String("service", "", "the service to log in to (default: all)")
+	pwStdin := fs.Bool("password-stdin", false, "read the password from stdin (one line per service)")
+	if err := c.parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := c.loadConfig()
+	if err != nil {
+		return err
+	}
+	svcs, err := pick(cfg, *name)
+	if err != nil {
+		return err
+	}
+	failed := 0
+	for _, sc := range svcs {
+		if err := c.login(sc, *pwStdin); err != nil {
+			fmt.Fprintf(c.stderr, "csctoken: login to %q failed: %v\n", sc.Name, err)
+			failed++
+		}
+	}
+	if failed > 0 {
+		return silentError{fmt.Sprintf("%d login(s) failed", failed)}
+	}
+	return nil
+}
+
+func (c *cli) login(sc config.Service, pwStdin bool) error {
+	if sc.Auth != config.AuthBasic {
+		return fmt.Errorf("auth = %q: %w", sc.Auth, cscservice.ErrOAuth2NotSupported)
+	}
+	s, err := c.service(sc)
+	if err != nil {
+		return err
+	}
+	prompt := fmt.Sprintf("Password of %s at %s (%s): ", sc.Username, sc.Name, sc.URL)
+	pw, err := c.secret(prompt, "password", "--password-stdin", pwStdin)
+	if err != nil {
+		return err
+	}
+	tok, err := s.PasswordLogin(c.ctx, pw)
+	if err != nil {
+		if errors.Is(err, cscservice.ErrWrongPassword) {
+			return fmt.Errorf("wrong user name or password for %q at %s", sc.Username, sc.URL)
+		}
+		return err
+	}
+	where := c.tokenPlace(c.ctx, s)
+	fmt.Fprintf(c.stdout, "Logged in to %q as %s; %s; token kept in %s.\n", sc.Name, sc.Username, tokenLife(tok), where)
+	return nil
+}
+
+// tokenLife says how long a login lasts.
+func tokenLife(t *cscclient.Token) string {
+	if t == nil {
+		return "no token"
+	}
+	s := "access token does not expire"
+	if !t.Expiry.IsZero() {
+		s = "access token valid until " + t.Expiry.Local().Format(time.DateTime)
+		if !t.Valid(0) {
+			s = "access token expired at " + t.Expiry.Local().Format(time.DateTime)
+		}
+	}
+	if t.RefreshToken != "" {
+		s += ", renewed silently (refresh token)"
+	}
+	return s
+}
+
+// tokenPlace says where a service's token is kept.
+func (c *cli) tokenPlace(ctx context.Context, s *cscservice.Service) string {
+	loc, err := s.TokenLocation(ctx)
+	if err != nil {
+		return "an unknown place (" + err.Error() + ")"
+	}
+	switch loc.Backend {
+	case tokenstore.BackendKeyring:
+		return "the OS keyring"
+	case tokenstore.BackendFile:
+		return "the file " + loc.Path
+	}
+	return "no place (not stored)"
+}
+
+// cmdLogout revokes the tokens at the service and forgets them.
+func (c *cli) cmdLogout(args []string) error {
+	fs := flag.NewFlagSet("logout", flag.ContinueOnError)
+	name := fs.String("service", "", "the service to log out of (default: all)")
+	if err := c.parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := c.loadConfig()
+	if err != nil {
+		return err
+	}
+	svcs, err := pick(cfg, *name)
+	if err != nil {
+		return err
+	}
+	failed := 0
+	for _, sc := range svcs {
+		if sc.Auth != config.AuthBasic {
+			fmt.Fprintf(c.stdout, "%q: auth = %q, nothing to log out of.\n", sc.Name, sc.Auth)
+			continue
+		}
+		s, err := c.service(sc)
+		if err != nil {
+			fmt.Fprintf(c.stderr, "csctoken: %q: %v\n", sc.Name, err)
+			failed++
+			continue
+		}
+		tok, err := s.TokenStatus(c.ctx)
+		if err == nil && tok == nil {
+			fmt.Fprintf(c.stdout, "Not logged in to %q.\n", sc.Name)
+			continue
+		}
+		if err := s.Logout(c.ctx); err != nil {
+			fmt.Fprintf(c.stderr, "csctoken: %q: the token was forgotten here, but the service could not revoke it: %v\n", sc.Name, err)
+			failed++
+			continue
+		}
+		fmt.Fprintf(c.stdout, "Logged out of %q: token revoked and forgotten.\n", sc.Name)
+	}
+	if failed > 0 {
+		return silentError{fmt.Sprintf("%d logout(s) failed", failed)}
+	}
+	return nil
+}

@@ -1,0 +1,246 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/csctoken/csctoken/module"
+	"github.com/csctoken/csctoken/module/config"
+)
+
+// cmdStatus shows, per service: reachability, the login and its token,
+// where the token is kept, and the credentials with their certificates'
+// validity.
+func (c *cli) cmdStatus(args []string) error {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	name := fs.String("service", "", "only this service")
+	if err := c.parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := c.loadConfig()
+	if err != nil {
+		return err
+	}
+	svcs, err := pick(cfg, *name)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "config: %s\n", cfg.Path)
+	for _, sc := range svcs {
+		fmt.Fprintln(c.stdout)
+		c.status(sc)
+	}
+	return nil
+}
+
+func (c *cli) status(sc config.Service) {
+	out := c.stdout
+	fmt.Fprintf(out, "service %q: %s (auth %s, user %s)\n", sc.Name, sc.URL, sc.Auth, orNone(sc.Username))
+	s, err := c.service(sc)
+	if err != nil {
+		fmt.Fprintf(out, "  unusable: %v\n", err)
+		return
+	}
+	ctx := c.ctx
+	if info, err := s.Info(ctx); err != nil {
+		fmt.Fprintf(out, "  reachable: no: %v\n", err)
+	} else {
+		fmt.Fprintf(out, "  reachable: yes: %q, CSC %s\n", info.Name, info.Specs)
+	}
+	tok, err := s.TokenStatus(ctx)
+	var (
+		creds   []module.Credential
+		listErr error
+	)
+	if err == nil && tok != nil {
+		creds, listErr = s.ListCredentials(ctx)
+		if t, err := s.TokenStatus(ctx); err == nil && t != nil {
+			tok = t // refreshed by the listing
+		}
+	}
+	switch {
+	case err != nil:
+		fmt.Fprintf(out, "  login: unknown: %v\n", err)
+	case tok == nil:
+		fmt.Fprintf(out, "  login: not logged in (run `%s`)\n", loginHint(sc.Name))
+	case errors.Is(listErr, module.ErrNotLoggedIn):
+		fmt.Fprintf(out, "  login: %s, expired or revoked (run `%s`)\n", sc.Username, loginHint(sc.Name))
+	default:
+		fmt.Fprintf(out, "  login: %s; %s\n", sc.Username, tokenLife(tok))
+	}
+	fmt.Fprintf(out, "  token kept in: %s\n", c.tokenPlace(ctx, s))
+	switch {
+	case tok == nil || errors.Is(listErr, module.ErrNotLoggedIn):
+		return
+	case listErr != nil:
+		fmt.Fprintf(out, "  credentials: %v\n", listErr)
+		return
+	}
+	fmt.Fprintf(out, "  credentials: %d\n", len(creds))
+	now := time.Now()
+	for _, cr := range creds {
+		cert := leaf(cr)
+		validity := "no certificate"
+		if cert != nil {
+			validity = certValidity(cert, now)
+		}
+		state := ""
+		if !cr.Enabled {
+			state = " (disabled)"
+		}
+		fmt.Fprintf(out, "    %s %s%s: %s\n", cr.ID, quoteOr(cr.Description, ""), state, validity)
+	}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+func quoteOr(s, dflt string) string {
+	if s == "" {
+		return dflt
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+// leaf parses a credential's end-entity certificate.
+func leaf(c module.Credential) *x509.Certificate {
+	if len(c.Certificates) == 0 {
+		return nil
+	}
+	cert, err := x509.ParseCertificate(c.Certificates[0])
+	if err != nil {
+		return nil
+	}
+	return cert
+}
+
+// certValidity describes a certificate's validity period at now.
+func certValidity(cert *x509.Certificate, now time.Time) string {
+	from, to := cert.NotBefore.Local().Format(time.DateOnly), cert.NotAfter.Local().Format(time.DateOnly)
+	switch {
+	case now.After(cert.NotAfter):
+		return fmt.Sprintf("certificate EXPIRED on %s", to)
+	case now.Before(cert.NotBefore):
+		return fmt.Sprintf("certificate NOT YET VALID (from %s)", from)
+	}
+	days := int(cert.NotAfter.Sub(now).Hours() / 24)
+	return fmt.Sprintf("certificate valid %s to %s (%d days left)", from, to, days)
+}
+
+// keyDesc names a credential's key: "RSA 2048", "EC P-256".
+func keyDesc(c module.Credential, cert *x509.Certificate) string {
+	if cert != nil {
+		switch k := cert.PublicKey.(type) {
+		case *rsa.PublicKey:
+			return fmt.Sprintf("RSA %d", k.N.BitLen())
+		case *ecdsa.PublicKey:
+			return "EC " + k.Curve.Params().Name
+		}
+	}
+	if c.KeyLen > 0 {
+		return fmt.Sprintf("%d bits", c.KeyLen)
+	}
+	return "?"
+}
+
+// authDesc names how a credential is authorized, for people.
+func authDesc(a module.AuthMode) string {
+	switch a {
+	case module.AuthPIN:
+		return "PIN"
+	case module.AuthNone:
+		return "none"
+	case module.AuthBrowser:
+		return "browser"
+	}
+	return a.String()
+}
+
+// cmdList lists the credentials: ID, description, key, SCAL, how they are
+// authorized, the certificate's subject and expiry; with --pem, the
+// certificate chains in PEM instead.
+func (c *cli) cmdList(args []string) error {
+	fs := flag.NewFlagSet("list", flag.ContinueOnError)
+	name := fs.String("service", "", "only this service")
+	asPEM := fs.Bool("pem", false, "print the certificate chains in PEM (end-entity first)")
+	if err := c.parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := c.loadConfig()
+	if err != nil {
+		return err
+	}
+	svcs, err := pick(cfg, *name)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	if !*asPEM {
+		fmt.Fprintln(tw, "SERVICE\tID\tDESCRIPTION\tKEY\tSCAL\tAUTH\tSUBJECT\tEXPIRES")
+	}
+	failed := 0
+	for _, sc := range svcs {
+		creds, err := c.credentials(c.ctx, sc)
+		if err != nil {
+			fmt.Fprintf(c.stderr, "csctoken: %q: %v\n", sc.Name, err)
+			failed++
+			continue
+		}
+		for _, cr := range creds {
+			cert := leaf(cr)
+			if *asPEM {
+				fmt.Fprintf(c.stdout, "# %s: %s %s\n", sc.Name, cr.ID, cr.Description)
+				for _, der := range cr.Certificates {
+					_ = pem.Encode(c.stdout, &pem.Block{Type: "CERTIFICATE", Bytes: der})
+				}
+				continue
+			}
+			subject, expires := "-", "-"
+			if cert != nil {
+				subject = cert.Subject.String()
+				expires = cert.NotAfter.Local().Format(time.DateOnly)
+				if time.Now().After(cert.NotAfter) {
+					expires += " (EXPIRED)"
+				}
+			}
+			desc := cr.Description
+			if desc == "" {
+				desc = "-"
+			}
+			if !cr.Enabled {
+				desc += " (disabled)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", sc.Name, cr.ID, desc, keyDesc(cr, cert),
+				max(cr.SCAL, 1), authDesc(cr.Auth), subject, expires)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if failed > 0 {
+		return silentError{fmt.Sprintf("%d service(s) failed", failed)}
+	}
+	return nil
+}
+
+// credentials lists one service's credentials through the adapter, as the
+// module does.
+func (c *cli) credentials(ctx context.Context, sc config.Service) ([]module.Credential, error) {
+	s, err := c.service(sc)
+	if err != nil {
+		return nil, err
+	}
+	return s.ListCredentials(ctx)
+}
