@@ -327,8 +327,37 @@ func (m *Module) Initialize(args InitArgs) (err error) {
 		for _, t := range st.tokens {
 			t.refreshAsync()
 		}
+		st.awaitFirstListings()
 	}
 	return nil
+}
+
+// firstListingWait bounds how long C_Initialize waits for the listing of a
+// token that has no cached listing yet (the first run after `csctoken
+// login`): without it, a program that lists objects right away would see
+// an empty token. With a cache, Initialize never waits.
+const firstListingWait = 3 * time.Second
+
+// awaitFirstListings waits, in parallel and at most firstListingWait (or a
+// token's list_timeout if shorter), for the tokens never listed before.
+func (st *state) awaitFirstListings() {
+	var wg sync.WaitGroup
+	for _, t := range st.tokens {
+		t.mu.Lock()
+		never := t.listedAt.IsZero() && t.svc != nil
+		t.mu.Unlock()
+		if !never {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(st.ctx, min(firstListingWait, t.cfg.ListTimeout))
+			defer cancel()
+			_ = t.refresh(ctx) // joins the background listing (single-flight)
+		}()
+	}
+	wg.Wait()
 }
 
 // openLog picks the module log: Options.Logger, else $CSCTOKEN_LOG, else

@@ -8,19 +8,25 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need=(openssl curl jq)
+need=(openssl curl jq pkcs11-tool)
 missing=()
 for c in "${need[@]}"; do command -v "$c" >/dev/null 2>&1 || missing+=("$c"); done
 if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ]; then
-    echo "== installing missing Debian packages: ${missing[*]}"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    pkgs=("${missing[@]/pkcs11-tool/opensc}")
+    echo "== installing missing Debian packages: ${pkgs[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null
   else
-    echo "missing programs: ${missing[*]}; install them with: sudo apt-get install -y ${missing[*]}" >&2
+    pkgs=("${missing[@]/pkcs11-tool/opensc}")
+    echo "missing programs: ${missing[*]}; install them with: sudo apt-get install -y ${pkgs[*]}" >&2
     exit 1
   fi
 fi
 command -v go >/dev/null || { echo "Go is needed (go.mod names the version)" >&2; exit 1; }
+[ -f /usr/include/p11-kit-1/p11-kit/pkcs11.h ] || {
+  if [ "$(id -u)" = 0 ]; then apt-get install -y -qq libp11-kit-dev >/dev/null
+  else echo "the module builds against p11-kit's pkcs11.h: sudo apt-get install -y libp11-kit-dev" >&2; exit 1; fi
+}
 
 echo "== building"
 make -s build
@@ -110,12 +116,62 @@ echo "== RFC 3161 time-stamp of the document"
 post signatures/timestamp "$token" "{\"hash\":\"$hash_b64\",\"hashAlgo\":\"2.16.840.1.101.3.4.2.1\"}" | jq -r .timestamp | base64 -d >"$work/ts.der"
 openssl ts -verify -token_in -in "$work/ts.der" -data "$work/doc.txt" -CAfile "$work/rssp/ca-root.pem" -untrusted "$work/rssp/tsa-cert.pem" 2>/dev/null | sed 's/^/   openssl ts -verify: /'
 
+echo "== the PKCS#11 module: libcsctoken.so seen by pkcs11-tool"
+export XDG_CONFIG_HOME=$work/home/.config XDG_CACHE_HOME=$work/home/.cache
+export CSCTOKEN_CONFIG=$work/csctoken.toml
+cat >"$CSCTOKEN_CONFIG" <<TOML
+# The module's configuration: one [[service]] per remote signing service.
+[[service]]
+name = "csctoken demo"
+url = "$base"
+auth = "basic"
+username = "demo"
+credential_auth = "pin"
+ca_file = "$work/rssp/tls-ca.pem"
+TOML
+echo "$password" | build/csctoken login --password-stdin | sed 's/^/   /'
+build/csctoken list | sed 's/^/   /'
+P11=(pkcs11-tool --module "$PWD/build/libcsctoken.so")
+"${P11[@]}" --list-slots 2>/dev/null | sed 's/^/   /'
+"${P11[@]}" --list-objects --type cert 2>/dev/null | grep -E 'Certificate Object|label|subject|ID:' | sed 's/^/   /'
+p11sign() { # hex-id mechanism out [extra args]
+  local id=$1 mech=$2 out=$3; shift 3
+  "${P11[@]}" --login --pin "$pin" --sign --id "$id" --mechanism "$mech" --input-file "$work/doc.txt" --output-file "$out" "$@" >/dev/null 2>"$work/p11.err" ||
+    { cat "$work/p11.err" >&2; exit 1; }
+}
+p11verify() { # hex-id label sig openssl-args...
+  local id=$1 label=$2 sig=$3; shift 3
+  "${P11[@]}" --read-object --type cert --id "$id" --output-file "$work/p11cert.der" >/dev/null 2>&1
+  openssl x509 -inform DER -in "$work/p11cert.der" -pubkey -noout >"$work/p11.pub"
+  if openssl dgst -sha256 -verify "$work/p11.pub" -signature "$sig" "$@" "$work/doc.txt" >/dev/null; then
+    echo "   $label: signed through libcsctoken.so, verified by openssl with the token's certificate"
+  else
+    echo "   $label: signature DOES NOT VERIFY" >&2; exit 1
+  fi
+}
+rsa_hex=$("${P11[@]}" --list-objects --type privkey --login --pin "$pin" 2>/dev/null | awk '/RSA/ {f=1} f && /ID:/ {print $2; exit}')
+ec_hex=$("${P11[@]}" --list-objects --type privkey --login --pin "$pin" 2>/dev/null | awk '/EC/ {f=1} f && /ID:/ {print $2; exit}')
+[ -n "$rsa_hex" ] && [ -n "$ec_hex" ] || { echo "the token shows no RSA and EC keys" >&2; exit 1; }
+p11sign "$rsa_hex" SHA256-RSA-PKCS "$work/p11-rsa.sig"
+p11verify "$rsa_hex" "RSA PKCS#1 v1.5 (CKM_SHA256_RSA_PKCS)" "$work/p11-rsa.sig"
+p11sign "$rsa_hex" SHA256-RSA-PKCS-PSS "$work/p11-pss.sig" --mgf MGF1-SHA256 --salt-len 32
+p11verify "$rsa_hex" "RSA-PSS (CKM_SHA256_RSA_PKCS_PSS)" "$work/p11-pss.sig" -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:32
+p11sign "$ec_hex" ECDSA-SHA256 "$work/p11-ec.sig" --signature-format openssl
+p11verify "$ec_hex" "ECDSA P-256 (CKM_ECDSA_SHA256, SCAL2: authorized for this hash)" "$work/p11-ec.sig"
+
 echo "== audit log"
 "${admin[@]}" audit verify | sed 's/^/   /'
 
 kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=
 echo "== server stopped; requests it logged: $(grep -c 'msg=request' "$work/server.log")"
-echo
-echo "The PKCS#11 module (libcsctoken.so) is not built yet: once it is, this demo signs"
-echo "through it with pkcs11-tool, and Firefox/LibreOffice load it as a security device."
-echo "demo OK"
+cat <<EOF2
+
+Use the token from your programs (with a config like $CSCTOKEN_CONFIG in
+~/.config/csctoken/csctoken.toml, after 'csctoken login'):
+  Firefox / Thunderbird: Settings → Privacy & Security → Security Devices → Load,
+      module file $PWD/build/libcsctoken.so (or: modutil -dbdir sql:PROFILE -add csctoken -libfile ...)
+  LibreOffice: Tools → Options → Security → Certificate Path: the Firefox profile,
+      then File → Digital Signatures → Sign Document (it asks for the credential PIN)
+  pkcs11-tool --module $PWD/build/libcsctoken.so --list-objects
+demo OK
+EOF2
