@@ -8,6 +8,7 @@ require (
 	github.com/digitorus/timestamp v0.0.0-20250524132541-c45532741eea
 	github.com/go-chi/chi/v5 v5.5.0
 	github.com/miekg/pkcs11 v1.1.2
+	github.com/pkg/browser v0.0.0-20240102092130-5ac0b6a4141c
 	github.com/pquerna/otp v1.5.0
 	github.com/zalando/go-keyring v0.2.8
 	golang.org/x/crypto v0.59.0

@@ -28,6 +28,7 @@ type Client struct {
 	version Version
 	hc      *http.Client
 	tr      *http.Transport
+	plain   *http.Client // no token, no redirects: HTTPClient
 	log     *slog.Logger
 	maxBody int64
 	retry   RetryPolicy
@@ -115,6 +116,13 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 		Timeout:       timeout,
 		CheckRedirect: c.checkRedirect,
 	}
+	c.plain = &http.Client{
+		Transport: base,
+		Timeout:   timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
 	return c, nil
 }
 
@@ -176,6 +184,14 @@ func (c *Client) Version() Version { return c.version }
 // SetTokenSource sets the source of the service token (nil: none; calls
 // that need one then fail with ErrLoginRequired).
 func (c *Client) SetTokenSource(ts TokenSource) { c.source.Store(&sourceBox{ts}) }
+
+// HTTPClient returns an *http.Client over this Client's connections and
+// TLS settings (trust roots, CA file, SPKI pins, per-attempt timeout) that
+// adds no Authorization header and follows no redirect (a 3xx comes back as
+// the response): for other endpoints of the same service, such as its OAuth2
+// authorization server (package cscclient/oauth). Pins apply to every host
+// it talks to. The caller must not modify it.
+func (c *Client) HTTPClient() *http.Client { return c.plain }
 
 // CloseIdleConnections closes the kept-alive connections.
 func (c *Client) CloseIdleConnections() { c.tr.CloseIdleConnections() }

@@ -55,10 +55,12 @@
 // one-slot semaphore, that refreshes it silently with the refresh token a
 // little before it expires (DefaultExpiryDelta) and keeps it in a
 // SecretStore (package tokenstore: the OS keyring, else a 0600 file).
-// Transport adds the Bearer. OAuth2 (authorization code with PKCE in the
-// browser, the credential scope) is not implemented yet: it needs the
-// RSSP's authorization server; it will plug in as a Session's Refresh and
-// Login, and WithCredentialToken already carries a credential token.
+// Transport adds the Bearer. OAuth2 lives in package cscclient/oauth: the
+// authorization code with PKCE in the system browser gives a Session its
+// Login and Refresh (the service scope), and the credential scope gives the
+// credential token that WithCredentialToken carries to signHash;
+// HTTPClient gives that package this Client's TLS settings without the
+// Bearer.
 //
 // # Concurrency
 //

@@ -1,0 +1,217 @@
+package oauth
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// oauth2Config is the x/oauth2 view of the client for one redirect URI.
+func (c *Client) oauth2Config(ep Endpoints, redirectURI string) *oauth2.Config {
+	style := oauth2.AuthStyleInParams // public: client_id in the form
+	if c.cfg.ClientSecret != "" {
+		style = oauth2.AuthStyleInHeader // client_secret_basic
+	}
+	return &oauth2.Config{
+		ClientID:     c.cfg.ClientID,
+		ClientSecret: c.cfg.ClientSecret,
+		Endpoint:     oauth2.Endpoint{AuthURL: ep.Authorization, TokenURL: ep.Token, AuthStyle: style},
+		RedirectURL:  redirectURI,
+	}
+}
+
+// httpContext carries the HTTP client to x/oauth2, which would otherwise
+// use http.DefaultClient.
+func (c *Client) httpContext(ctx context.Context) context.Context {
+	return context.WithValue(ctx, oauth2.HTTPClient, c.hc)
+}
+
+// authorize runs one authorization code flow with PKCE (RFC 6749 §4.1,
+// RFC 7636 S256) through the system browser and a loopback redirect URI
+// (RFC 8252 §7.3), pushed (RFC 9126) when the server offers it, and
+// returns the token endpoint's answer, which check accepts. params are the
+// request's own parameters (scope, credential scope, authorization_details...).
+// Errors are prefixed with what.
+func (c *Client) authorize(ctx context.Context, what string, params url.Values, check func(*oauth2.Token) error) (*oauth2.Token, error) {
+	tok, err := c.run(ctx, what, params, check)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return tok, nil
+}
+
+func (c *Client) run(ctx context.Context, what string, params url.Values, check func(*oauth2.Token) error) (*oauth2.Token, error) {
+	ep, err := c.Endpoints(ctx)
+	if err != nil {
+		return nil, err
+	}
+	state, verifier := rand.Text(), oauth2.GenerateVerifier()
+	cb, err := listenCallback(c.cfg.CallbackPath, state, ep.Issuer, ep.IssParameter, c.log)
+	if err != nil {
+		return nil, err
+	}
+	defer cb.close()
+	conf := c.oauth2Config(ep, cb.redirectURI)
+	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier)}
+	if c.cfg.Lang != "" {
+		opts = append(opts, oauth2.SetAuthURLParam("lang", c.cfg.Lang))
+	}
+	for k, vs := range params {
+		if len(vs) > 0 && vs[0] != "" {
+			opts = append(opts, oauth2.SetAuthURLParam(k, vs[0]))
+		}
+	}
+	authURL := conf.AuthCodeURL(state, opts...)
+	pushed := ep.PushedAuthorization != "" && (!c.cfg.DisablePAR || ep.RequirePAR)
+	var valid time.Duration // of a pushed request's URL
+	if pushed {
+		if authURL, valid, err = c.push(ctx, ep, authURL); err != nil {
+			return nil, err
+		}
+	}
+	c.log.Info("oauth: authorization in the browser", "what", what, "url", authURL, "pushed", pushed,
+		"redirect_uri", cb.redirectURI, "timeout", c.cfg.Timeout)
+	code, err := c.waitBrowser(ctx, authURL, valid, cb)
+	if err != nil {
+		cb.finish(err)
+		return nil, err
+	}
+	tok, err := conf.Exchange(c.httpContext(ctx), code, oauth2.VerifierOption(verifier))
+	if err != nil {
+		err = tokenError(err)
+	} else {
+		err = check(tok)
+	}
+	cb.finish(err)
+	if err != nil {
+		return nil, err
+	}
+	return tok, nil
+}
+
+// waitBrowser shows authURL to the user and waits for the redirect. valid,
+// when not zero, is how long the URL can be opened (a pushed request).
+func (c *Client) waitBrowser(ctx context.Context, authURL string, valid time.Duration, cb *callback) (string, error) {
+	wctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	shown := false
+	if c.cfg.Out != nil {
+		within := ""
+		if valid > 0 {
+			within = " within " + valid.String()
+		}
+		if _, err := fmt.Fprintf(c.cfg.Out, "To continue, open this URL in a browser%s:\n  %s\n", within, authURL); err == nil {
+			shown = true
+		}
+	}
+	if c.cfg.OnURL != nil {
+		c.cfg.OnURL(authURL)
+		shown = true
+	}
+	opened := make(chan error, 1)
+	go func() { opened <- c.cfg.Opener.Open(wctx, authURL) }()
+	for {
+		select {
+		case err := <-opened:
+			opened = nil
+			if err != nil {
+				if !shown {
+					return "", fmt.Errorf("%w: %w", ErrNoBrowser, err)
+				}
+				c.log.Warn("oauth: cannot open the browser; waiting for the URL to be opened by hand", "err", err)
+			}
+		case r := <-cb.result:
+			return r.code, r.err
+		case <-wctx.Done():
+			if err := ctx.Err(); err != nil {
+				return "", err
+			}
+			return "", fmt.Errorf("%w (%v)", ErrTimeout, c.cfg.Timeout)
+		}
+	}
+}
+
+// bearer accepts a Bearer token.
+func bearer(tok *oauth2.Token) error {
+	if t := tok.Type(); t != "Bearer" {
+		return badResponse(EndpointToken, http.StatusOK, "token_type %q, want Bearer", t)
+	}
+	return nil
+}
+
+// push sends the request of authURL to the PAR endpoint and returns the
+// URL that names it (RFC 9126 §4) and how long it is valid.
+func (c *Client) push(ctx context.Context, ep Endpoints, authURL string) (string, time.Duration, error) {
+	u, err := url.Parse(authURL)
+	if err != nil {
+		return "", 0, err
+	}
+	status, body, err := c.doForm(ctx, EndpointPushAuthorize, ep.PushedAuthorization, u.Query())
+	if err != nil {
+		return "", 0, err
+	}
+	if status != http.StatusCreated && status != http.StatusOK {
+		return "", 0, errorBody(EndpointPushAuthorize, status, body)
+	}
+	var r struct {
+		RequestURI string `json:"request_uri"`
+		ExpiresIn  int64  `json:"expires_in"`
+		Error      string `json:"error"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return "", 0, badResponse(EndpointPushAuthorize, status, "%w", err)
+	}
+	if r.Error != "" {
+		e := errorBody(EndpointPushAuthorize, status, body)
+		e.bad = true
+		return "", 0, e
+	}
+	if r.RequestURI == "" {
+		return "", 0, badResponse(EndpointPushAuthorize, status, "no request_uri")
+	}
+	q := url.Values{"client_id": {c.cfg.ClientID}, "request_uri": {r.RequestURI}}
+	sep := "?"
+	if strings.Contains(ep.Authorization, "?") {
+		sep = "&"
+	}
+	return ep.Authorization + sep + q.Encode(), time.Duration(max(r.ExpiresIn, 0)) * time.Second, nil
+}
+
+// tokenError converts an error of x/oauth2's token retrieval.
+func tokenError(err error) error {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		status := 0
+		if re.Response != nil {
+			status = re.Response.StatusCode
+		}
+		if re.ErrorCode == "" {
+			return &Error{Endpoint: EndpointToken, StatusCode: status, bad: status < 500,
+				Err: errors.New("no OAuth2 error in the answer")}
+		}
+		return &Error{Endpoint: EndpointToken, StatusCode: status, Code: clip(re.ErrorCode),
+			Description: clip(re.ErrorDescription), URI: clip(re.ErrorURI), bad: status < 400}
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return &Error{Endpoint: EndpointToken, Err: err}
+	}
+	return &Error{Endpoint: EndpointToken, Err: err, bad: true} // unparsable, no access_token...
+}
+
+func isLoopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
