@@ -55,7 +55,7 @@ keyring:
 	  tmp=$$(mktemp -d) && XDG_DATA_HOME=$$tmp/data XDG_CACHE_HOME=$$tmp/cache dbus-run-session -- sh -c \
 	    'echo -n csctoken-test | gnome-keyring-daemon --unlock --components=secrets >/dev/null && CSCTOKEN_REQUIRE_KEYRING=1 $(GO) test -count=1 -run TestRealKeyring ./cscclient/tokenstore/'; \
 	  rc=$$?; rm -rf $$tmp; exit $$rc; \
-	elif [ -n "$$CSCTOKEN_REQUIRE_KEYRING" ]; then echo "keyring test needs dbus and gnome-keyring" >&2; exit 1; \
+	elif [ -n "$$CSCTOKEN_REQUIRE_KEYRING$$CI" ]; then echo "keyring test needs dbus and gnome-keyring" >&2; exit 1; \
 	else echo "keyring test skipped: install dbus gnome-keyring libsecret-tools"; fi
 
 fuzz:
