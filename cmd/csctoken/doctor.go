@@ -174,6 +174,9 @@ func (c *cli) doctorSlot(r *report, p *p11, id module.SlotID, sc config.Service)
 		r.note("one PIN attempt left")
 	}
 
+	if sc.CredentialAuth == config.CredentialAuthBrowser && sc.ClientID == "" {
+		r.problem(`credential_auth = "browser" needs client_id (the OAuth2 client registered at the service): signatures will fail`)
+	}
 	s, err := c.service(sc)
 	if err != nil {
 		r.problem("service unusable: %v", err)
@@ -191,7 +194,7 @@ func (c *cli) doctorSlot(r *report, p *p11, id module.SlotID, sc config.Service)
 	case tok == nil:
 		r.problem("not logged in to the service: run `%s`", loginHint(sc.Name))
 	default:
-		r.ok("logged in as %s: %s; token kept in %s", sc.Username, tokenLife(tok), c.tokenPlace(c.ctx, s))
+		r.ok("logged in%s: %s; token kept in %s", asUser(sc), tokenLife(tok), c.tokenPlace(c.ctx, s))
 	}
 
 	listed := false

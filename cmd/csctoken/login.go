@@ -9,13 +9,16 @@ import (
 
 	"github.com/csctoken/csctoken/cscclient"
 	"github.com/csctoken/csctoken/cscclient/tokenstore"
+	"github.com/csctoken/csctoken/module"
 	"github.com/csctoken/csctoken/module/config"
 	"github.com/csctoken/csctoken/module/cscservice"
 )
 
-// cmdLogin logs in with the user name of the config and a password from
-// the terminal (or stdin), and keeps the token (refresh token included,
-// rememberMe) where the module finds it.
+// cmdLogin logs in to each service and keeps the token (refresh token
+// included) where the module finds it: auth = "basic" with the user name of
+// the config and a password from the terminal (or stdin, auth/login with
+// rememberMe); auth = "oauth2" in the browser (the service's login and
+// consent pages; the URL is printed too, for a browser elsewhere).
 func (c *cli) cmdLogin(args []string) error {
 	fs := flag.NewFlagSet("login", flag.ContinueOnError)
 	name := fs.String("service", "", "the service to log in to (default: all)")
@@ -45,12 +48,12 @@ func (c *cli) cmdLogin(args []string) error {
 }
 
 func (c *cli) login(sc config.Service, pwStdin bool) error {
-	if sc.Auth != config.AuthBasic {
-		return fmt.Errorf("auth = %q: %w", sc.Auth, cscservice.ErrOAuth2NotSupported)
-	}
 	s, err := c.service(sc)
 	if err != nil {
 		return err
+	}
+	if sc.Auth == config.AuthOAuth2 {
+		return c.browserLogin(sc, s)
 	}
 	prompt := fmt.Sprintf("Password of %s at %s (%s): ", sc.Username, sc.Name, sc.URL)
 	pw, err := c.secret(prompt, "password", "--password-stdin", pwStdin)
@@ -67,6 +70,29 @@ func (c *cli) login(sc config.Service, pwStdin bool) error {
 	where := c.tokenPlace(c.ctx, s)
 	fmt.Fprintf(c.stdout, "Logged in to %q as %s; %s; token kept in %s.\n", sc.Name, sc.Username, tokenLife(tok), where)
 	return nil
+}
+
+// browserLogin logs in to an oauth2 service in the browser.
+func (c *cli) browserLogin(sc config.Service, s *cscservice.Service) error {
+	fmt.Fprintf(c.stderr, "Logging in to %q (%s) in the browser...\n", sc.Name, sc.URL)
+	tok, err := s.BrowserLogin(c.ctx)
+	if err != nil {
+		if errors.Is(err, module.ErrCanceled) {
+			return fmt.Errorf("the login was declined or not completed in the browser: %w", err)
+		}
+		return err
+	}
+	where := c.tokenPlace(c.ctx, s)
+	fmt.Fprintf(c.stdout, "Logged in to %q%s; %s; token kept in %s.\n", sc.Name, asUser(sc), tokenLife(tok), where)
+	return nil
+}
+
+// asUser is " as NAME" when the config names the user.
+func asUser(sc config.Service) string {
+	if sc.Username == "" {
+		return ""
+	}
+	return " as " + sc.Username
 }
 
 // tokenLife says how long a login lasts.
@@ -102,7 +128,8 @@ func (c *cli) tokenPlace(ctx context.Context, s *cscservice.Service) string {
 	return "no place (not stored)"
 }
 
-// cmdLogout revokes the tokens at the service and forgets them.
+// cmdLogout revokes the tokens at the service (auth/revoke, or oauth2/revoke
+// for auth = "oauth2") and forgets them.
 func (c *cli) cmdLogout(args []string) error {
 	fs := flag.NewFlagSet("logout", flag.ContinueOnError)
 	name := fs.String("service", "", "the service to log out of (default: all)")
@@ -119,10 +146,6 @@ func (c *cli) cmdLogout(args []string) error {
 	}
 	failed := 0
 	for _, sc := range svcs {
-		if sc.Auth != config.AuthBasic {
-			fmt.Fprintf(c.stdout, "%q: auth = %q, nothing to log out of.\n", sc.Name, sc.Auth)
-			continue
-		}
 		s, err := c.service(sc)
 		if err != nil {
 			fmt.Fprintf(c.stderr, "csctoken: %q: %v\n", sc.Name, err)

@@ -5,7 +5,7 @@
 // shows what the module sees and signs through the module's own code, in
 // process (never by loading libcsctoken.so, see DESIGN.md).
 //
-//	csctoken login  [--service NAME] [--password-stdin]
+//	csctoken login  [--service NAME] [--password-stdin]   (auth = "oauth2": in the browser)
 //	csctoken logout [--service NAME]
 //	csctoken status [--service NAME]
 //	csctoken list   [--service NAME] [--pem]
@@ -31,6 +31,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/csctoken/csctoken/cscclient/oauth"
 	"github.com/csctoken/csctoken/cscclient/tokenstore"
 	"github.com/csctoken/csctoken/module"
 	"github.com/csctoken/csctoken/module/config"
@@ -44,6 +45,7 @@ const usage = `usage: csctoken COMMAND [flags]
 
 commands:
   login  [--service NAME] [--password-stdin]   log in to the service(s) and keep the token
+                                               (auth = "oauth2": in the browser)
   logout [--service NAME]                      revoke and forget the service token(s)
   status [--service NAME]                      services, logins, tokens, credentials
   list   [--service NAME] [--pem]              credentials and certificates
@@ -92,6 +94,10 @@ func (e silentError) Error() string { return e.msg }
 var newTokenStore = func(log *slog.Logger) (*tokenstore.Store, error) {
 	return tokenstore.New(tokenstore.Options{Logger: log})
 }
+
+// browserOpener opens the authorization URLs of OAuth2 flows; nil: the
+// system browser (xdg-open, which honours $BROWSER). Tests swap it.
+var browserOpener oauth.Opener
 
 // cli is one run of the command.
 type cli struct {
@@ -272,7 +278,17 @@ func (c *cli) service(sc config.Service) (*cscservice.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return cscservice.Open(sc, c.log.With("service", sc.Name), cscservice.WithSecretStore(store))
+	return cscservice.Open(sc, c.log.With("service", sc.Name), c.serviceOptions(store)...)
+}
+
+// serviceOptions are the adapter's options in the CLI: the shared token
+// store, and browser flows that also print their URL on stderr.
+func (c *cli) serviceOptions(store *tokenstore.Store) []cscservice.Option {
+	opts := []cscservice.Option{cscservice.WithSecretStore(store), cscservice.WithURLWriter(c.stderr)}
+	if browserOpener != nil {
+		opts = append(opts, cscservice.WithOpener(browserOpener))
+	}
+	return opts
 }
 
 // factory is the module's NewService, with the shared token store.
@@ -281,7 +297,7 @@ func (c *cli) factory() (func(config.Service, *slog.Logger) (module.Service, err
 	if err != nil {
 		return nil, err
 	}
-	return cscservice.Factory(cscservice.WithSecretStore(store)), nil
+	return cscservice.Factory(c.serviceOptions(store)...), nil
 }
 
 // loginHint is the command that logs in to a service.

@@ -340,15 +340,15 @@ func TestCLIDoctorBrokenConfig(t *testing.T) {
 	}{
 		{"fail unknown key", "colour = \"red\"\n", []string{"PROBLEM  service[0].colour: unknown key", "no usable [[service]]"}},
 		{"fail bad timeout", "list_timeout = \"soon\"\n", []string{"PROBLEM  service[0].list_timeout", "not a duration"}},
-		{"fail oauth2", "client_id = \"x\"\n", nil},
+		{"fail oauth2 without client_id", "", nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			conf := writeConfig(t, "https://127.0.0.1:1/csc/v2", "", tc.extra)
-			if tc.name == "fail oauth2" {
+			if tc.name == "fail oauth2 without client_id" {
 				data, _ := os.ReadFile(conf)
 				_ = os.WriteFile(conf, bytes.Replace(data, []byte(`auth = "basic"`), []byte(`auth = "oauth2"`), 1), 0o600)
-				tc.want = []string{`PROBLEM  service unusable`, `auth = "oauth2" is not supported yet`}
+				tc.want = []string{`PROBLEM  service[0].client_id: missing`}
 			}
 			r := runCLI(t, "", "doctor", "--config", conf)
 			var se silentError

@@ -202,6 +202,8 @@ func loginError(sc config.Service, err error) error {
 		return fmt.Errorf("the credential is locked; ask the service's operator to unlock it (%w)", err)
 	case ck.CKR_DEVICE_ERROR:
 		return fmt.Errorf("the service %q cannot be reached (%w)", sc.Name, err)
+	case ck.CKR_FUNCTION_CANCELED:
+		return fmt.Errorf("the login to %q was declined or not completed in the browser (%w)", sc.Name, err)
 	}
 	return fmt.Errorf("C_Login: %w", err)
 }
@@ -213,6 +215,8 @@ func signError(sc config.Service, err error) error {
 		return fmt.Errorf("the PIN was refused or the login to %q expired (%w)", sc.Name, err)
 	case ck.CKR_DEVICE_ERROR:
 		return fmt.Errorf("the service %q cannot be reached (%w)", sc.Name, err)
+	case ck.CKR_FUNCTION_CANCELED:
+		return fmt.Errorf("the signature was declined, or not authorized in time, in the browser (%w)", err)
 	}
 	return fmt.Errorf("C_SignFinal: %w", err)
 }

@@ -43,7 +43,7 @@ func (c *cli) cmdStatus(args []string) error {
 
 func (c *cli) status(sc config.Service) {
 	out := c.stdout
-	fmt.Fprintf(out, "service %q: %s (auth %s, user %s)\n", sc.Name, sc.URL, sc.Auth, orNone(sc.Username))
+	fmt.Fprintf(out, "service %q: %s (%s)\n", sc.Name, sc.URL, authSummary(sc))
 	s, err := c.service(sc)
 	if err != nil {
 		fmt.Fprintf(out, "  unusable: %v\n", err)
@@ -72,9 +72,9 @@ func (c *cli) status(sc config.Service) {
 	case tok == nil:
 		fmt.Fprintf(out, "  login: not logged in (run `%s`)\n", loginHint(sc.Name))
 	case errors.Is(listErr, module.ErrNotLoggedIn):
-		fmt.Fprintf(out, "  login: %s, expired or revoked (run `%s`)\n", sc.Username, loginHint(sc.Name))
+		fmt.Fprintf(out, "  login: %s, expired or revoked (run `%s`)\n", loginWho(sc), loginHint(sc.Name))
 	default:
-		fmt.Fprintf(out, "  login: %s; %s\n", sc.Username, tokenLife(tok))
+		fmt.Fprintf(out, "  login: %s; %s\n", loginWho(sc), tokenLife(tok))
 	}
 	fmt.Fprintf(out, "  token kept in: %s\n", c.tokenPlace(ctx, s))
 	switch {
@@ -98,6 +98,41 @@ func (c *cli) status(sc config.Service) {
 		}
 		fmt.Fprintf(out, "    %s %s%s: %s\n", cr.ID, quoteOr(cr.Description, ""), state, validity)
 	}
+}
+
+// authSummary says how the service authenticates the user and how
+// credentials are authorized.
+func authSummary(sc config.Service) string {
+	var s string
+	switch sc.Auth {
+	case config.AuthOAuth2:
+		s = fmt.Sprintf("auth oauth2 in the browser, client %s", sc.ClientID)
+		if sc.Username != "" {
+			s += ", user " + sc.Username
+		}
+	default:
+		s = fmt.Sprintf("auth %s, user %s", sc.Auth, orNone(sc.Username))
+	}
+	switch sc.CredentialAuth {
+	case config.CredentialAuthBrowser:
+		s += "; signatures authorized in the browser"
+	default:
+		s += "; signatures authorized with the PIN"
+	}
+	return s
+}
+
+// loginWho names the login: the user name, or the kind of login when the
+// config has no user name (oauth2: the user chose the account in the
+// browser).
+func loginWho(sc config.Service) string {
+	switch {
+	case sc.Username != "":
+		return sc.Username
+	case sc.Auth == config.AuthOAuth2:
+		return "yes (oauth2)"
+	}
+	return "yes"
 }
 
 func orNone(s string) string {

@@ -21,6 +21,7 @@ type credAuth struct {
 	mode     module.AuthMode
 	pinID    string // authData ID of the PIN (AuthPIN)
 	pinLabel string
+	label    string // the key's label: description, else ID (consent pages)
 }
 
 // defaultPINID is the authData ID used when the service did not describe
@@ -164,7 +165,17 @@ func (s *Service) credential(ci csc.CredentialInfo, serviceAlgos []string) (modu
 			"credential", c.ID, "expression", ci.Auth.Expression)
 	}
 	c.Auth, c.PINLabel = a.mode, a.pinLabel
+	a.label = keyLabel(ci)
 	return c, a
+}
+
+// keyLabel is the credential's CKA_LABEL in the module: its description,
+// else its ID.
+func keyLabel(ci csc.CredentialInfo) string {
+	if d := strings.TrimSpace(ci.Description); d != "" {
+		return d
+	}
+	return ci.CredentialID
 }
 
 // parseSCAL reads "1", "2" (0 and junk read as 1).
@@ -481,6 +492,8 @@ func (s *Service) authOf(ctx context.Context, id string) credAuth {
 		return credAuth{mode: module.AuthPIN, pinID: defaultPINID}
 	}
 	a, _ = authMode(ci.Auth)
+	ci.CredentialID = id
+	a.label = keyLabel(*ci)
 	s.mu.Lock()
 	s.auths[id] = a
 	s.mu.Unlock()

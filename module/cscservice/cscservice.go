@@ -15,10 +15,30 @@
 // `csctoken login`: a PKCS#11 module has no way to ask for a service
 // password (the PIN a program asks for is the credential PIN).
 //
-// auth = "oauth2" needs the RSSP's OAuth2 authorization server and is not
-// available yet: New fails with ErrOAuth2NotSupported (the seam is
-// newAuthenticator). Browser authorization of credentials (the OAuth2
-// "credential" scope) likewise answers ErrBrowserNotSupported.
+// With auth = "oauth2" the service login is the OAuth2 authorization code
+// grant with PKCE in the system browser (package cscclient/oauth; a public
+// client, client_id from the config, loopback redirect URI). The tokens go
+// to the same store, and are refreshed silently at the token endpoint.
+// The browser opens only from Login with interactive (the module's
+// C_Login, and signing in browser mode) or BrowserLogin (`csctoken
+// login`); listings never open it and answer module.ErrNotLoggedIn
+// without a working token. Logout revokes at oauth2/revoke.
+//
+// # Authorizing credentials in the browser
+//
+// AuthorizeInBrowser (credential_auth = "browser", and credentials whose
+// factors a PIN cannot carry: oauth2code mode, OTP) runs the OAuth2
+// "credential" scope with the hashes and a label per hash naming the
+// program and the key; the consent page shows them and collects the
+// credential's factors. The credential token it returns is carried in
+// the module.SAD (marked, see credTokenPrefix) and SignHash sends it as
+// the Bearer of signatures/signHash, without SAD. Any auth type can do
+// this; it needs client_id in the config. A user who declines, or does not
+// finish in time, is module.ErrCanceled (CKR_FUNCTION_CANCELED).
+//
+// The authorization URL is opened with the system browser (xdg-open, which
+// honours $BROWSER, on Linux), logged at Info, and printed on stderr when
+// that is a terminal (see WithURLWriter).
 //
 // # Mapping
 //
@@ -48,6 +68,10 @@
 // wins): timeout for Login, Authorize and SignHash, list_timeout for
 // listings, so that the CLI's calls are bounded too and a basic service's
 // Login, which never needs the user, gives up with the signature timeout.
+// Browser flows (an oauth2 service's interactive Login, AuthorizeInBrowser)
+// are bounded by the caller's context (the module's interactive timeout)
+// and the OAuth2 timeout (WithOAuthTimeout, 5 minutes by default) only;
+// a cancelled context (C_Finalize) ends them at once.
 //
 // A Service is safe for concurrent use.
 //
@@ -60,29 +84,25 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
+	"golang.org/x/term"
+
 	"github.com/csctoken/csctoken/csc"
 	"github.com/csctoken/csctoken/cscclient"
+	"github.com/csctoken/csctoken/cscclient/oauth"
 	"github.com/csctoken/csctoken/cscclient/tokenstore"
 	"github.com/csctoken/csctoken/module"
 	"github.com/csctoken/csctoken/module/config"
 )
 
-var (
-	// ErrOAuth2NotSupported: the service's config says auth = "oauth2",
-	// which needs the RSSP's OAuth2 authorization server (not integrated
-	// yet).
-	ErrOAuth2NotSupported = errors.New(`auth = "oauth2" is not supported yet; use auth = "basic"`)
-	// ErrBrowserNotSupported: authorizing a credential in the browser
-	// (OAuth2 "credential" scope) is not supported yet.
-	ErrBrowserNotSupported = errors.New("authorizing credentials in the browser (OAuth2 credential scope) is not supported yet")
-	// ErrWrongPassword: auth/login refused the user name and password.
-	ErrWrongPassword = errors.New("wrong user name or password")
-)
+// ErrWrongPassword: auth/login refused the user name and password.
+var ErrWrongPassword = errors.New("wrong user name or password")
 
 // UserAgent is sent with every request.
 var UserAgent = "csctoken"
@@ -91,9 +111,13 @@ var UserAgent = "csctoken"
 type Option func(*options)
 
 type options struct {
-	store      cscclient.SecretStore
-	clientOpts []cscclient.Option
-	poll       cscclient.PollOptions
+	store        cscclient.SecretStore
+	clientOpts   []cscclient.Option
+	poll         cscclient.PollOptions
+	out          io.Writer
+	outSet       bool
+	opener       oauth.Opener
+	oauthTimeout time.Duration
 }
 
 // WithSecretStore sets where service tokens are kept. The default is a
@@ -114,8 +138,8 @@ func WithClientOptions(opts ...cscclient.Option) Option {
 func WithPollOptions(p cscclient.PollOptions) Option { return func(o *options) { o.poll = p } }
 
 // Service is the adapter of one [[service]]. Besides module.Service it
-// offers what the csctoken CLI needs: PasswordLogin, Logout, Info,
-// TokenStatus.
+// offers what the csctoken CLI needs: PasswordLogin, BrowserLogin, Logout,
+// Info, TokenStatus.
 type Service struct {
 	cfg   config.Service
 	log   *slog.Logger
@@ -123,6 +147,13 @@ type Service struct {
 	sess  *cscclient.Session
 	store cscclient.SecretStore
 	poll  cscclient.PollOptions
+
+	// OAuth2 (auth = "oauth2", browser authorization of credentials)
+	out          io.Writer // where the authorization URL is printed; nil: nowhere
+	opener       oauth.Opener
+	oauthTimeout time.Duration
+	oauthMu      sync.Mutex
+	oc           *oauth.Client // made at the first use, guarded by oauthMu
 
 	infoMu sync.Mutex
 	info   *csc.InfoResponse // cached after the first success
@@ -188,14 +219,18 @@ func Open(cfg config.Service, log *slog.Logger, opts ...Option) (*Service, error
 	}
 	s := &Service{
 		cfg: cfg, log: log, cl: cl, store: store, poll: o.poll,
+		out: o.out, opener: o.opener, oauthTimeout: o.oauthTimeout,
 		auths: map[string]credAuth{},
+	}
+	if !o.outSet && term.IsTerminal(int(os.Stderr.Fd())) {
+		s.out = os.Stderr
 	}
 	s.sess = newAuthenticator(s)
 	cl.SetTokenSource(s.sess)
 	return s, nil
 }
 
-// checkAuth refuses what cannot work yet.
+// checkAuth refuses a config that cannot work.
 func checkAuth(cfg config.Service) error {
 	switch cfg.Auth {
 	case config.AuthBasic:
@@ -204,19 +239,22 @@ func checkAuth(cfg config.Service) error {
 		}
 		return nil
 	case config.AuthOAuth2:
-		// The seam: an OAuth2 session (authorization code with PKCE in
-		// the browser, refresh at the token endpoint) plugs in here and
-		// in newAuthenticator once the RSSP's authorization server is
-		// there.
-		return ErrOAuth2NotSupported
+		if cfg.ClientID == "" {
+			return ErrNoClientID
+		}
+		return nil
 	}
 	return fmt.Errorf("unknown auth %q", cfg.Auth)
 }
 
 // newAuthenticator returns the service session. For basic services the
 // password is never asked here: without a working stored token the
-// session answers cscclient.ErrLoginRequired.
+// session answers cscclient.ErrLoginRequired. For oauth2 services see
+// newOAuthSession.
 func newAuthenticator(s *Service) *cscclient.Session {
+	if s.cfg.Auth == config.AuthOAuth2 {
+		return newOAuthSession(s)
+	}
 	return s.cl.NewBasicSession(s.cfg.Username, s.store, nil)
 }
 
@@ -237,10 +275,18 @@ func bound(ctx context.Context, d time.Duration) (context.Context, context.Cance
 	return context.WithTimeout(ctx, d)
 }
 
-// Login implements module.Service. It is silent: the stored token, or a
-// refreshed one, or module.ErrNotLoggedIn. Basic services never prompt,
-// interactive or not.
+// Login implements module.Service: the stored token, or a refreshed one.
+// Without one, an oauth2 service with interactive logs in in the browser
+// (bounded by ctx and the OAuth2 timeout; declined or not completed in
+// time is module.ErrCanceled); otherwise, and always for basic services,
+// which never prompt, the answer is module.ErrNotLoggedIn.
 func (s *Service) Login(ctx context.Context, interactive bool) error {
+	if interactive && s.cfg.Auth == config.AuthOAuth2 {
+		if _, err := s.sess.Token(withInteractive(ctx)); err != nil {
+			return s.flowErr("service login", err)
+		}
+		return nil
+	}
 	ctx, cancel := bound(ctx, s.cfg.Timeout)
 	defer cancel()
 	if _, err := s.sess.Token(ctx); err != nil {
@@ -270,11 +316,25 @@ func (s *Service) PasswordLogin(ctx context.Context, password string) (*cscclien
 	return tok, nil
 }
 
-// Logout revokes the service token (refresh and access token) and forgets
-// it. The token is forgotten locally even when the revocation fails.
+// Logout revokes the service token (refresh and access token: auth/revoke,
+// or oauth2/revoke for an oauth2 service) and forgets it. The token is
+// forgotten locally even when the revocation fails.
 func (s *Service) Logout(ctx context.Context) error {
 	ctx, cancel := bound(ctx, s.cfg.Timeout)
 	defer cancel()
+	if s.cfg.Auth == config.AuthOAuth2 {
+		oc, err := s.oauthClient(ctx)
+		if err != nil {
+			if cerr := s.sess.Clear(ctx); cerr != nil {
+				return errors.Join(s.mapErr("oauth2/revoke", err), cerr)
+			}
+			return s.mapErr("oauth2/revoke", err)
+		}
+		if err := oc.Logout(ctx, s.sess); err != nil {
+			return s.mapErr("oauth2/revoke", err)
+		}
+		return nil
+	}
 	if err := s.cl.Logout(ctx, s.sess); err != nil {
 		return s.mapErr("auth/revoke", err)
 	}

@@ -36,8 +36,12 @@ func (s *Service) mapErr(op string, err error) error {
 		return fmt.Errorf("%s: %w: %w", op, module.ErrSADInvalid, err)
 	case errors.Is(err, cscclient.ErrLoginRequired), errors.Is(err, cscclient.ErrInvalidToken),
 		errors.Is(err, cscclient.ErrExpiredToken), errors.Is(err, cscclient.ErrAuthentication):
-		return fmt.Errorf("%s: %w as %q at %s (run `csctoken login --service %s`): %w",
-			op, module.ErrNotLoggedIn, s.cfg.Username, s.cfg.URL, shellQuote(s.cfg.Name), err)
+		who := ""
+		if s.cfg.Username != "" {
+			who = fmt.Sprintf(" as %q", s.cfg.Username)
+		}
+		return fmt.Errorf("%s: %w%s at %s (run `csctoken login --service %s`): %w",
+			op, module.ErrNotLoggedIn, who, s.cfg.URL, shellQuote(s.cfg.Name), err)
 	case errors.Is(err, cscclient.ErrCredentialDisabled), errors.Is(err, cscclient.ErrAccessDenied):
 		return fmt.Errorf("%s: %w: %w", op, module.ErrRejected, err)
 	case errors.Is(err, cscclient.ErrTLS):

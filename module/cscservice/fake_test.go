@@ -264,10 +264,3 @@ func TestFakeNotLoggedIn(t *testing.T) {
 		t.Fatalf("ListCredentials with a refused token = %v, want ErrNotLoggedIn", err)
 	}
 }
-
-func TestOAuth2NotYet(t *testing.T) {
-	_, err := cscservice.New(config.Service{Name: "O", URL: "https://rssp.example/csc/v2", Auth: config.AuthOAuth2, ClientID: "x"}, nil)
-	if !errors.Is(err, cscservice.ErrOAuth2NotSupported) {
-		t.Fatalf("New(oauth2) = %v, want ErrOAuth2NotSupported", err)
-	}
-}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/csctoken/csctoken/csc"
@@ -69,27 +70,34 @@ func (s *Service) Authorize(ctx context.Context, req module.AuthorizeRequest) (m
 	return sad, nil
 }
 
-// AuthorizeInBrowser implements module.Service. The OAuth2 credential
-// scope needs the RSSP's authorization server: not supported yet.
-func (s *Service) AuthorizeInBrowser(ctx context.Context, req module.AuthorizeRequest) (module.SAD, error) {
-	return module.SAD{}, fmt.Errorf("service %q, credential %s: %w", s.cfg.Name, req.CredentialID, ErrBrowserNotSupported)
-}
-
 // SignHash implements module.Service: signatures/signHash in synchronous
 // mode. ECDSA signatures come back in DER (the client normalises raw r||s
-// to DER; the module accepts both).
+// to DER; the module accepts both). A SAD from AuthorizeInBrowser holds a
+// credential token: it is sent as the Bearer token, without SAD, and a
+// token the service refuses (expired, used up) is module.ErrSADInvalid,
+// so the module authorizes again, not a lost service login.
 func (s *Service) SignHash(ctx context.Context, req module.SignRequest) ([][]byte, error) {
 	ctx, cancel := bound(ctx, s.cfg.Timeout)
 	defer cancel()
+	sad := req.SAD.Value
+	credToken, isToken := credentialToken(req.SAD)
+	if isToken {
+		ctx, sad = cscclient.WithCredentialToken(ctx, credToken), ""
+	}
 	res, err := s.cl.SignHash(ctx, &csc.SignHashRequest{
 		CredentialID:     req.CredentialID,
-		SAD:              req.SAD.Value,
+		SAD:              sad,
 		Hashes:           csc.BytesList(req.Hashes),
 		HashAlgorithmOID: req.HashAlgOID,
 		SignAlgo:         req.SignAlgOID,
 		SignAlgoParams:   req.SignAlgParams,
 	})
 	if err != nil {
+		var ce *cscclient.Error
+		if isToken && (errors.Is(err, cscclient.ErrInvalidToken) || errors.Is(err, cscclient.ErrExpiredToken) ||
+			errors.Is(err, cscclient.ErrAuthentication) || (errors.As(err, &ce) && ce.StatusCode == http.StatusUnauthorized)) {
+			return nil, fmt.Errorf("signatures/signHash: credential token refused: %w: %w", module.ErrSADInvalid, err)
+		}
 		return nil, s.mapErr("signatures/signHash", err)
 	}
 	return csc.Raw(res.Signatures), nil
