@@ -11,6 +11,7 @@ import "C"
 
 import (
 	"bytes"
+	"time"
 	"unsafe"
 
 	"github.com/csctoken/csctoken/module"
@@ -28,7 +29,7 @@ const (
 
 // mod is the one module instance of the library; C_Initialize and
 // C_Finalize start and stop it, any number of times.
-var mod = module.New(module.Options{LoadConfig: loadConfig, NewService: newService})
+var mod = module.New(module.Options{LoadConfig: loadConfig, NewService: newService, FirstListingWait: 3 * time.Second})
 
 func init() {
 	// Give the C side the module's identity for the CK_INFO of the empty

@@ -99,6 +99,12 @@ type Options struct {
 	// InteractiveTimeout bounds browser logins and consent pages; 0 means
 	// 5 minutes.
 	InteractiveTimeout time.Duration
+	// FirstListingWait bounds how long Initialize waits for the listing of
+	// a token that has no cached listing yet (the first run after
+	// `csctoken login`): without it a program that lists objects right
+	// away sees an empty token. Zero: no wait. With a cache, Initialize
+	// never waits. The C library sets 3 s.
+	FirstListingWait time.Duration
 	// NoBackgroundRefresh disables the listing refresh at Initialize and
 	// the TTL-driven ones (tests).
 	NoBackgroundRefresh bool
@@ -327,20 +333,16 @@ func (m *Module) Initialize(args InitArgs) (err error) {
 		for _, t := range st.tokens {
 			t.refreshAsync()
 		}
-		st.awaitFirstListings()
+		if m.opts.FirstListingWait > 0 {
+			st.awaitFirstListings(m.opts.FirstListingWait)
+		}
 	}
 	return nil
 }
 
-// firstListingWait bounds how long C_Initialize waits for the listing of a
-// token that has no cached listing yet (the first run after `csctoken
-// login`): without it, a program that lists objects right away would see
-// an empty token. With a cache, Initialize never waits.
-const firstListingWait = 3 * time.Second
-
-// awaitFirstListings waits, in parallel and at most firstListingWait (or a
-// token's list_timeout if shorter), for the tokens never listed before.
-func (st *state) awaitFirstListings() {
+// awaitFirstListings waits, in parallel and at most wait (or a token's
+// list_timeout if shorter), for the tokens never listed before.
+func (st *state) awaitFirstListings(wait time.Duration) {
 	var wg sync.WaitGroup
 	for _, t := range st.tokens {
 		t.mu.Lock()
@@ -352,7 +354,7 @@ func (st *state) awaitFirstListings() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ctx, cancel := context.WithTimeout(st.ctx, min(firstListingWait, t.cfg.ListTimeout))
+			ctx, cancel := context.WithTimeout(st.ctx, min(wait, t.cfg.ListTimeout))
 			defer cancel()
 			_ = t.refresh(ctx) // joins the background listing (single-flight)
 		}()

@@ -220,6 +220,11 @@ func (t *token) refresh(ctx context.Context) error {
 	lctx, cancel := context.WithTimeout(ctx, t.cfg.ListTimeout)
 	creds, err := t.svc.ListCredentials(lctx)
 	cancel()
+	// Save before publishing: a program that exits as soon as it sees the
+	// objects (pkcs11-tool --list-slots) must not cut the write short.
+	if err == nil && ctx.Err() == nil {
+		t.saveCache(creds)
+	}
 
 	t.mu.Lock()
 	if err == nil {
@@ -232,10 +237,6 @@ func (t *token) refresh(ctx context.Context) error {
 	t.refreshing = nil
 	close(ch)
 	t.mu.Unlock()
-
-	if err == nil && ctx.Err() == nil {
-		t.saveCache(creds)
-	}
 	return err
 }
 
@@ -252,6 +253,7 @@ func (t *token) loadCache() {
 	if t.cachePath == "" {
 		return
 	}
+	removeStaleTemps(filepath.Dir(t.cachePath))
 	data, err := os.ReadFile(t.cachePath)
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
@@ -280,6 +282,18 @@ func (t *token) saveCache(creds []Credential) {
 	}
 	if err != nil {
 		t.log.Warn("cache not written", "path", t.cachePath, "err", err.Error())
+	}
+}
+
+// removeStaleTemps deletes temporary cache files that a process killed
+// in the middle of writeFileAtomic left behind (older than a minute, so a
+// concurrent writer's file is left alone).
+func removeStaleTemps(dir string) {
+	matches, _ := filepath.Glob(filepath.Join(dir, ".tmp-*.json"))
+	for _, m := range matches {
+		if st, err := os.Stat(m); err == nil && time.Since(st.ModTime()) > time.Minute {
+			_ = os.Remove(m)
+		}
 	}
 }
 

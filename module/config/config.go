@@ -339,7 +339,11 @@ func validateService(i int, rs rawService, dir string, add func(key, format stri
 	switch rs.CredentialAuth {
 	case "":
 		s.CredentialAuth = CredentialAuthPIN
-	case CredentialAuthPIN, CredentialAuthBrowser:
+	case CredentialAuthPIN:
+	case CredentialAuthBrowser:
+		if rs.ClientID == "" && rs.Auth != AuthOAuth2 {
+			add(key("client_id"), "missing (required with credential_auth = \"browser\": the consent page is an OAuth2 flow)")
+		}
 	default:
 		add(key("credential_auth"), "%q: must be \"pin\" or \"browser\"", rs.CredentialAuth)
 	}

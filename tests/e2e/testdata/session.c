@@ -1,0 +1,235 @@
+/*
+ * session.c: one long PKCS#11 session on libcsctoken.so, driven line by
+ * line from stdin so that a Go test can change the world (stop the RSSP,
+ * restart it) between two calls of the same session. No Go program ever
+ * loads the library; this C host does.
+ *
+ *   session LIB
+ *
+ * Commands, one per line; every command answers exactly one line on
+ * stdout, starting with the CK_RV name of its last call:
+ *
+ *   init                     C_Initialize (CKF_OS_LOCKING_OK)
+ *   slots                    C_GetSlotList          -> RV count
+ *   open SLOT                C_OpenSession (RW)     -> RV
+ *   login PIN                C_Login(CKU_USER)      -> RV
+ *   logout                   C_Logout               -> RV
+ *   flags                    C_GetTokenInfo         -> RV 0xFLAGS
+ *   cert LABEL...            the certificate labelled LABEL -> RV hex-DER
+ *   sign MECH HEX LABEL...   C_SignInit + C_Sign with the private key
+ *                            labelled LABEL on the input HEX
+ *                                                   -> RV [hex-signature]
+ *   finalize                 C_Finalize             -> RV
+ *   quit                     exit 0
+ *
+ * MECH is one of SHA256-RSA-PKCS, RSA-PKCS-PSS (SHA-256, MGF1-SHA256, salt
+ * 32), ECDSA, ECDSA-SHA256. Protocol errors answer "ERROR text".
+ */
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "csctoken.h"
+
+static CK_FUNCTION_LIST_PTR p11;
+static CK_SESSION_HANDLE session;
+
+static const char *rvname(CK_RV rv)
+{
+	static char buf[32];
+	switch (rv) {
+#define N(x) \
+	case x:  \
+		return #x;
+		N(CKR_OK) N(CKR_SLOT_ID_INVALID) N(CKR_GENERAL_ERROR) N(CKR_FUNCTION_FAILED) N(CKR_ARGUMENTS_BAD)
+		N(CKR_DATA_INVALID) N(CKR_DATA_LEN_RANGE) N(CKR_DEVICE_ERROR) N(CKR_DEVICE_REMOVED)
+		N(CKR_FUNCTION_CANCELED) N(CKR_FUNCTION_NOT_SUPPORTED) N(CKR_KEY_HANDLE_INVALID)
+		N(CKR_KEY_TYPE_INCONSISTENT) N(CKR_MECHANISM_INVALID) N(CKR_MECHANISM_PARAM_INVALID)
+		N(CKR_OBJECT_HANDLE_INVALID) N(CKR_OPERATION_ACTIVE) N(CKR_OPERATION_NOT_INITIALIZED)
+		N(CKR_PIN_INCORRECT) N(CKR_PIN_LOCKED) N(CKR_PIN_EXPIRED) N(CKR_SESSION_CLOSED)
+		N(CKR_SESSION_HANDLE_INVALID) N(CKR_TOKEN_NOT_PRESENT) N(CKR_USER_ALREADY_LOGGED_IN)
+		N(CKR_USER_NOT_LOGGED_IN) N(CKR_USER_TYPE_INVALID) N(CKR_BUFFER_TOO_SMALL)
+		N(CKR_CRYPTOKI_NOT_INITIALIZED) N(CKR_CRYPTOKI_ALREADY_INITIALIZED)
+#undef N
+	}
+	snprintf(buf, sizeof(buf), "CKR_0x%lx", (unsigned long)rv);
+	return buf;
+}
+
+static void hex(const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		printf("%02x", p[i]);
+}
+
+static int unhex(const char *s, unsigned char *out, size_t max, size_t *n)
+{
+	size_t len = strlen(s);
+	if (len % 2 != 0 || len / 2 > max)
+		return -1;
+	for (size_t i = 0; i < len / 2; i++) {
+		unsigned int b;
+		if (sscanf(s + 2 * i, "%2x", &b) != 1)
+			return -1;
+		out[i] = (unsigned char)b;
+	}
+	*n = len / 2;
+	return 0;
+}
+
+/* find1 finds the one object of a class labelled label. */
+static CK_RV find1(CK_OBJECT_CLASS cls, const char *label, CK_OBJECT_HANDLE *o)
+{
+	CK_ATTRIBUTE t[2] = {{CKA_CLASS, &cls, sizeof(cls)}, {CKA_LABEL, (void *)label, strlen(label)}};
+	CK_OBJECT_HANDLE found[2];
+	CK_ULONG n = 0;
+	CK_RV rv = p11->C_FindObjectsInit(session, t, 2);
+	if (rv != CKR_OK)
+		return rv;
+	rv = p11->C_FindObjects(session, found, 2, &n);
+	p11->C_FindObjectsFinal(session);
+	if (rv != CKR_OK)
+		return rv;
+	if (n != 1)
+		return CKR_KEY_HANDLE_INVALID;
+	*o = found[0];
+	return CKR_OK;
+}
+
+static void cmd_cert(const char *label)
+{
+	CK_OBJECT_HANDLE c;
+	unsigned char der[8192];
+	CK_ATTRIBUTE a = {CKA_VALUE, der, sizeof(der)};
+	CK_RV rv = find1(CKO_CERTIFICATE, label, &c);
+	if (rv == CKR_OK)
+		rv = p11->C_GetAttributeValue(session, c, &a, 1);
+	printf("%s", rvname(rv));
+	if (rv == CKR_OK) {
+		putchar(' ');
+		hex(der, a.ulValueLen);
+	}
+	putchar('\n');
+}
+
+static void cmd_sign(const char *mname, const char *in_hex, const char *label)
+{
+	CK_RSA_PKCS_PSS_PARAMS pss = {CKM_SHA256, CKG_MGF1_SHA256, 32};
+	CK_MECHANISM mech = {0, NULL, 0};
+	unsigned char in[1024], sig[1024];
+	size_t inlen;
+	CK_ULONG siglen = sizeof(sig);
+	CK_OBJECT_HANDLE key;
+	CK_RV rv;
+
+	if (strcmp(mname, "SHA256-RSA-PKCS") == 0) {
+		mech.mechanism = CKM_SHA256_RSA_PKCS;
+	} else if (strcmp(mname, "RSA-PKCS-PSS") == 0) {
+		mech.mechanism = CKM_RSA_PKCS_PSS;
+		mech.pParameter = &pss;
+		mech.ulParameterLen = sizeof(pss);
+	} else if (strcmp(mname, "ECDSA") == 0) {
+		mech.mechanism = CKM_ECDSA;
+	} else if (strcmp(mname, "ECDSA-SHA256") == 0) {
+		mech.mechanism = CKM_ECDSA_SHA256;
+	} else {
+		printf("ERROR unknown mechanism %s\n", mname);
+		return;
+	}
+	if (unhex(in_hex, in, sizeof(in), &inlen) != 0) {
+		printf("ERROR bad hex input\n");
+		return;
+	}
+	rv = find1(CKO_PRIVATE_KEY, label, &key);
+	if (rv == CKR_OK)
+		rv = p11->C_SignInit(session, &mech, key);
+	if (rv == CKR_OK)
+		rv = p11->C_Sign(session, in, inlen, sig, &siglen);
+	printf("%s", rvname(rv));
+	if (rv == CKR_OK) {
+		putchar(' ');
+		hex(sig, siglen);
+	}
+	putchar('\n');
+}
+
+int main(int argc, char **argv)
+{
+	CK_C_GetFunctionList gfl;
+	char line[4096];
+	void *lib;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: session LIB\n");
+		return 2;
+	}
+	lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+	if (lib == NULL) {
+		fprintf(stderr, "dlopen %s: %s\n", argv[1], dlerror());
+		return 1;
+	}
+	*(void **)&gfl = dlsym(lib, "C_GetFunctionList");
+	if (gfl == NULL || gfl(&p11) != CKR_OK) {
+		fprintf(stderr, "C_GetFunctionList failed\n");
+		return 1;
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+
+	while (fgets(line, sizeof(line), stdin) != NULL) {
+		char *nl = strchr(line, '\n'), *arg;
+		if (nl != NULL)
+			*nl = '\0';
+		arg = strchr(line, ' ');
+		if (arg != NULL)
+			*arg++ = '\0';
+		else
+			arg = line + strlen(line);
+
+		if (strcmp(line, "init") == 0) {
+			CK_C_INITIALIZE_ARGS a = {0};
+			a.flags = CKF_OS_LOCKING_OK;
+			printf("%s\n", rvname(p11->C_Initialize(&a)));
+		} else if (strcmp(line, "slots") == 0) {
+			CK_ULONG n = 0;
+			CK_RV rv = p11->C_GetSlotList(CK_TRUE, NULL, &n);
+			printf("%s %lu\n", rvname(rv), (unsigned long)n);
+		} else if (strcmp(line, "open") == 0) {
+			CK_RV rv = p11->C_OpenSession(strtoul(arg, NULL, 10), CKF_SERIAL_SESSION | CKF_RW_SESSION,
+						      NULL, NULL, &session);
+			printf("%s\n", rvname(rv));
+		} else if (strcmp(line, "login") == 0) {
+			printf("%s\n", rvname(p11->C_Login(session, CKU_USER, (CK_UTF8CHAR_PTR)arg, strlen(arg))));
+		} else if (strcmp(line, "logout") == 0) {
+			printf("%s\n", rvname(p11->C_Logout(session)));
+		} else if (strcmp(line, "flags") == 0) {
+			CK_SESSION_INFO si;
+			CK_TOKEN_INFO ti;
+			CK_RV rv = p11->C_GetSessionInfo(session, &si);
+			if (rv == CKR_OK)
+				rv = p11->C_GetTokenInfo(si.slotID, &ti);
+			printf("%s 0x%lx\n", rvname(rv), rv == CKR_OK ? (unsigned long)ti.flags : 0UL);
+		} else if (strcmp(line, "cert") == 0) {
+			cmd_cert(arg);
+		} else if (strcmp(line, "sign") == 0) {
+			char *in = strchr(arg, ' '), *label = NULL;
+			if (in != NULL) {
+				*in++ = '\0';
+				label = strchr(in, ' ');
+			}
+			if (label == NULL) {
+				printf("ERROR usage: sign MECH HEX LABEL\n");
+				continue;
+			}
+			*label++ = '\0';
+			cmd_sign(arg, in, label);
+		} else if (strcmp(line, "finalize") == 0) {
+			printf("%s\n", rvname(p11->C_Finalize(NULL)));
+		} else if (strcmp(line, "quit") == 0) {
+			return 0;
+		} else {
+			printf("ERROR unknown command %s\n", line);
+		}
+	}
+	return 0;
+}
