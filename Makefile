@@ -70,6 +70,7 @@ demo:
 
 bench:
 	$(GO) test -run='^$$' -bench=. -benchtime=2s ./rssp/keystore/... ./rssp/store/... ./rssp/server/...
+	$(GO) test -run='^$$' -bench=. -benchtime=1s -timeout=30m ./bench/...
 
 clean:
 	rm -rf build

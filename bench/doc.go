@@ -1,0 +1,25 @@
+// Package bench holds the speed benchmarks of csctoken that span the
+// module, the client, the RSSP and the built libcsctoken.so (`make bench`).
+// Everything is in the _test.go files: BenchmarkSign, BenchmarkP11Kit,
+// BenchmarkColdStart, BenchmarkPkcs11ToolSign, BenchmarkCredentials1000 and
+// BenchmarkMemory. The library is only ever loaded by C hosts (p11bench,
+// cbench/p11bench.c, compiled with gcc by the benchmarks, and pkcs11-tool);
+// Go code uses package module in process, and directhost/ is the CSC client
+// alone as a process of its own. A benchmark whose tool is missing is
+// skipped (CSCTOKEN_REQUIRE_TOOLS=1 makes that a failure).
+//
+//	go test -run '^$' -bench . -benchtime=1s ./bench/...
+//
+// The RSSPs run in the test process with the production log level, PINs
+// hashed at the tests' argon2 cost (BenchmarkColdStart also at the
+// production cost), max_multisign raised so that the direct client
+// authorizes once per run.
+//
+// Environment:
+//
+//	CSCTOKEN_BENCH_LIB=path   use that libcsctoken.so instead of building one
+//	CSCTOKEN_BENCH_WRAP=cmd   run the C hosts under cmd, e.g.
+//	                          "perf record -e cpu-clock -g -o /tmp/p.data --"
+//	CSCTOKEN_BENCH_LOG=dir    the C hosts' module log goes to dir/module.log
+//	CSCTOKEN_REQUIRE_TOOLS=1  fail instead of skipping when a tool is missing
+package bench

@@ -1,0 +1,133 @@
+package bench
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// p11kitServer starts `p11-kit server` on the SoftHSM2 token of srv and
+// returns the environment of a C host using p11-kit-client.so with it.
+// The second result is the CPU time of the server and its children.
+func p11kitServer(b *testing.B, srv *server) ([]string, func() time.Duration) {
+	b.Helper()
+	dir := b.TempDir()
+	sock := filepath.Join(dir, "p11-kit.sock")
+	cmd := exec.Command("p11-kit", "server", "--foreground", "--name", sock, "--provider", srv.hsm.ModulePath, "pkcs11:")
+	cmd.Env = append(baseEnv(), srv.hsm.Env()...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("p11-kit server made no socket:\n%s", out.String())
+		}
+	}
+	pid := cmd.Process.Pid
+	return append(baseEnv(), "P11_KIT_SERVER_ADDRESS=unix:path="+sock), func() time.Duration { return treeCPU(pid) }
+}
+
+// treeCPU is the user+system time of a process, its live descendants and
+// its waited-for children, from /proc.
+func treeCPU(pid int) time.Duration {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (in parentheses, which may hold spaces).
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	// f[0] is field 3 (state); utime, stime, cutime, cstime are fields 14-17.
+	var ticks int64
+	for _, j := range []int{11, 12, 13, 14} {
+		if j < len(f) {
+			v, _ := strconv.ParseInt(f[j], 10, 64)
+			ticks += v
+		}
+	}
+	d := time.Duration(ticks) * time.Second / clockTicks
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, t := range tasks {
+		kids, _ := os.ReadFile(t)
+		for _, k := range strings.Fields(string(kids)) {
+			if c, err := strconv.Atoi(k); err == nil {
+				d += treeCPU(c)
+			}
+		}
+	}
+	return d
+}
+
+// clockTicks is USER_HZ, 100 on every Linux port that matters.
+const clockTicks = 100
+
+// BenchmarkP11Kit compares the existing way to use a remote PKCS#11 token,
+// p11-kit remoting (`p11-kit server --provider libsofthsm2.so` and
+// p11-kit-client.so in the host, over a Unix socket), with libcsctoken.so
+// → rssp (PKCS#11 backend) on the same SoftHSM2 keys: rssp generates the
+// credential keys in the token (CKA_LABEL = credential ID, which is also
+// the module's CKA_LABEL), then p11-kit serves the same token. Both are
+// driven by p11bench (one session per thread, C_SignInit + size query +
+// C_Sign; C_Login once). softhsm is the floor: p11bench with
+// libsofthsm2.so loaded in process.
+//
+// Metrics as in BenchmarkSign (the p11kit runs' cpu-µs/op includes the
+// p11-kit server process and its per-connection child); the csctoken runs add p50/p11kit,
+// p99/p11kit and tput/p11kit against the p11kit run of the same key and
+// session count.
+func BenchmarkP11Kit(b *testing.B) {
+	need(b, "gcc", "p11-kit-1")
+	client := p11kitClient(b)
+	srv := startServer(b, serverOptions{pkcs11: true})
+	lib := library(b)
+	ids := map[string]string{}
+	for _, k := range keyCases() {
+		ids[k.name] = srv.addCredential(b, k.kt, 1<<30)
+	}
+	// p11-kit starts after the keys exist in the token.
+	kitEnv, kitCPU := p11kitServer(b, srv)
+	csctEnv := srv.hostEnv(b)
+	hsmEnv := append(baseEnv(), srv.hsm.Env()...)
+	b.Logf("load average: %s", loadavg())
+	results := map[string]result{}
+	for _, k := range keyCases() {
+		for _, n := range []int{1, 16} {
+			prefix := fmt.Sprintf("%s/sessions=%d/", k.name, n)
+			common := []string{"--key", ids[k.name], "--mech", k.cmech, "--pin", pin, "--threads", strconv.Itoa(n), "--warmup", "3"}
+			run := func(variant string, env []string, extra func() time.Duration, args ...string) {
+				b.Run(prefix+variant, func(b *testing.B) {
+					r := runSignHost(b, srv, env, extra, "", append(args, common...)...)
+					results[prefix+variant] = r
+					r.report(b, nil, nil)
+					if base, ok := results[prefix+"p11kit"]; ok && variant == "csctoken" {
+						b.ReportMetric(float64(r.p50)/float64(base.p50), "p50/p11kit")
+						b.ReportMetric(float64(r.p99)/float64(base.p99), "p99/p11kit")
+						b.ReportMetric(r.tput()/base.tput(), "tput/p11kit")
+					}
+				})
+			}
+			run("softhsm", hsmEnv, nil, "--lib", srv.hsm.ModulePath, "--token", srv.hsm.Label)
+			run("p11kit", kitEnv, kitCPU, "--lib", client, "--token", srv.hsm.Label)
+			run("csctoken", csctEnv, nil, "--lib", lib, "--token", svcName)
+		}
+	}
+	b.Logf("load average: %s", loadavg())
+}
