@@ -94,7 +94,8 @@ type Options struct {
 	// background refresh; 0 means 5 minutes.
 	ListingTTL time.Duration
 	// PreauthCap caps how many signatures one SCAL1 pre-authorization
-	// covers (besides the credential's multisign); 0 means 10.
+	// covers (besides the credential's multisign, which the server
+	// enforces, as it does the SAD's lifetime); 0 means 100.
 	PreauthCap int
 	// InteractiveTimeout bounds browser logins and consent pages; 0 means
 	// 5 minutes.
@@ -204,7 +205,7 @@ func New(opts Options) *Module {
 		opts.ListingTTL = 5 * time.Minute
 	}
 	if opts.PreauthCap <= 0 {
-		opts.PreauthCap = 10
+		opts.PreauthCap = 100
 	}
 	if opts.InteractiveTimeout == 0 {
 		opts.InteractiveTimeout = 5 * time.Minute
