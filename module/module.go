@@ -277,10 +277,12 @@ func (m *Module) Initialize(args InitArgs) (err error) {
 	if args.MutexFuncs != 0 && args.MutexFuncs != 4 {
 		return ck.CKR_ARGUMENTS_BAD
 	}
-	if args.Flags&ck.CKF_LIBRARY_CANT_CREATE_OS_THREADS != 0 {
-		// The Go runtime always creates OS threads.
-		return ck.CKR_NEED_TO_CREATE_THREADS
-	}
+	// CKF_LIBRARY_CANT_CREATE_OS_THREADS is accepted and ignored. The Go
+	// runtime has its threads from the moment the library is loaded, so
+	// refusing here would protect nothing; and GnuTLS (p11tool and every
+	// GnuTLS program, through p11-kit) always passes the flag, so refusing
+	// it (CKR_NEED_TO_CREATE_THREADS) locks those programs out. Hosts that
+	// truly forbid threads use the out-of-process route (p11-kit server).
 	// With or without CKF_OS_LOCKING_OK, and with or without application
 	// mutex callbacks, the module uses Go's own locks, which are correct
 	// under any native threading.

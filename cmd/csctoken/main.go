@@ -53,7 +53,9 @@ commands:
          [--hash sha256|sha384|sha512] --in FILE --out SIG [--pin-stdin] [--raw]
                                                sign a file through the PKCS#11 module code
   doctor                                       what the module sees, and what is wrong
-  register                                     (not yet) register the module with NSS, p11-kit
+  register [--nss DIR]... [--p11-kit] [--remove] [--library PATH] [--name NAME]
+                                               register the module with NSS databases (modutil)
+                                               and p11-kit (as root: /etc/pkcs11/modules); idempotent
   version
 
 flags of every command:
@@ -149,7 +151,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	case "doctor":
 		return c.cmdDoctor(rest)
 	case "register":
-		return errors.New("register is not implemented yet: register libcsctoken.so with NSS (modutil) or p11-kit by hand for now")
+		return c.cmdRegister(rest)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "csctoken %s (PKCS#11 library %d.%d, Cryptoki %d.%d, %s %s/%s)\n", version,
 			module.LibraryVersion.Major, module.LibraryVersion.Minor,

@@ -1,0 +1,251 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// libraryPaths are where register looks for libcsctoken.so without
+// --library, after the directory of the csctoken executable and its ../lib.
+var libraryPaths = []string{
+	"/usr/lib/x86_64-linux-gnu/pkcs11/libcsctoken.so",
+	"/usr/lib/aarch64-linux-gnu/pkcs11/libcsctoken.so",
+	"/usr/lib64/pkcs11/libcsctoken.so",
+	"/usr/lib/pkcs11/libcsctoken.so",
+	"/usr/local/lib/libcsctoken.so",
+	"/usr/lib/libcsctoken.so",
+}
+
+// multiFlag is a flag that may be given several times.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+// cmdRegister registers libcsctoken.so with NSS databases (modutil) and
+// with p11-kit (a .module file), or removes it. Both are idempotent.
+func (c *cli) cmdRegister(args []string) error {
+	fs := flag.NewFlagSet("register", flag.ContinueOnError)
+	var nss multiFlag
+	fs.Var(&nss, "nss", "NSS database directory (sql:DIR or DIR); may be repeated")
+	p11kit := fs.Bool("p11-kit", false, "register with p11-kit")
+	remove := fs.Bool("remove", false, "remove the registration instead")
+	lib := fs.String("library", "", "the module (default: found next to csctoken or in the system's PKCS#11 directories)")
+	name := fs.String("name", "csctoken", "the module's name in NSS and p11-kit")
+	if err := c.parseFlags(fs, args); err != nil {
+		return err
+	}
+	if len(nss) == 0 && !*p11kit {
+		return usageError{"register: give --nss DIR and/or --p11-kit"}
+	}
+	if *name == "" || strings.ContainsAny(*name, "/\n\"") {
+		return usageError{fmt.Sprintf("register: bad --name %q", *name)}
+	}
+	library := ""
+	if !*remove {
+		var err error
+		if library, err = findLibrary(*lib); err != nil {
+			return err
+		}
+	}
+	var failed []string
+	for _, dir := range nss {
+		msg, err := registerNSS(dir, *name, library, *remove)
+		if err != nil {
+			failed = append(failed, "nss "+dir)
+			fmt.Fprintf(c.stderr, "nss %s: %v\n", dir, err)
+			continue
+		}
+		fmt.Fprintf(c.stdout, "nss %s: %s\n", dir, msg)
+	}
+	if *p11kit {
+		file, msg, err := registerP11Kit(*name, library, *remove)
+		if err != nil {
+			failed = append(failed, "p11-kit")
+			fmt.Fprintf(c.stderr, "p11-kit: %v\n", err)
+		} else {
+			fmt.Fprintf(c.stdout, "p11-kit %s: %s\n", file, msg)
+		}
+	}
+	if len(failed) > 0 {
+		return silentError{"register failed: " + strings.Join(failed, ", ")}
+	}
+	return nil
+}
+
+// findLibrary returns the absolute path of the module to register.
+func findLibrary(flagValue string) (string, error) {
+	if flagValue != "" {
+		abs, err := filepath.Abs(flagValue)
+		if err != nil {
+			return "", err
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return "", fmt.Errorf("--library: %w", err)
+		}
+		return abs, nil
+	}
+	var candidates []string
+	if exe, err := os.Executable(); err == nil {
+		if exe, err = filepath.EvalSymlinks(exe); err == nil {
+			dir := filepath.Dir(exe)
+			candidates = append(candidates, filepath.Join(dir, "libcsctoken.so"), filepath.Join(dir, "..", "lib", "libcsctoken.so"))
+		}
+	}
+	candidates = append(candidates, libraryPaths...)
+	for _, p := range candidates {
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+			return filepath.Clean(p), nil
+		}
+	}
+	return "", fmt.Errorf("libcsctoken.so not found (looked in %s); pass --library", strings.Join(candidates, ", "))
+}
+
+// nssModules reads the modules of an sql: database from its pkcs11.txt
+// (without loading them, as modutil -list would): name to library.
+func nssModules(dir string) (map[string]string, error) {
+	data, err := os.ReadFile(filepath.Join(dir, "pkcs11.txt"))
+	if err != nil {
+		return nil, err
+	}
+	mods := map[string]string{}
+	for _, block := range strings.Split(strings.ReplaceAll(string(data), "\r\n", "\n"), "\n\n") {
+		var name, lib string
+		sc := bufio.NewScanner(strings.NewReader(block))
+		for sc.Scan() {
+			k, v, _ := strings.Cut(sc.Text(), "=")
+			switch strings.TrimSpace(k) {
+			case "name":
+				name = v
+			case "library":
+				lib = v
+			}
+		}
+		if name != "" {
+			mods[name] = lib
+		}
+	}
+	return mods, nil
+}
+
+// registerNSS adds (or removes) the module in an NSS sql: database with
+// modutil.
+func registerNSS(dir, name, library string, remove bool) (string, error) {
+	dir = strings.TrimPrefix(dir, "sql:")
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(filepath.Join(abs, "cert9.db")); err != nil {
+		return "", fmt.Errorf("no NSS sql: database here (%v); create one with: certutil -N -d sql:%s --empty-password", err, abs)
+	}
+	mods, err := nssModules(abs)
+	if err != nil {
+		return "", err
+	}
+	if _, err := exec.LookPath("modutil"); err != nil {
+		return "", fmt.Errorf("modutil not found (Debian: libnss3-tools): %w", err)
+	}
+	db := "sql:" + abs
+	modutil := func(args ...string) error {
+		out, err := exec.Command("modutil", append([]string{"-force", "-dbdir", db}, args...)...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("modutil %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
+		}
+		return nil
+	}
+	current, present := mods[name]
+	switch {
+	case remove && !present:
+		return fmt.Sprintf("%q is not registered", name), nil
+	case remove:
+		if err := modutil("-delete", name); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("removed %q", name), nil
+	case present && current == library:
+		return fmt.Sprintf("%q is already registered with %s", name, library), nil
+	case present:
+		if err := modutil("-delete", name); err != nil {
+			return "", err
+		}
+	}
+	if err := modutil("-add", name, "-libfile", library); err != nil {
+		return "", err
+	}
+	if present {
+		return fmt.Sprintf("%q now uses %s (was %s)", name, library, current), nil
+	}
+	return fmt.Sprintf("registered %s as %q", library, name), nil
+}
+
+// p11kitDir is where p11-kit reads module files: the system registry as
+// root (p11-kit ignores the user's then), the user's otherwise.
+func p11kitDir() (string, error) {
+	if os.Geteuid() == 0 {
+		return "/etc/pkcs11/modules", nil
+	}
+	cfg, err := os.UserConfigDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(cfg, "pkcs11", "modules"), nil
+}
+
+// registerP11Kit writes (or removes) NAME.module.
+func registerP11Kit(name, library string, remove bool) (string, string, error) {
+	dir, err := p11kitDir()
+	if err != nil {
+		return "", "", err
+	}
+	file := filepath.Join(dir, name+".module")
+	old, err := os.ReadFile(file)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return file, "", err
+	}
+	exists := err == nil
+	if remove {
+		if !exists {
+			return file, "not registered", nil
+		}
+		if err := os.Remove(file); err != nil {
+			return file, "", err
+		}
+		return file, "removed", nil
+	}
+	want := []byte("# written by csctoken register\nmodule: " + library + "\n")
+	if exists && bytes.Equal(old, want) {
+		return file, "already registered with " + library, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return file, "", err
+	}
+	tmp, err := os.CreateTemp(dir, ".csctoken-*.tmp")
+	if err != nil {
+		return file, "", err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(want); err != nil {
+		tmp.Close()
+		return file, "", err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return file, "", err
+	}
+	if err := tmp.Close(); err != nil {
+		return file, "", err
+	}
+	if err := os.Rename(tmp.Name(), file); err != nil {
+		return file, "", err
+	}
+	return file, "registered " + library, nil
+}
