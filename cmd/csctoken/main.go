@@ -53,8 +53,8 @@ commands:
          [--hash sha256|sha384|sha512] --in FILE --out SIG [--pin-stdin] [--raw]
                                                sign a file through the PKCS#11 module code
   doctor                                       what the module sees, and what is wrong
-  register [--nss DIR]... [--p11-kit] [--remove] [--library PATH] [--name NAME]
-                                               register the module with NSS databases (modutil)
+  register [--nss DIR]... [--firefox] [--p11-kit] [--remove] [--library PATH] [--name NAME]
+                                               register the module with NSS databases (modutil; --firefox: every Firefox/Thunderbird profile)
                                                and p11-kit (as root: /etc/pkcs11/modules); idempotent
   version
 

@@ -30,12 +30,15 @@ type multiFlag []string
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
-// cmdRegister registers libcsctoken.so with NSS databases (modutil) and
-// with p11-kit (a .module file), or removes it. Both are idempotent.
+// cmdRegister registers libcsctoken.so with NSS databases (modutil): the
+// ones given, and with --firefox those of the user's Firefox and
+// Thunderbird profiles; and with p11-kit (a .module file); or removes it.
+// All are idempotent.
 func (c *cli) cmdRegister(args []string) error {
 	fs := flag.NewFlagSet("register", flag.ContinueOnError)
 	var nss multiFlag
 	fs.Var(&nss, "nss", "NSS database directory (sql:DIR or DIR); may be repeated")
+	firefox := fs.Bool("firefox", false, "the NSS databases of every Firefox and Thunderbird profile of the user")
 	p11kit := fs.Bool("p11-kit", false, "register with p11-kit")
 	remove := fs.Bool("remove", false, "remove the registration instead")
 	lib := fs.String("library", "", "the module (default: found next to csctoken or in the system's PKCS#11 directories)")
@@ -43,8 +46,8 @@ func (c *cli) cmdRegister(args []string) error {
 	if err := c.parseFlags(fs, args); err != nil {
 		return err
 	}
-	if len(nss) == 0 && !*p11kit {
-		return usageError{"register: give --nss DIR and/or --p11-kit"}
+	if len(nss) == 0 && !*firefox && !*p11kit {
+		return usageError{"register: give --nss DIR and/or --p11-kit, or --firefox"}
 	}
 	if *name == "" || strings.ContainsAny(*name, "/\n\"") {
 		return usageError{fmt.Sprintf("register: bad --name %q", *name)}
@@ -65,6 +68,32 @@ func (c *cli) cmdRegister(args []string) error {
 			continue
 		}
 		fmt.Fprintf(c.stdout, "nss %s: %s\n", dir, msg)
+	}
+	if *firefox {
+		profiles, err := mozillaProfiles()
+		switch {
+		case err != nil:
+			failed = append(failed, "firefox")
+			fmt.Fprintf(c.stderr, "firefox: %v\n", err)
+		case len(profiles) == 0:
+			failed = append(failed, "firefox")
+			fmt.Fprintf(c.stderr, "firefox: no Firefox or Thunderbird profile found (looked in %s)\n", strings.Join(mozillaRoots(), ", "))
+		}
+		for _, p := range profiles {
+			if _, err := os.Stat(filepath.Join(p.dir, "cert9.db")); err != nil {
+				// A profile the application never opened has no database
+				// yet; nothing to do there, and not a failure.
+				fmt.Fprintf(c.stdout, "%s %s: skipped, no cert9.db (start %s once with this profile)\n", p.app, p.dir, p.app)
+				continue
+			}
+			msg, err := registerNSS(p.dir, *name, library, *remove)
+			if err != nil {
+				failed = append(failed, p.app+" "+p.dir)
+				fmt.Fprintf(c.stderr, "%s %s: %v\n", p.app, p.dir, err)
+				continue
+			}
+			fmt.Fprintf(c.stdout, "%s %s: %s\n", p.app, p.dir, msg)
+		}
 	}
 	if *p11kit {
 		file, msg, err := registerP11Kit(*name, library, *remove)
@@ -248,4 +277,115 @@ func registerP11Kit(name, library string, remove bool) (string, string, error) {
 		return file, "", err
 	}
 	return file, "registered " + library, nil
+}
+
+// mozillaProfile is a Firefox or Thunderbird profile directory.
+type mozillaProfile struct {
+	app string // "firefox" or "thunderbird"
+	dir string
+}
+
+// mozillaApps are where Firefox and Thunderbird keep their profiles, under
+// the home directory: the distribution's packages, the Snap and the
+// Flatpak.
+var mozillaApps = []struct{ app, dir string }{
+	{"firefox", ".mozilla/firefox"},
+	{"firefox", "snap/firefox/common/.mozilla/firefox"},
+	{"firefox", ".var/app/org.mozilla.firefox/.mozilla/firefox"},
+	{"thunderbird", ".thunderbird"},
+	{"thunderbird", "snap/thunderbird/common/.thunderbird"},
+	{"thunderbird", ".var/app/org.mozilla.Thunderbird/.thunderbird"},
+}
+
+func mozillaRoots() []string {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		home = "~"
+	}
+	var roots []string
+	for _, a := range mozillaApps {
+		roots = append(roots, filepath.Join(home, a.dir))
+	}
+	return roots
+}
+
+// mozillaProfiles finds the user's Firefox and Thunderbird profiles: those
+// profiles.ini names (Path=, relative to its directory when IsRelative=1)
+// and the *.default* directories next to it, each once, existing
+// directories only.
+func mozillaProfiles() ([]mozillaProfile, error) {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return nil, err
+	}
+	var profiles []mozillaProfile
+	seen := map[string]bool{}
+	add := func(app, dir string) {
+		dir = filepath.Clean(dir)
+		if real, err := filepath.EvalSymlinks(dir); err == nil {
+			dir = real
+		}
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() || seen[dir] {
+			return
+		}
+		seen[dir] = true
+		profiles = append(profiles, mozillaProfile{app, dir})
+	}
+	for _, a := range mozillaApps {
+		root := filepath.Join(home, a.dir)
+		ini, err := os.ReadFile(filepath.Join(root, "profiles.ini"))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		for _, p := range iniProfilePaths(string(ini)) {
+			if !filepath.IsAbs(p) {
+				p = filepath.Join(root, p)
+			}
+			add(a.app, p)
+		}
+		matches, _ := filepath.Glob(filepath.Join(root, "*.default*"))
+		for _, m := range matches {
+			add(a.app, m)
+		}
+	}
+	return profiles, nil
+}
+
+// iniProfilePaths returns the profile paths of a profiles.ini: Path= of
+// each [Profile*] section, made relative (to the ini's directory) or
+// absolute according to IsRelative= (default 1).
+func iniProfilePaths(ini string) []string {
+	var paths []string
+	var inProfile bool
+	var path string
+	relative := true
+	flush := func() {
+		if inProfile && path != "" {
+			if relative {
+				path = filepath.FromSlash(path)
+			}
+			paths = append(paths, path)
+		}
+		path, relative = "", true
+	}
+	for _, line := range strings.Split(strings.ReplaceAll(ini, "\r\n", "\n"), "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "[") && strings.HasSuffix(line, "]") {
+			flush()
+			inProfile = strings.HasPrefix(strings.ToLower(line), "[profile")
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || !inProfile {
+			continue
+		}
+		switch strings.TrimSpace(k) {
+		case "Path":
+			path = strings.TrimSpace(v)
+		case "IsRelative":
+			relative = strings.TrimSpace(v) != "0"
+		}
+	}
+	flush()
+	return paths
 }

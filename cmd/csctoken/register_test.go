@@ -1,0 +1,81 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestIniProfilePaths(t *testing.T) {
+	ini := "[Install4F96D1932A9F858E]\r\nDefault=abcd.default-release\r\nLocked=1\r\n\r\n" +
+		"[Profile1]\r\nName=default\r\nIsRelative=1\r\nPath=Profiles/x1.default\r\nDefault=1\r\n\r\n" +
+		"[Profile0]\r\nName=work\r\nIsRelative=0\r\nPath=/srv/profiles/work\r\n\r\n" +
+		"[General]\r\nStartWithLastProfile=1\r\nPath=not-a-profile\r\n"
+	got := iniProfilePaths(ini)
+	want := []string{filepath.Join("Profiles", "x1.default"), "/srv/profiles/work"}
+	if !slices.Equal(got, want) {
+		t.Errorf("iniProfilePaths = %q, want %q", got, want)
+	}
+	if got := iniProfilePaths(""); len(got) != 0 {
+		t.Errorf("empty ini: %q", got)
+	}
+}
+
+func TestMozillaProfiles(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	mk := func(p string) string {
+		t.Helper()
+		p = filepath.Join(home, p)
+		if err := os.MkdirAll(p, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	ff := mk(".mozilla/firefox")
+	release := mk(".mozilla/firefox/abcd.default-release")
+	old := mk(".mozilla/firefox/efgh.default")
+	named := mk(".mozilla/firefox/Profiles/work")
+	mk(".mozilla/firefox/Crash Reports")
+	outside := t.TempDir()
+	tb := mk(".thunderbird/ijkl.default")
+	ini := "[Profile0]\nName=default-release\nIsRelative=1\nPath=abcd.default-release\n\n" +
+		"[Profile1]\nName=work\nIsRelative=1\nPath=Profiles/work\n\n" +
+		"[Profile2]\nName=elsewhere\nIsRelative=0\nPath=" + outside + "\n\n" +
+		"[Profile3]\nName=gone\nIsRelative=1\nPath=deleted.default\n"
+	if err := os.WriteFile(filepath.Join(ff, "profiles.ini"), []byte(ini), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := mozillaProfiles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dirs []string
+	for _, p := range got {
+		dirs = append(dirs, p.app+" "+p.dir)
+	}
+	want := []string{"firefox " + release, "firefox " + named, "firefox " + outside, "firefox " + old, "thunderbird " + tb}
+	if !slices.Equal(dirs, want) {
+		t.Errorf("profiles:\n%s\nwant:\n%s", strings.Join(dirs, "\n"), strings.Join(want, "\n"))
+	}
+
+	t.Setenv("HOME", t.TempDir())
+	if got, err := mozillaProfiles(); err != nil || len(got) != 0 {
+		t.Errorf("no profiles: %v, %v", got, err)
+	}
+}
+
+func TestRegisterFirefoxNoProfile(t *testing.T) {
+	useTempStore(t)
+	t.Setenv("HOME", t.TempDir())
+	lib := filepath.Join(t.TempDir(), "libcsctoken.so")
+	if err := os.WriteFile(lib, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, "", "register", "--firefox", "--library", lib)
+	if r.err == nil || !strings.Contains(r.stderr, "no Firefox or Thunderbird profile found") {
+		t.Errorf("register --firefox without profiles: %v\nstdout: %s\nstderr: %s", r.err, r.stdout, r.stderr)
+	}
+}
