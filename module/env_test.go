@@ -1,7 +1,6 @@
 package module_test
 
 import (
-	"context"
 	"crypto/elliptic"
 	"log/slog"
 	"os"
@@ -174,5 +173,3 @@ func (e *env) sign(h module.SessionHandle, mech ck.Mechanism, key module.ObjectH
 	n, err = e.m.Sign(h, data, sig)
 	return sig[:n], err
 }
-
-var _ = context.Background

@@ -9,10 +9,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -252,6 +250,3 @@ func Must(t testing.TB, r Response) Response {
 	}
 	return r
 }
-
-var _ = fmt.Sprint
-var _ net.Addr

@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -17,7 +16,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/oauth2"
 
@@ -338,6 +336,3 @@ func wantRedirectError(t *testing.T, q url.Values, code, state string) {
 		t.Errorf("error redirect carries a code")
 	}
 }
-
-var _ = fmt.Sprint
-var _ = time.Second

@@ -3,7 +3,6 @@ package server_test
 import (
 	"context"
 	"crypto"
-	"crypto/x509"
 	"fmt"
 	"sort"
 	"sync"
@@ -165,5 +164,3 @@ func backendOf(b *testing.B, srv *rssptest.Server, c store.Credential) keystore.
 	}
 	return kb
 }
-
-var _ = x509.ParseCertificate

@@ -3,12 +3,8 @@ package server_test
 import (
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
-	"crypto/sha512"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -242,8 +238,3 @@ func TestInfo(t *testing.T) {
 		}
 	}
 }
-
-var _ = sha256.New
-var _ = sha512.New
-var _ = base64.StdEncoding
-var _ = rand.Reader
