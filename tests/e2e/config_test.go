@@ -29,8 +29,8 @@ func tokenLabels(out string) []string {
 func listSlots(t *testing.T, e *env) []string {
 	t.Helper()
 	r := e.tool(t, "--list-slots")
-	labels := tokenLabels(r.stdout)
-	if r.err != nil && (len(labels) != 0 || !strings.Contains(r.stderr, "No slots.") || r.took > time.Minute/2) {
+	labels := tokenLabels(r.Stdout)
+	if r.Err != nil && (len(labels) != 0 || !strings.Contains(r.Stderr, "No slots.") || r.Took > time.Minute/2) {
 		t.Fatalf("pkcs11-tool --list-slots: %v", r)
 	}
 	return labels

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/csctoken/csctoken/internal/rssptest"
+	"github.com/csctoken/csctoken/internal/testbin"
 	"github.com/csctoken/csctoken/rssp/service"
 	"github.com/csctoken/csctoken/rssp/store/sqlite"
 )
@@ -48,94 +49,41 @@ const (
 )
 
 var (
-	workDir string // built binaries, for the whole run
+	workDir string // built binaries, for the whole run (testbin)
 	rootDir string // the Go module root
 )
 
 func TestMain(m *testing.M) {
 	var err error
-	if rootDir, err = filepath.Abs(filepath.Join("..", "..")); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if workDir, err = os.MkdirTemp("", "csctoken-e2e-"); err != nil {
+	if rootDir, workDir, err = testbin.Dirs(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
-	os.RemoveAll(workDir)
+	testbin.Cleanup()
 	os.Exit(code)
 }
 
-// need skips the test when a tool is missing, or fails it under
-// CSCTOKEN_REQUIRE_TOOLS=1.
+// need skips the test when a tool is missing, or fails it under CSCTOKEN_REQUIRE_TOOLS=1.
 func need(t *testing.T, tools ...string) {
 	t.Helper()
-	for _, tool := range tools {
-		var err error
-		if tool == "p11-kit-1" {
-			if _, err = exec.LookPath("pkg-config"); err == nil {
-				err = exec.Command("pkg-config", "--exists", "p11-kit-1").Run()
-			}
-		} else {
-			_, err = exec.LookPath(tool)
-		}
-		if err == nil {
-			continue
-		}
-		if os.Getenv("CSCTOKEN_REQUIRE_TOOLS") == "1" {
-			t.Fatalf("%s is required (CSCTOKEN_REQUIRE_TOOLS=1): %v", tool, err)
-		}
-		t.Skipf("%s not available (%v); set CSCTOKEN_REQUIRE_TOOLS=1 to make this a failure", tool, err)
-	}
+	testbin.Need(t, "CSCTOKEN_REQUIRE_TOOLS", tools...)
 }
 
 // ---- builds ------------------------------------------------------------------
 
-// once builds something once per test binary, remembering a failure.
-type once struct {
+// sessionBuild is the C session host, compiled once per test binary.
+var sessionBuild struct {
 	sync.Once
 	path string
 	err  error
 }
 
-var (
-	libBuild, cliBuild, sessionBuild once
-	trackOnce                        sync.Once
-)
-
-func goBuild(b *once, t *testing.T, name string, args ...string) string {
-	t.Helper()
-	b.Do(func() {
-		trackOnce.Do(func() { trackSources(t) })
-		b.path = filepath.Join(workDir, name)
-		start := time.Now()
-		cmd := exec.Command("go", append(append([]string{"build", "-trimpath"}, args[:len(args)-1]...), "-o", b.path, args[len(args)-1])...)
-		cmd.Dir = rootDir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			b.err = fmt.Errorf("go %s: %v\n%s", strings.Join(cmd.Args[1:], " "), err, out)
-			return
-		}
-		t.Logf("built %s in %v", name, time.Since(start).Round(time.Millisecond))
-	})
-	if b.err != nil {
-		t.Fatal(b.err)
-	}
-	return b.path
-}
-
 // library builds the shipped libcsctoken.so like the Makefile.
-func library(t *testing.T) string {
-	t.Helper()
-	need(t, "gcc", "p11-kit-1")
-	return goBuild(&libBuild, t, "libcsctoken.so", "-buildmode=c-shared", "./cgo")
-}
+func library(t *testing.T) string { return testbin.Library(t) }
 
 // cli builds the csctoken command.
-func cli(t *testing.T) string {
-	t.Helper()
-	return goBuild(&cliBuild, t, "csctoken", "./cmd/csctoken")
-}
+func cli(t *testing.T) string { return testbin.CLI(t) }
 
 // sessionHost compiles testdata/session.c.
 func sessionHost(t *testing.T) string {
@@ -143,6 +91,11 @@ func sessionHost(t *testing.T) string {
 	need(t, "gcc", "p11-kit-1")
 	b := &sessionBuild
 	b.Do(func() {
+		// gcc reads the source, not this process: read it here so that go
+		// test's cache sees changes to it.
+		if _, b.err = os.ReadFile(filepath.Join("testdata", "session.c")); b.err != nil {
+			return
+		}
 		b.path = filepath.Join(workDir, "session")
 		cflags, err := exec.Command("pkg-config", "--cflags", "p11-kit-1").Output()
 		if err != nil {
@@ -160,29 +113,6 @@ func sessionHost(t *testing.T) string {
 		t.Fatal(b.err)
 	}
 	return b.path
-}
-
-// trackSources reads what the binaries are built from, so that go test's
-// result cache (which sees only the files the test process opens) is
-// invalidated when any of it changes.
-func trackSources(t *testing.T) {
-	for _, dir := range []string{"cgo", "module", "cscclient", "csc", filepath.Join("cmd", "csctoken"), filepath.Join("tests", "e2e", "testdata")} {
-		err := filepath.WalkDir(filepath.Join(rootDir, dir), func(path string, d os.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return err
-			}
-			_, err = os.ReadFile(path)
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, f := range []string{"go.mod", "go.sum"} {
-		if _, err := os.ReadFile(filepath.Join(rootDir, f)); err != nil {
-			t.Fatal(err)
-		}
-	}
 }
 
 // ---- servers -------------------------------------------------------------------
@@ -343,37 +273,12 @@ list_timeout = %q
 `, name, s.URL, username, s.CAFile, timeout, timeout)
 }
 
-// result is how a host ended.
-type result struct {
-	stdout, stderr string
-	err            error
-	took           time.Duration
-}
-
-func (r result) String() string {
-	return fmt.Sprintf("%v after %v\nstdout:\n%s\nstderr:\n%s", r.err, r.took.Round(time.Millisecond), r.stdout, r.stderr)
-}
-
 // run runs a host with the environment and stdin.
 func (e *env) run(t *testing.T, limit time.Duration, stdin string, name string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = e.vars
-	cmd.Dir = e.dir
-	cmd.WaitDelay = 5 * time.Second
-	cmd.Stdin = strings.NewReader(stdin)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	start := time.Now()
-	err := cmd.Run()
-	r := result{stdout: stdout.String(), stderr: stderr.String(), err: err, took: time.Since(start)}
-	if ctx.Err() != nil {
-		r.err = fmt.Errorf("timed out after %v (hung?): %w", limit, err)
-	}
+	r := testbin.Run(testbin.Cmd{Name: name, Args: args, Dir: e.dir, Env: e.vars, Stdin: stdin, Limit: limit})
 	shown := strings.NewReplacer(e.dir, "$TMP", workDir, "$WORK").Replace(strings.Join(args, " "))
-	t.Logf("%s %s: %v", filepath.Base(name), shown, r.took.Round(time.Millisecond))
+	t.Logf("%s %s: %v", filepath.Base(name), shown, r.Took.Round(time.Millisecond))
 	return r
 }
 
@@ -381,10 +286,10 @@ func (e *env) run(t *testing.T, limit time.Duration, stdin string, name string, 
 func (e *env) mustRun(t *testing.T, name string, args ...string) string {
 	t.Helper()
 	r := e.run(t, time.Minute, "", name, args...)
-	if r.err != nil {
+	if r.Err != nil {
 		t.Fatalf("%s %s: %v", filepath.Base(name), strings.Join(args, " "), r)
 	}
-	return r.stdout
+	return r.Stdout
 }
 
 // tool runs pkcs11-tool on the library.
@@ -397,10 +302,10 @@ func (e *env) tool(t *testing.T, args ...string) result {
 func (e *env) mustTool(t *testing.T, args ...string) string {
 	t.Helper()
 	r := e.tool(t, args...)
-	if r.err != nil {
+	if r.Err != nil {
 		t.Fatalf("pkcs11-tool %s: %v", strings.Join(args, " "), r)
 	}
-	return r.stdout
+	return r.Stdout
 }
 
 // login runs `csctoken login --password-stdin` with one password per
@@ -408,14 +313,14 @@ func (e *env) mustTool(t *testing.T, args ...string) string {
 func (e *env) login(t *testing.T, passwords ...string) {
 	t.Helper()
 	r := e.run(t, time.Minute, strings.Join(passwords, "\n")+"\n", cli(t), "login", "--password-stdin")
-	if r.err != nil {
+	if r.Err != nil {
 		t.Fatalf("csctoken login: %v", r)
 	}
 	// Without a keyring, one 0600 file per service under
 	// $XDG_CONFIG_HOME/csctoken/tokens, where the module finds it.
 	tokens := e.path("config", "csctoken", "tokens")
 	if files, _ := filepath.Glob(filepath.Join(tokens, "*.json")); len(files) != len(passwords) {
-		t.Fatalf("csctoken login: %d token files in %s, want %d:\n%s", len(files), tokens, len(passwords), r.stdout)
+		t.Fatalf("csctoken login: %d token files in %s, want %d:\n%s", len(files), tokens, len(passwords), r.Stdout)
 	}
 	e.secrets = append(e.secrets, storedTokens(t, tokens)...)
 }
@@ -705,3 +610,6 @@ func (s *session) cert(label string) *x509.Certificate {
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// result is how a host ended.
+type result = testbin.Result

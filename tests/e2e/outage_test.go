@@ -95,7 +95,7 @@ func TestServiceDownAndBack(t *testing.T) {
 	listCerts := func(what string) result {
 		t.Helper()
 		r := e.tool(t, "--list-objects", "--type", "cert")
-		if n := len(ofKind(parseObjects(r.stdout), "cert")); r.err != nil || n != 5 {
+		if n := len(ofKind(parseObjects(r.Stdout), "cert")); r.Err != nil || n != 5 {
 			t.Errorf("%s: %d certificates listed, want 5: %v", what, n, r)
 		}
 		return r
@@ -140,11 +140,11 @@ func TestServiceDownAndBack(t *testing.T) {
 	s.cert(labelSCAL2)
 	// A new program sees the certificates (from the cache) at once, and
 	// C_Login fails as the service is unreachable.
-	if r := listCerts("service stopped"); r.took > timeout {
-		t.Errorf("listing from the cache with the service stopped took %v", r.took)
+	if r := listCerts("service stopped"); r.Took > timeout {
+		t.Errorf("listing from the cache with the service stopped took %v", r.Took)
 	}
 	r := e.tool(t, "--login", "--pin", pin, "--list-objects")
-	if r.err == nil || !strings.Contains(r.stderr, "C_Login failed: rv = CKR_DEVICE_ERROR") || r.took > 2*timeout+margin {
+	if r.Err == nil || !strings.Contains(r.Stderr, "C_Login failed: rv = CKR_DEVICE_ERROR") || r.Took > 2*timeout+margin {
 		t.Errorf("login with the service stopped: want CKR_DEVICE_ERROR at C_Login within %v: %v", 2*timeout+margin, r)
 	}
 
@@ -153,13 +153,13 @@ func TestServiceDownAndBack(t *testing.T) {
 	wantDeviceError("hanging", "ECDSA-SHA256", labelEC, timeout-300*time.Millisecond, timeout+margin)
 	// Programs start and end without waiting for the hanging service
 	// (C_Initialize has the cache, C_Finalize does not wait).
-	if r := listCerts("service hanging"); r.took > timeout {
-		t.Errorf("listing from the cache with the service hanging took %v", r.took)
+	if r := listCerts("service hanging"); r.Took > timeout {
+		t.Errorf("listing from the cache with the service hanging took %v", r.Took)
 	}
 	// C_Login: the listing (list_timeout), then the authorization
 	// (timeout), each bounded.
 	r = e.tool(t, "--login", "--pin", pin, "--list-objects")
-	if r.err == nil || !strings.Contains(r.stderr, "C_Login failed: rv = CKR_DEVICE_ERROR") || r.took > 2*timeout+margin {
+	if r.Err == nil || !strings.Contains(r.Stderr, "C_Login failed: rv = CKR_DEVICE_ERROR") || r.Took > 2*timeout+margin {
 		t.Errorf("login with the service hanging: want CKR_DEVICE_ERROR at C_Login within %v: %v", 2*timeout+margin, r)
 	}
 	bh.close()

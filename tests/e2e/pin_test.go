@@ -46,7 +46,7 @@ func TestWrongPIN(t *testing.T) {
 
 	// 3 attempts: one wrong PIN in pkcs11-tool...
 	r := e.tool(t, "--token-label", tokenLabel, "--login", "--pin", wrongPIN, "--list-objects")
-	if r.err == nil || !strings.Contains(r.stderr, "C_Login failed: rv = CKR_PIN_INCORRECT") {
+	if r.Err == nil || !strings.Contains(r.Stderr, "C_Login failed: rv = CKR_PIN_INCORRECT") {
 		t.Fatalf("wrong PIN: want C_Login CKR_PIN_INCORRECT: %v", r)
 	}
 
@@ -78,7 +78,7 @@ func TestWrongPIN(t *testing.T) {
 
 	// Locked at the service: a new process sees it at C_Login.
 	r = e.tool(t, "--token-label", tokenLabel, "--login", "--pin", pin, "--list-objects")
-	if r.err == nil || !strings.Contains(r.stderr, "C_Login failed: rv = CKR_PIN_LOCKED") {
+	if r.Err == nil || !strings.Contains(r.Stderr, "C_Login failed: rv = CKR_PIN_LOCKED") {
 		t.Fatalf("right PIN on a locked credential: want C_Login CKR_PIN_LOCKED: %v", r)
 	}
 
@@ -108,10 +108,10 @@ func TestWrongPIN(t *testing.T) {
 			return e.tool(t, "--token-label", "E2E bob", "--login", "--pin", p, "--sign", "--mechanism", "ECDSA-SHA256",
 				"--id", id, "--input-file", data, "--output-file", e.path("bob.sig"))
 		}
-		if r := sign(wrongPIN); r.err == nil || !strings.Contains(r.stderr, "rv = CKR_USER_NOT_LOGGED_IN") {
+		if r := sign(wrongPIN); r.Err == nil || !strings.Contains(r.Stderr, "rv = CKR_USER_NOT_LOGGED_IN") {
 			t.Errorf("wrong PIN, SCAL2 only: want C_Login to pass and C_Sign to answer CKR_USER_NOT_LOGGED_IN: %v", r)
 		}
-		if r := sign(pin); r.err != nil {
+		if r := sign(pin); r.Err != nil {
 			t.Errorf("right PIN, SCAL2 only: %v", r)
 		}
 	})

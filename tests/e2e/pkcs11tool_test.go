@@ -301,7 +301,7 @@ func testPkcs11Tool(t *testing.T, backend rssptest.Backend, full bool) {
 				"--input-file", other, "--output-file", sig)
 			r := e.tool(t, "--verify", "--mechanism", "SHA256-RSA-PKCS", "--id", k.id,
 				"--input-file", e.path("data"), "--signature-file", sig)
-			if strings.Contains(r.stdout, "Signature is valid") || !strings.Contains(r.stdout+r.stderr, "nvalid signature") {
+			if strings.Contains(r.Stdout, "Signature is valid") || !strings.Contains(r.Stdout+r.Stderr, "nvalid signature") {
 				t.Errorf("pkcs11-tool --verify of the wrong document: %v", r)
 			}
 		})
@@ -328,7 +328,7 @@ func testPkcs11Tool(t *testing.T, backend rssptest.Backend, full bool) {
 		// info, slots and token, while the main thread logs in and tests.
 		r := e.tool(t, "--test-threads", "ILGISLT0", "--test-threads", "ILGISL", "--test-threads", "ILSLGI",
 			"--login", "--pin", pin, "--test")
-		if !strings.Contains(r.stderr, "all threads have ended with CKR_OK") {
+		if !strings.Contains(r.Stderr, "all threads have ended with CKR_OK") {
 			t.Errorf("threads: %v", r)
 		}
 		checkTestOutput(t, e, r)
@@ -336,11 +336,11 @@ func testPkcs11Tool(t *testing.T, backend rssptest.Backend, full bool) {
 	t.Run("test-fork", func(t *testing.T) {
 		// The child initializes again and exits; nothing hangs.
 		r := e.run(t, 30*time.Second, "", "pkcs11-tool", "--module", e.lib, "--test-fork")
-		if r.err != nil || !strings.Contains(r.stdout, "C_Initialize in forked child") {
+		if r.Err != nil || !strings.Contains(r.Stdout, "C_Initialize in forked child") {
 			t.Errorf("--test-fork: %v", r)
 		}
-		if r.took > 10*time.Second {
-			t.Errorf("--test-fork took %v", r.took)
+		if r.Took > 10*time.Second {
+			t.Errorf("--test-fork took %v", r.Took)
 		}
 	})
 	t.Run("scal2-audit", func(t *testing.T) { testSCAL2Audit(t, f, keys[labelSCAL2]) })
@@ -358,7 +358,7 @@ func testTest(t *testing.T, e *env) {
 	// With --allow-sw the signature section starts with that SHA-1
 	// DigestInfo too, and pkcs11-tool aborts on the first refusal.
 	r := e.tool(t, "--test", "--login", "--pin", pin, "--allow-sw")
-	if r.err == nil || !strings.Contains(r.stderr, "rv = CKR_DATA_INVALID") {
+	if r.Err == nil || !strings.Contains(r.Stderr, "rv = CKR_DATA_INVALID") {
 		t.Errorf("--test --allow-sw: want an abort on CKR_DATA_INVALID (SHA-1 DigestInfo): %v", r)
 	}
 }
@@ -369,18 +369,18 @@ func testTest(t *testing.T, e *env) {
 func checkTestOutput(t *testing.T, e *env, r result) {
 	t.Helper()
 	for _, want := range []string{"C_GenerateRandom", "seems to be OK", "all 4 digest functions seem to work", "SHA256: OK"} {
-		if !strings.Contains(r.stdout, want) {
+		if !strings.Contains(r.Stdout, want) {
 			t.Errorf("no %q in --test output: %v", want, r)
 		}
 	}
 	var errs []string
-	for line := range strings.Lines(r.stdout) {
+	for line := range strings.Lines(r.Stdout) {
 		if strings.Contains(line, "ERR") {
 			errs = append(errs, strings.TrimSpace(line))
 		}
 	}
 	if len(errs) != 1 || !strings.HasPrefix(errs[0], "RSA-PKCS:") || !strings.Contains(errs[0], "CKR_DATA_INVALID") ||
-		!strings.Contains(r.stdout, "\n1 errors\n") {
+		!strings.Contains(r.Stdout, "\n1 errors\n") {
 		t.Errorf("--test: want exactly the SHA-1 DigestInfo refused (RSA-PKCS: CKR_DATA_INVALID), got %q: %v", errs, r)
 	}
 	if log := e.logText(t); !strings.Contains(log, "hash SHA-1 not offered by the service") {

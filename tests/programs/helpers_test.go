@@ -15,15 +15,14 @@ import (
 	"encoding/pem"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/csctoken/csctoken/internal/rssptest"
+	"github.com/csctoken/csctoken/internal/testbin"
 	"github.com/csctoken/csctoken/rssp/service"
 )
 
@@ -38,116 +37,34 @@ const (
 )
 
 var (
-	workDir string
-	rootDir string
+	workDir string // built binaries, for the whole run (testbin)
+	rootDir string // the Go module root
 )
 
 func TestMain(m *testing.M) {
 	var err error
-	if rootDir, err = filepath.Abs(filepath.Join("..", "..")); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if workDir, err = os.MkdirTemp("", "csctoken-programs-"); err != nil {
+	if rootDir, workDir, err = testbin.Dirs(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
-	os.RemoveAll(workDir)
+	testbin.Cleanup()
 	os.Exit(code)
 }
 
-// need skips the test when a program is missing, or fails it under
-// CSCTOKEN_REQUIRE_PROGRAMS=1. A name with a slash is a file that must exist.
-func need(t *testing.T, programs ...string) {
+// need skips the test when a tool is missing, or fails it under CSCTOKEN_REQUIRE_PROGRAMS=1.
+func need(t *testing.T, tools ...string) {
 	t.Helper()
-	for _, p := range programs {
-		var err error
-		if strings.Contains(p, "/") {
-			_, err = os.Stat(p)
-		} else {
-			_, err = exec.LookPath(p)
-		}
-		if err == nil {
-			continue
-		}
-		if os.Getenv("CSCTOKEN_REQUIRE_PROGRAMS") == "1" {
-			t.Fatalf("%s is required (CSCTOKEN_REQUIRE_PROGRAMS=1): %v", p, err)
-		}
-		t.Skipf("%s not installed (%v); set CSCTOKEN_REQUIRE_PROGRAMS=1 to make this a failure", p, err)
-	}
+	testbin.Need(t, "CSCTOKEN_REQUIRE_PROGRAMS", tools...)
 }
 
 // ---- builds ------------------------------------------------------------------
 
-type once struct {
-	sync.Once
-	path string
-	err  error
-}
-
-var (
-	libBuild, cliBuild once
-	trackOnce          sync.Once
-)
-
-// trackSources reads what the binaries are built from, so that go test's
-// result cache (which sees only the files the test process opens) is
-// invalidated when any of it changes.
-func trackSources(t *testing.T) {
-	for _, dir := range []string{"cgo", "module", "cscclient", "csc", filepath.Join("cmd", "csctoken")} {
-		err := filepath.WalkDir(filepath.Join(rootDir, dir), func(path string, d os.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return err
-			}
-			_, err = os.ReadFile(path)
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, f := range []string{"go.mod", "go.sum"} {
-		if _, err := os.ReadFile(filepath.Join(rootDir, f)); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-func goBuild(b *once, t *testing.T, name string, args ...string) string {
-	t.Helper()
-	b.Do(func() {
-		trackOnce.Do(func() { trackSources(t) })
-		b.path = filepath.Join(workDir, name)
-		start := time.Now()
-		cmd := exec.Command("go", append(append([]string{"build", "-trimpath"}, args[:len(args)-1]...), "-o", b.path, args[len(args)-1])...)
-		cmd.Dir = rootDir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			b.err = fmt.Errorf("go %s: %v\n%s", strings.Join(cmd.Args[1:], " "), err, out)
-			return
-		}
-		t.Logf("built %s in %v", name, time.Since(start).Round(time.Millisecond))
-	})
-	if b.err != nil {
-		t.Fatal(b.err)
-	}
-	return b.path
-}
-
 // library builds the shipped libcsctoken.so like the Makefile.
-func library(t *testing.T) string {
-	t.Helper()
-	need(t, "gcc", "pkg-config")
-	if err := exec.Command("pkg-config", "--exists", "p11-kit-1").Run(); err != nil {
-		t.Fatalf("pkg-config p11-kit-1 (Debian: libp11-kit-dev): %v", err)
-	}
-	return goBuild(&libBuild, t, "libcsctoken.so", "-buildmode=c-shared", "./cgo")
-}
+func library(t *testing.T) string { return testbin.Library(t) }
 
-func cli(t *testing.T) string {
-	t.Helper()
-	return goBuild(&cliBuild, t, "csctoken", "./cmd/csctoken")
-}
+// cli builds the csctoken command.
+func cli(t *testing.T) string { return testbin.CLI(t) }
 
 // ---- the fixture ---------------------------------------------------------------
 
@@ -253,7 +170,7 @@ timeout = "10s"
 list_timeout = "10s"
 `, tokenLabel, srv.URL, user, filepath.Join(srv.Dir, "tls-ca.pem")))))
 	r := f.run(t, time.Minute, password+"\n", cli(t), "login", "--password-stdin")
-	if r.err != nil {
+	if r.Err != nil {
 		t.Fatalf("csctoken login: %v", r)
 	}
 	t.Cleanup(func() {
@@ -325,36 +242,12 @@ func (f *fixture) write(t *testing.T, name string, data []byte) string {
 	return p
 }
 
-type result struct {
-	stdout, stderr string
-	err            error
-	took           time.Duration
-}
-
-func (r result) String() string {
-	return fmt.Sprintf("%v after %v\nstdout:\n%s\nstderr:\n%s", r.err, r.took.Round(time.Millisecond), r.stdout, r.stderr)
-}
-
 // run runs a program in the fixture's environment.
 func (f *fixture) run(t *testing.T, limit time.Duration, stdin string, name string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = f.vars
-	cmd.Dir = f.dir
-	cmd.WaitDelay = 5 * time.Second
-	cmd.Stdin = strings.NewReader(stdin)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	start := time.Now()
-	err := cmd.Run()
-	r := result{stdout: stdout.String(), stderr: stderr.String(), err: err, took: time.Since(start)}
-	if ctx.Err() != nil {
-		r.err = fmt.Errorf("timed out after %v (hung?): %w", limit, err)
-	}
+	r := testbin.Run(testbin.Cmd{Name: name, Args: args, Dir: f.dir, Env: f.vars, Stdin: stdin, Limit: limit})
 	shown := strings.NewReplacer(f.dir, "$TMP", workDir, "$WORK", pin, "$PIN").Replace(strings.Join(args, " "))
-	t.Logf("%s %s: %v", filepath.Base(name), shown, r.took.Round(time.Millisecond))
+	t.Logf("%s %s: %v", filepath.Base(name), shown, r.Took.Round(time.Millisecond))
 	return r
 }
 
@@ -367,10 +260,10 @@ func (f *fixture) mustRun(t *testing.T, name string, args ...string) string {
 func (f *fixture) mustRunIn(t *testing.T, stdin, name string, args ...string) string {
 	t.Helper()
 	r := f.run(t, 2*time.Minute, stdin, name, args...)
-	if r.err != nil {
+	if r.Err != nil {
 		t.Fatalf("%s %s: %v", filepath.Base(name), strings.NewReplacer(f.dir, "$TMP", workDir, "$WORK", pin, "$PIN").Replace(strings.Join(args, " ")), r)
 	}
-	return r.stdout
+	return r.Stdout
 }
 
 // verify checks a signature of data with a key's public key using openssl.
@@ -382,3 +275,6 @@ func (f *fixture) verify(t *testing.T, k *key, hash, data, sig string, extra ...
 		t.Fatalf("openssl dgst -verify: %q", out)
 	}
 }
+
+// result is how a program ended.
+type result = testbin.Result

@@ -57,11 +57,11 @@ func TestJava(t *testing.T) {
 			}
 			r := f.run(t, 2*time.Minute, "", "jarsigner", "-verify", "-strict", "-verbose", "-certs",
 				"-keystore", trust, "-storetype", "PKCS12", "-storepass", "changeit", signed)
-			if r.err != nil || !strings.Contains(r.stdout, "jar verified.") {
+			if r.Err != nil || !strings.Contains(r.Stdout, "jar verified.") {
 				t.Fatalf("jarsigner -verify -strict: %v", r)
 			}
-			if !strings.Contains(r.stdout, "CN="+user) {
-				t.Errorf("jarsigner -verify does not show the signer %q:\n%s", user, r.stdout)
+			if !strings.Contains(r.Stdout, "CN="+user) {
+				t.Errorf("jarsigner -verify does not show the signer %q:\n%s", user, r.Stdout)
 			}
 		})
 	}

@@ -79,20 +79,20 @@ func TestNSS(t *testing.T) {
 				r := f.run(t, time.Minute, "", "tstclnt", "-h", "127.0.0.1", "-p", port, "-d", db,
 					"-V", "tls1.3:tls1.3", "-o", "-n", nick(k), "-W", pwfile, "-A", req)
 				srv := serverOut()
-				if r.err != nil {
+				if r.Err != nil {
 					t.Fatalf("tstclnt: %v\nserver:\n%s", r, srv)
 				}
 				// s_server -www sends back the session, with the client's
 				// certificate.
-				if !strings.Contains(r.stdout, "Client certificate") || !strings.Contains(r.stdout, "CN = "+user) && !strings.Contains(r.stdout, "CN="+user) {
-					t.Errorf("s_server did not report the client certificate:\n%s\nserver:\n%s", r.stdout, srv)
+				if !strings.Contains(r.Stdout, "Client certificate") || !strings.Contains(r.Stdout, "CN = "+user) && !strings.Contains(r.Stdout, "CN="+user) {
+					t.Errorf("s_server did not report the client certificate:\n%s\nserver:\n%s", r.Stdout, srv)
 				}
-				if !strings.Contains(r.stdout, "TLSv1.3") {
-					t.Errorf("not TLS 1.3:\n%s", r.stdout)
+				if !strings.Contains(r.Stdout, "TLSv1.3") {
+					t.Errorf("not TLS 1.3:\n%s", r.Stdout)
 				}
-				b, _ := pem.Decode([]byte(r.stdout[strings.Index(r.stdout, "-----BEGIN CERTIFICATE-----"):]))
+				b, _ := pem.Decode([]byte(r.Stdout[strings.Index(r.Stdout, "-----BEGIN CERTIFICATE-----"):]))
 				if b == nil || !bytes.Equal(b.Bytes, k.cert.Raw) {
-					t.Errorf("the server saw another certificate than %s's:\n%s", k.label, r.stdout)
+					t.Errorf("the server saw another certificate than %s's:\n%s", k.label, r.Stdout)
 				}
 				// And the server verified the chain up to the rssp's root.
 				if !strings.Contains(srv, "CN = "+user+", serialNumber = ") || strings.Contains(srv, "verify error") {

@@ -76,7 +76,7 @@ distinguished_name = dn
 				f.mustRun(t, "openssl", append(append([]string{"req", "-new"}, engine...),
 					"-key", uri(k), "-subj", "/CN="+user+"/O=csctoken programs", "-sha256", "-out", csr)...)
 				r := f.run(t, 2*time.Minute, "", "openssl", "req", "-verify", "-in", csr, "-noout")
-				if r.err != nil || !strings.Contains(r.stdout+r.stderr, "verify OK") {
+				if r.Err != nil || !strings.Contains(r.Stdout+r.Stderr, "verify OK") {
 					t.Fatalf("openssl req -verify: %v", r)
 				}
 				raw, err := os.ReadFile(csr)

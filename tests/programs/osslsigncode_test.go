@@ -48,7 +48,7 @@ func TestOsslsigncode(t *testing.T) {
 				t.Errorf("osslsigncode sign: %q", out)
 			}
 			r := f.run(t, 2*time.Minute, "", "osslsigncode", "verify", "-CAfile", f.caPEM, "-in", signed)
-			if r.err != nil {
+			if r.Err != nil {
 				t.Fatalf("osslsigncode verify: %v", r)
 			}
 			for _, want := range []string{
@@ -56,8 +56,8 @@ func TestOsslsigncode(t *testing.T) {
 				"Subject: /O=csctoken demo/CN=" + k.cert.Subject.CommonName,
 				"Succeeded",
 			} {
-				if !strings.Contains(r.stdout, want) {
-					t.Errorf("no %q in osslsigncode verify:\n%s", want, r.stdout)
+				if !strings.Contains(r.Stdout, want) {
+					t.Errorf("no %q in osslsigncode verify:\n%s", want, r.Stdout)
 				}
 			}
 			// The signer's certificate in the PKCS#7 is the credential's.

@@ -22,7 +22,7 @@ func TestP11tool(t *testing.T) {
 	// pkcs11-spy shows), with --provider and through the registry alike;
 	// a module answering CKR_NEED_TO_CREATE_THREADS is unusable in every
 	// GnuTLS program ("pkcs11_add_provider: Thread locking error").
-	if r := f.run(t, time.Minute, "", "p11tool", "--provider", f.lib, "--list-tokens"); strings.Contains(r.stderr, "Thread locking error") {
+	if r := f.run(t, time.Minute, "", "p11tool", "--provider", f.lib, "--list-tokens"); strings.Contains(r.Stderr, "Thread locking error") {
 		t.Fatalf("GnuTLS cannot initialize the module: C_Initialize refuses CKF_LIBRARY_CANT_CREATE_OS_THREADS, which GnuTLS always sets: %v", r)
 	}
 	tokens := p11tool(t, "--list-tokens")
@@ -71,8 +71,8 @@ func TestP11tool(t *testing.T) {
 		t.Run("test-sign/"+k.label, func(t *testing.T) {
 			uri := tokenURI + ";id=" + pctID(k.id) + ";type=private"
 			r := f.run(t, 2*time.Minute, "", "p11tool", "--provider", f.lib, "--login", "--set-pin", pin, "--test-sign", uri)
-			out := r.stdout + r.stderr
-			if r.err != nil {
+			out := r.Stdout + r.Stderr
+			if r.Err != nil {
 				t.Fatalf("p11tool --test-sign: %v", r)
 			}
 			// p11tool signs, then verifies with the public key of the

@@ -66,13 +66,13 @@ func TestPdfsig(t *testing.T) {
 			for i := 1; ; i++ {
 				r := f.run(t, 2*time.Minute, "", "pdfsig", "-nssdir", "sql:"+db, "-nss-pwd", pin,
 					"-add-signature", "-nick", tokenLabel+":"+k.label, "-reason", "csctoken test", unsigned, signed)
-				if r.err == nil {
+				if r.Err == nil {
 					break
 				}
-				if i >= tries || !strings.Contains(r.stdout+r.stderr, "unable update signature") {
+				if i >= tries || !strings.Contains(r.Stdout+r.Stderr, "unable update signature") {
 					t.Fatalf("pdfsig -add-signature (try %d): %v", i, r)
 				}
-				t.Logf("try %d: %s", i, strings.TrimSpace(r.stderr))
+				t.Logf("try %d: %s", i, strings.TrimSpace(r.Stderr))
 			}
 			// Not -no-ocsp: with it, poppler 22.12 reports "Unknown issue
 			// with Certificate" for a chain that NSS's vfychain accepts. The

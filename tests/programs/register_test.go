@@ -50,7 +50,7 @@ func TestRegister(t *testing.T) {
 		if !strings.Contains(out, "not registered") {
 			t.Errorf("second register --remove: %q", out)
 		}
-		if r := f.run(t, 2*time.Minute, "", csctoken, "register", "--nss", f.path("no-db"), "--library", f.lib); r.err == nil || !strings.Contains(r.stderr, "certutil -N") {
+		if r := f.run(t, 2*time.Minute, "", csctoken, "register", "--nss", f.path("no-db"), "--library", f.lib); r.Err == nil || !strings.Contains(r.Stderr, "certutil -N") {
 			t.Errorf("register into a missing database: %v", r)
 		}
 	})
