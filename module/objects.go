@@ -2,6 +2,7 @@ package module
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"crypto/sha1"
@@ -12,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/cryptobyte"
@@ -48,6 +50,18 @@ type keyInfo struct {
 	mechs   []uint   // offered signature mechanisms
 	rsaPub  *rsa.PublicKey
 	ecPub   *ecdsa.PublicKey
+
+	// verified holds the signature shapes (sigShape) for which a signature
+	// from the service has been checked against the certificate's key.
+	verified sync.Map
+}
+
+// sigShape is what a service could get wrong systematically about a
+// signature: the scheme, the hash and the PSS salt length.
+type sigShape struct {
+	scheme  scheme
+	hash    crypto.Hash
+	saltLen int
 }
 
 // objectSet is one immutable snapshot of a token's objects.

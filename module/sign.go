@@ -491,10 +491,21 @@ func (m *Module) remoteSign(st *state, s *session, op *signOp, j signJob) ([]byt
 		sig, err = ecdsaRaw(sigs[0], op.k.sigLen/2)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("signature from the service: %w", err)
+		return nil, wrapRV(ck.CKR_DEVICE_ERROR, fmt.Errorf("signature from the service: %w", err))
 	}
-	if err := op.k.verifyDigest(op.md.scheme, j.h, j.digest, sig, op.pss.saltLen); err != nil {
-		return nil, fmt.Errorf("signature from the service does not match the certificate: %w", err)
+	// The first signature of each key and shape is checked against the
+	// certificate's key (every one with verify_every_signature): a service
+	// signing with another key, hash or salt length is caught before a
+	// program embeds its signature, without an ECDSA verification (more
+	// than the module's own work) on every signature.
+	shape := sigShape{scheme: op.md.scheme, hash: j.h.hash, saltLen: op.pss.saltLen}
+	if _, done := op.k.verified.Load(shape); !done || t.cfg.VerifyEverySignature {
+		if err := op.k.verifyDigest(op.md.scheme, j.h, j.digest, sig, op.pss.saltLen); err != nil {
+			// CKR_SIGNATURE_INVALID is not a C_Sign return value: the
+			// device (the service) misbehaved.
+			return nil, wrapRV(ck.CKR_DEVICE_ERROR, fmt.Errorf("signature from the service does not match the certificate: %w", err))
+		}
+		op.k.verified.Store(shape, struct{}{})
 	}
 	return sig, nil
 }

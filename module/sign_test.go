@@ -6,6 +6,7 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509/pkix"
@@ -637,5 +638,64 @@ func TestParallelSigning(t *testing.T) {
 	}
 	if n := e.fake().Calls(fakeservice.MSignHash); n != workers*each {
 		t.Errorf("signHash calls = %d, want %d", n, workers*each)
+	}
+}
+
+// TestServiceSignatureChecked: a service that signs with another key than
+// the certificate's is caught on the first signature of each mechanism and
+// hash (C_Sign fails with CKR_DEVICE_ERROR, no signature handed out), and on every signature with
+// verify_every_signature.
+func TestServiceSignatureChecked(t *testing.T) {
+	other, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sha256Mech := ck.Mechanism{Type: ck.CKM_ECDSA_SHA256}
+	sha384Mech := ck.Mechanism{Type: ck.CKM_ECDSA_SHA384}
+	tests := []struct {
+		name      string
+		every     bool
+		swapAfter int // good signatures (ECDSA-SHA256) before the service swaps keys
+		mech      ck.Mechanism
+		want      ck.Error // 0: the wrong signature is handed out (not checked)
+	}{
+		{name: "first signature", swapAfter: 0, mech: sha256Mech, want: ck.CKR_DEVICE_ERROR},
+		{name: "new hash", swapAfter: 1, mech: sha384Mech, want: ck.CKR_DEVICE_ERROR},
+		{name: "same shape, checked once", swapAfter: 1, mech: sha256Mech, want: 0},
+		{name: "same shape, every signature", every: true, swapAfter: 1, mech: sha256Mech, want: ck.CKR_DEVICE_ERROR},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var cred *fakeservice.Cred
+			svc := pinService("Test")
+			svc.VerifyEverySignature = tt.every
+			e := newEnv(t, func(_ int, f *fakeservice.Fake) {
+				cred = f.AddEC("ec", elliptic.P256(), 1, 10, module.AuthPIN)
+			}, withService(svc))
+			h := e.open(0, false)
+			e.login(h)
+			key := e.key(h, ck.CKO_PRIVATE_KEY, "ec")
+			for range tt.swapAfter {
+				_, err := e.sign(h, sha256Mech, key, []byte("good"))
+				e.must(err)
+			}
+			cred.Key = other
+			sig, err := e.sign(h, tt.mech, key, []byte("bad"))
+			if tt.want != 0 {
+				e.wantRV(err, tt.want)
+				if len(sig) != 0 {
+					t.Fatalf("a signature was handed out: %x", sig)
+				}
+				return
+			}
+			e.must(err)
+			// The documented cost of checking once: this signature is the
+			// other key's.
+			digest := sha256.Sum256([]byte("bad"))
+			r, s := new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])
+			if len(sig) != 64 || !ecdsa.Verify(&other.PublicKey, digest[:], r, s) {
+				t.Fatalf("signature %x is not the other key's", sig)
+			}
+		})
 	}
 }

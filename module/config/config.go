@@ -96,6 +96,13 @@ type Service struct {
 	// AlwaysAuthenticate sets CKA_ALWAYS_AUTHENTICATE on private keys
 	// (default false): each signature then needs C_Login(CKU_CONTEXT_SPECIFIC).
 	AlwaysAuthenticate bool
+	// VerifyEverySignature checks every signature from the service against
+	// the certificate's public key before C_Sign returns it (default false:
+	// the first signature of each key, mechanism and hash is checked, which
+	// catches a service signing with another key or scheme, at no cost to
+	// later signatures; ECDSA verification costs more than the module's
+	// own work).
+	VerifyEverySignature bool
 }
 
 // Version returns "v2" or "v1" from the URL's last path element.
@@ -151,6 +158,7 @@ type rawService struct {
 	Timeout            string `toml:"timeout"`
 	ListTimeout        string `toml:"list_timeout"`
 	AlwaysAuthenticate bool   `toml:"always_authenticate"`
+	VerifyEverySig     bool   `toml:"verify_every_signature"`
 }
 
 // Find returns the path of the config file to use, following the lookup
@@ -280,7 +288,7 @@ func Parse(data []byte, path string) (*Config, error) {
 var knownServiceKeys = map[string]bool{
 	"name": true, "url": true, "auth": true, "username": true, "client_id": true,
 	"credential_auth": true, "ca_file": true, "timeout": true, "list_timeout": true,
-	"always_authenticate": true,
+	"always_authenticate": true, "verify_every_signature": true,
 }
 
 func sortedKeys(m map[string]any) []string {
@@ -295,15 +303,16 @@ func sortedKeys(m map[string]any) []string {
 func validateService(i int, rs rawService, dir string, add func(key, format string, args ...any)) Service {
 	key := func(k string) string { return fmt.Sprintf("service[%d].%s", i, k) }
 	s := Service{
-		Name:               rs.Name,
-		Auth:               rs.Auth,
-		Username:           rs.Username,
-		ClientID:           rs.ClientID,
-		CredentialAuth:     rs.CredentialAuth,
-		CAFile:             resolvePath(rs.CAFile, dir),
-		Timeout:            DefaultTimeout,
-		ListTimeout:        DefaultListTimeout,
-		AlwaysAuthenticate: rs.AlwaysAuthenticate,
+		Name:                 rs.Name,
+		Auth:                 rs.Auth,
+		Username:             rs.Username,
+		ClientID:             rs.ClientID,
+		CredentialAuth:       rs.CredentialAuth,
+		CAFile:               resolvePath(rs.CAFile, dir),
+		Timeout:              DefaultTimeout,
+		ListTimeout:          DefaultListTimeout,
+		AlwaysAuthenticate:   rs.AlwaysAuthenticate,
+		VerifyEverySignature: rs.VerifyEverySig,
 	}
 
 	switch {

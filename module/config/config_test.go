@@ -44,6 +44,7 @@ ca_file = "ca.pem"
 timeout = "10s"
 list_timeout = "2s"
 always_authenticate = true
+verify_every_signature = true
 [[service]]
 name = "B"
 url = "http://127.0.0.1:8443/csc/v2"
