@@ -19,9 +19,10 @@
 // CK_MECHANISM to ck.Mechanism, buffers with unsafe.Slice) and calls the
 // module. Functions a read-only signing token cannot do (encryption,
 // decryption, wrapping, recovery, dual-function and message-based
-// operations, C_SessionCancel, operation state) answer
-// CKR_FUNCTION_NOT_SUPPORTED in C. C_LoginUser is C_Login with the user
-// name ignored: tokens have no user names.
+// operations, operation state) answer CKR_FUNCTION_NOT_SUPPORTED in C.
+// C_LoginUser is C_Login with the user name ignored: tokens have no user
+// names. C_SessionCancel ends the operations its flags name; a signature
+// waiting on the service then returns CKR_FUNCTION_CANCELED.
 //
 // Every function called before C_Initialize (or after C_Finalize) answers
 // CKR_CRYPTOKI_NOT_INITIALIZED, supported or not, whatever its arguments;

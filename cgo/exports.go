@@ -342,6 +342,12 @@ func goCloseSession(h C.CK_SESSION_HANDLE) (rv C.CK_RV) {
 	return rvOf(mod.CloseSession(module.SessionHandle(h)))
 }
 
+//export goSessionCancel
+func goSessionCancel(h C.CK_SESSION_HANDLE, flags C.CK_FLAGS) (rv C.CK_RV) {
+	defer guard("SessionCancel", &rv)
+	return rvOf(mod.SessionCancel(module.SessionHandle(h), uint(flags)))
+}
+
 //export goCloseAllSessions
 func goCloseAllSessions(slot C.CK_SLOT_ID) (rv C.CK_RV) {
 	defer guard("CloseAllSessions", &rv)

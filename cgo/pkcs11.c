@@ -439,11 +439,12 @@ CK_RV C_Logout(CK_SESSION_HANDLE hSession)
 	return goLogout(hSession);
 }
 
-/* Cancelling operations by flags is not in the module's API. */
-CK_RV C_SessionCancel(CK_SESSION_HANDLE hSession CSCT_UNUSED, CK_FLAGS flags CSCT_UNUSED)
+/* Ends the session's active operations named in flags; a signature waiting
+ * on the service returns CKR_FUNCTION_CANCELED in its own thread. */
+CK_RV C_SessionCancel(CK_SESSION_HANDLE hSession, CK_FLAGS flags)
 {
-	CSCT_ENTER(CHILD_UNSUPPORTED);
-	return CKR_FUNCTION_NOT_SUPPORTED;
+	CSCT_ENTER(CHILD_SESSION);
+	return goSessionCancel(hSession, flags);
 }
 
 /* ---- objects ------------------------------------------------------------ */

@@ -236,7 +236,11 @@ func (m *Module) Login(h SessionHandle, userType uint, pin []byte) (err error) {
 	if err := t.svc.Login(ictx, true); err != nil {
 		return m.ctxErr(st, s, fmt.Errorf("service login: %w", err))
 	}
-	if err := t.refresh(s.ctx); err != nil {
+	// One deadline (the service's timeout) bounds what follows the service
+	// login: the listing (within its own list_timeout) and the PIN check.
+	ctx, cancelCtx := context.WithTimeout(s.ctx, t.cfg.Timeout)
+	defer cancelCtx()
+	if err := t.refresh(ctx); err != nil {
 		if s.ctx.Err() != nil {
 			return m.ctxErr(st, s, err)
 		}
@@ -245,7 +249,7 @@ func (m *Module) Login(h SessionHandle, userType uint, pin []byte) (err error) {
 	}
 	pools := map[string]*sadPool{}
 	if !t.browserMode() {
-		if err := m.preauthorize(st, s, string(pin), pools); err != nil {
+		if err := m.preauthorize(ctx, st, s, string(pin), pools); err != nil {
 			return err
 		}
 	}
@@ -262,7 +266,7 @@ func (m *Module) Login(h SessionHandle, userType uint, pin []byte) (err error) {
 
 // preauthorize checks the PIN on every enabled SCAL1 PIN credential in
 // parallel and fills pools with the resulting SADs.
-func (m *Module) preauthorize(st *state, s *session, pin string, pools map[string]*sadPool) error {
+func (m *Module) preauthorize(ctx context.Context, st *state, s *session, pin string, pools map[string]*sadPool) error {
 	t := s.tok
 	var keys []*keyInfo
 	for _, k := range t.objects().keys {
@@ -291,8 +295,6 @@ func (m *Module) preauthorize(st *state, s *session, pin string, pools map[strin
 				}
 			}()
 			n := min(max(k.cred.Multisign, 1), st.opts.PreauthCap)
-			ctx, cancel := context.WithTimeout(s.ctx, t.cfg.Timeout)
-			defer cancel()
 			sad, err := t.svc.Authorize(ctx, AuthorizeRequest{CredentialID: k.cred.ID, NumSignatures: n, PIN: pin})
 			results[i] = result{k: k, n: n, sad: sad, err: err}
 		}()

@@ -39,6 +39,12 @@ type signOp struct {
 
 	result []byte // a signature not yet delivered (buffer too small)
 	busy   bool   // the remote call is in flight
+
+	// ctx bounds the remote call; cancel ends it (C_SessionCancel, which
+	// also sets canceled).
+	ctx      context.Context
+	cancel   context.CancelFunc
+	canceled bool
 }
 
 // signJob is what goes to signHash for one signature.
@@ -256,6 +262,7 @@ func (m *Module) completeSign(st *state, s *session, op *signOp, data, out []byt
 		return 0, err
 	}
 	op.busy = true
+	op.ctx, op.cancel = context.WithCancel(s.ctx)
 	s.mu.Unlock()
 
 	sig, err := m.safeRemoteSign(st, s, op, job)
@@ -266,9 +273,19 @@ func (m *Module) completeSign(st *state, s *session, op *signOp, data, out []byt
 		s.tok.log.Info("service session expired; logged out")
 	}
 
+	op.cancel()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	op.busy = false
+	if op.canceled {
+		// C_SessionCancel ended the operation; a signature the service
+		// made anyway is not handed out.
+		end()
+		if st.ctx.Err() != nil || s.ctx.Err() != nil {
+			return 0, m.ctxErr(st, s, context.Canceled)
+		}
+		return 0, fmt.Errorf("signature cancelled by C_SessionCancel: %w", ck.CKR_FUNCTION_CANCELED)
+	}
 	if err != nil {
 		end()
 		return 0, m.ctxErr(st, s, err)
@@ -350,8 +367,9 @@ func browserErr(err error) error {
 }
 
 // obtainSAD gets the SAD for one signature, per the credential's SCAL and
-// authorization mode. pooled reports a SAD from a SCAL1 batch.
-func (m *Module) obtainSAD(st *state, s *session, op *signOp, j signJob) (sad SAD, pooled bool, err error) {
+// authorization mode. pooled reports a SAD from a SCAL1 batch. ctx bounds
+// the service calls; browser steps have the interactive timeout instead.
+func (m *Module) obtainSAD(ctx context.Context, st *state, s *session, op *signOp, j signJob) (sad SAD, pooled bool, err error) {
 	t := s.tok
 	cred := op.k.cred
 	one := AuthorizeRequest{CredentialID: cred.ID, NumSignatures: 1, Hashes: [][]byte{j.digest}, HashAlgOID: j.h.oid}
@@ -359,7 +377,7 @@ func (m *Module) obtainSAD(st *state, s *session, op *signOp, j signJob) (sad SA
 	scal2 := cred.SCAL >= 2
 
 	if t.browserMode() || cred.Auth == AuthBrowser {
-		ictx, cancel := t.serviceCtx(s.ctx, true)
+		ictx, cancel := t.serviceCtx(op.ctx, true)
 		defer cancel()
 		if err := t.svc.Login(ictx, true); err != nil {
 			return SAD{}, false, fmt.Errorf("service login: %w", browserErr(err))
@@ -380,8 +398,6 @@ func (m *Module) obtainSAD(st *state, s *session, op *signOp, j signJob) (sad SA
 	if !t.isLoggedIn() {
 		return SAD{}, false, ck.CKR_USER_NOT_LOGGED_IN
 	}
-	ctx, cancel := t.serviceCtx(s.ctx, false)
-	defer cancel()
 
 	if op.needCtxLogin {
 		if op.ctxSAD != nil {
@@ -454,14 +470,23 @@ func (m *Module) remoteSign(st *state, s *session, op *signOp, j signJob) ([]byt
 		return nil, errNoService
 	}
 	cred := op.k.cred
+	// One deadline (the service's timeout) bounds the whole signature:
+	// authorize, signHash and a retry with a fresh SAD. In browser mode the
+	// consent page has the interactive timeout, and signHash its own.
+	browser := t.browserMode() || cred.Auth == AuthBrowser
+	ctx, cancel := t.serviceCtx(op.ctx, false)
+	defer cancel()
 	var sigs [][]byte
 	for attempt := 0; ; attempt++ {
-		sad, pooled, err := m.obtainSAD(st, s, op, j)
+		sad, pooled, err := m.obtainSAD(ctx, st, s, op, j)
 		if err != nil {
 			return nil, fmt.Errorf("authorize: %w", err)
 		}
-		ctx, cancel := t.serviceCtx(s.ctx, false)
-		sigs, err = t.svc.SignHash(ctx, SignRequest{
+		sctx, scancel := ctx, context.CancelFunc(func() {})
+		if browser {
+			sctx, scancel = t.serviceCtx(op.ctx, false)
+		}
+		sigs, err = t.svc.SignHash(sctx, SignRequest{
 			CredentialID:  cred.ID,
 			SAD:           sad,
 			Hashes:        [][]byte{j.digest},
@@ -469,7 +494,7 @@ func (m *Module) remoteSign(st *state, s *session, op *signOp, j signJob) ([]byt
 			SignAlgOID:    j.signAlgo,
 			SignAlgParams: j.params,
 		})
-		cancel()
+		scancel()
 		if err != nil && errors.Is(err, ErrSADInvalid) && pooled && attempt == 0 {
 			t.pool(cred.ID).drop()
 			continue
@@ -528,6 +553,35 @@ func (k *keyInfo) verifyDigest(sc scheme, h hashAlg, digest, sig []byte, saltLen
 	}
 	if !ok {
 		return ck.CKR_SIGNATURE_INVALID
+	}
+	return nil
+}
+
+// SessionCancel is C_SessionCancel (PKCS#11 3.0): it ends the session's
+// active operations named in flags (CKF_SIGN, CKF_VERIFY, CKF_DIGEST;
+// the token has no other operations, so other flags have nothing to end).
+// A signature waiting on the service or on the consent page is cancelled:
+// its C_Sign returns CKR_FUNCTION_CANCELED without a signature.
+func (m *Module) SessionCancel(h SessionHandle, flags uint) (err error) {
+	defer m.finish("SessionCancel", &err)
+	_, s, err := m.session(h)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if op := s.sign; op != nil && flags&ck.CKF_SIGN != 0 {
+		if op.busy {
+			op.canceled = true
+			op.cancel()
+		}
+		s.sign = nil
+	}
+	if flags&ck.CKF_VERIFY != 0 {
+		s.verify = nil
+	}
+	if flags&ck.CKF_DIGEST != 0 {
+		s.digest = nil
 	}
 	return nil
 }

@@ -699,3 +699,111 @@ func TestServiceSignatureChecked(t *testing.T) {
 		})
 	}
 }
+
+// TestOneDeadlinePerCall: the service's timeout bounds a whole C_Sign or
+// C_Login, not each service call in it: with every call taking 80% of the
+// timeout, both answer CKR_DEVICE_ERROR once the timeout has passed, not
+// after the sum of their calls (160%).
+func TestOneDeadlinePerCall(t *testing.T) {
+	const timeout = time.Second
+	slow := func(ctx context.Context, m string) error {
+		if m == fakeservice.MAuthorize || m == fakeservice.MSignHash || m == fakeservice.MList {
+			select {
+			case <-time.After(timeout * 8 / 10):
+			case <-ctx.Done():
+				return fmt.Errorf("%w: %w", module.ErrUnreachable, ctx.Err())
+			}
+		}
+		return nil
+	}
+	tests := []struct {
+		name string
+		scal int // 2: C_Sign authorizes, then signs
+		call func(e *env, h module.SessionHandle, key module.ObjectHandle) error
+	}{
+		{name: "C_Sign authorize+signHash", scal: 2, call: func(e *env, h module.SessionHandle, key module.ObjectHandle) error {
+			_, err := e.sign(h, ck.Mechanism{Type: ck.CKM_ECDSA_SHA256}, key, []byte("x"))
+			return err
+		}},
+		{name: "C_Login listing+authorize", scal: 1, call: func(e *env, h module.SessionHandle, _ module.ObjectHandle) error {
+			e.must(e.m.Logout(h))
+			return e.m.Login(h, ck.CKU_USER, []byte(goodPIN))
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			svc := pinService("Test")
+			svc.Timeout, svc.ListTimeout = timeout, timeout
+			e := newEnv(t, func(_ int, f *fakeservice.Fake) {
+				f.AddEC("ec", elliptic.P256(), tt.scal, 1, module.AuthPIN)
+			}, withService(svc))
+			h := e.open(0, false)
+			e.login(h)
+			key := e.key(h, ck.CKO_PRIVATE_KEY, "ec")
+			e.fake().Hook = slow
+			start := time.Now()
+			err := tt.call(e, h, key)
+			took := time.Since(start)
+			e.fake().Hook = nil
+			e.wantRV(err, ck.CKR_DEVICE_ERROR)
+			if took < timeout || took > timeout*13/10 {
+				t.Fatalf("answered after %v, want about the timeout %v (not %v)", took, timeout, timeout*16/10)
+			}
+		})
+	}
+}
+
+// TestSessionCancel: C_SessionCancel(CKF_SIGN) ends a signature waiting on
+// the service (CKR_FUNCTION_CANCELED, promptly) and an idle operation; the
+// session signs again afterwards; other flags leave the signature alone.
+func TestSessionCancel(t *testing.T) {
+	e := newEnv(t, nil)
+	h := e.open(0, false)
+	e.login(h)
+	key := e.key(h, ck.CKO_PRIVATE_KEY, "rsa")
+	mech := ck.Mechanism{Type: ck.CKM_SHA256_RSA_PKCS}
+
+	entered := make(chan struct{}, 1)
+	e.fake().Hook = func(ctx context.Context, m string) error {
+		if m == fakeservice.MSignHash {
+			entered <- struct{}{}
+			<-ctx.Done()
+			return fmt.Errorf("%w: %w", module.ErrUnreachable, ctx.Err())
+		}
+		return nil
+	}
+	e.must(e.m.SignInit(h, mech, key))
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.m.Sign(h, []byte("x"), make([]byte, 256))
+		done <- err
+	}()
+	<-entered
+	e.must(e.m.SessionCancel(h, ck.CKF_VERIFY|ck.CKF_DIGEST)) // not the signature
+	select {
+	case err := <-done:
+		t.Fatalf("C_Sign returned %v after cancelling other operations", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	e.must(e.m.SessionCancel(h, ck.CKF_SIGN))
+	select {
+	case err := <-done:
+		e.wantRV(err, ck.CKR_FUNCTION_CANCELED)
+	case <-time.After(10 * time.Second):
+		t.Fatal("C_Sign still waiting after C_SessionCancel")
+	}
+	e.fake().Hook = nil
+
+	// An idle operation: ended, C_Sign then has none.
+	e.must(e.m.SignInit(h, mech, key))
+	e.must(e.m.SessionCancel(h, ck.CKF_SIGN))
+	_, err := e.m.Sign(h, []byte("x"), nil)
+	e.wantRV(err, ck.CKR_OPERATION_NOT_INITIALIZED)
+	e.wantRV(e.m.SessionCancel(h+100, ck.CKF_SIGN), ck.CKR_SESSION_HANDLE_INVALID)
+
+	sig, err := e.sign(h, mech, key, []byte("again"))
+	e.must(err)
+	if len(sig) != 256 {
+		t.Fatalf("signature of %d bytes", len(sig))
+	}
+}

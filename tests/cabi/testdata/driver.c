@@ -782,7 +782,12 @@ static void abi_sign(CK_SESSION_HANDLE h)
 	EXPECT(p11->C_GetOperationState(h, NULL, &len), CKR_FUNCTION_NOT_SUPPORTED);
 	EXPECT(p11->C_WrapKey(h, &m_pkcs, key, key, NULL, &len), CKR_FUNCTION_NOT_SUPPORTED);
 	EXPECT(p3->C_MessageSignInit(h, &m_pkcs, key), CKR_FUNCTION_NOT_SUPPORTED);
-	EXPECT(p3->C_SessionCancel(h, CKF_SIGN), CKR_FUNCTION_NOT_SUPPORTED);
+	/* C_SessionCancel ends an operation; none active is fine too. */
+	MUST(p11->C_SignInit(h, &m_pkcs, key));
+	EXPECT(p3->C_SessionCancel(h, CKF_SIGN | CKF_VERIFY | CKF_DIGEST), CKR_OK);
+	EXPECT(p11->C_Sign(h, (CK_BYTE_PTR)msg, 3, NULL, &len), CKR_OPERATION_NOT_INITIALIZED);
+	EXPECT(p3->C_SessionCancel(h, CKF_SIGN), CKR_OK);
+	EXPECT(p3->C_SessionCancel(CK_INVALID_HANDLE, CKF_SIGN), CKR_SESSION_HANDLE_INVALID);
 }
 
 static int cmd_abi(void)
@@ -1060,6 +1065,27 @@ static int cmd_finalize_while_signing(void)
 	pthread_join(tb, NULL);
 	CHECK(b.rv == CKR_SESSION_CLOSED, "C_Sign on a closed session: %s", rvname(b.rv));
 	CHECK(b.done - t0 < 2, "C_Sign returned %.2fs after C_CloseSession", b.done - t0);
+
+	/* C_SessionCancel (3.0) cancels a signature in flight; the session
+	 * stays open and signs again. */
+	{
+		struct pending c = {0};
+		pthread_t tc;
+		c.h = open_session(0, 0);
+		start_slow_sign(&c, &tc);
+		usleep(300000);
+		t0 = now();
+		MUST(p3->C_SessionCancel(c.h, CKF_SIGN));
+		pthread_join(tc, NULL);
+		CHECK(c.rv == CKR_FUNCTION_CANCELED, "C_Sign after C_SessionCancel: %s", rvname(c.rv));
+		CHECK(c.done - t0 < 2, "C_Sign returned %.2fs after C_SessionCancel", c.done - t0);
+		start_slow_sign(&c, &tc); /* C_SignInit works again */
+		usleep(300000);
+		MUST(p3->C_SessionCancel(c.h, CKF_SIGN));
+		pthread_join(tc, NULL);
+		CHECK(c.rv == CKR_FUNCTION_CANCELED, "second C_Sign after C_SessionCancel: %s", rvname(c.rv));
+		MUST(p11->C_CloseSession(c.h));
+	}
 
 	/* C_Finalize returns promptly and cancels a signature in flight. */
 	start_slow_sign(&a, &ta);
