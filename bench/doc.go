@@ -21,5 +21,6 @@
 //	CSCTOKEN_BENCH_WRAP=cmd   run the C hosts under cmd, e.g.
 //	                          "perf record -e cpu-clock -g -o /tmp/p.data --"
 //	CSCTOKEN_BENCH_LOG=dir    the C hosts' module log goes to dir/module.log
+//	CSCTOKEN_BENCH_SESSIONS=n BenchmarkP11Kit with n sessions only
 //	CSCTOKEN_REQUIRE_TOOLS=1  fail instead of skipping when a tool is missing
 package bench

@@ -109,7 +109,7 @@ func BenchmarkP11Kit(b *testing.B) {
 	b.Logf("load average: %s", loadavg())
 	results := map[string]result{}
 	for _, k := range keyCases() {
-		for _, n := range []int{1, 16} {
+		for _, n := range sessionCounts() {
 			prefix := fmt.Sprintf("%s/sessions=%d/", k.name, n)
 			common := []string{"--key", ids[k.name], "--mech", k.cmech, "--pin", pin, "--threads", strconv.Itoa(n), "--warmup", "3"}
 			run := func(variant string, env []string, extra func() time.Duration, args ...string) {
@@ -130,4 +130,13 @@ func BenchmarkP11Kit(b *testing.B) {
 		}
 	}
 	b.Logf("load average: %s", loadavg())
+}
+
+// sessionCounts are BenchmarkP11Kit's session counts; CSCTOKEN_BENCH_SESSIONS
+// ("1" or "16", say) narrows a run, for profiling one case.
+func sessionCounts() []int {
+	if v, err := strconv.Atoi(os.Getenv("CSCTOKEN_BENCH_SESSIONS")); err == nil && v > 0 {
+		return []int{v}
+	}
+	return []int{1, 16}
 }
