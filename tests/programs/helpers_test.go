@@ -85,6 +85,7 @@ type fixture struct {
 	vars  []string
 	lib   string
 	url   string
+	srv   *rssptest.Server
 	keys  map[string]*key // by label
 	caPEM string          // file: issuing CA and root of the credentials
 	cas   []*x509.Certificate
@@ -97,7 +98,7 @@ func newFixture(t *testing.T) *fixture {
 	need(t, "openssl")
 	f := &fixture{dir: t.TempDir(), lib: library(t), keys: map[string]*key{}}
 	srv := rssptest.Start(t, rssptest.Options{Backend: rssptest.PKCS11})
-	f.url = srv.URL
+	f.url, f.srv = srv.URL, srv
 	ctx := context.Background()
 	if _, err := srv.App.Service.AddUser(ctx, user, password); err != nil {
 		t.Fatalf("add user: %v", err)

@@ -1,0 +1,258 @@
+// Package chromiumtest plays the user at an RSSP's browser pages in tests:
+// a headless Chromium driven with chromedp signs in to the service, reads
+// the consent page, types the credential's PIN and approves or denies.
+//
+// A host program under test opens the browser as on a desktop, through
+// xdg-open, which honours $BROWSER outside a desktop session: Opener writes
+// a $BROWSER script that appends each URL to a file and hands the lines to
+// the test, which passes them to Drive. StripDesktop removes what would
+// make xdg-open pick a desktop browser instead.
+package chromiumtest
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// Path is where Debian's chromium package puts the browser.
+const Path = "/usr/bin/chromium"
+
+// DefaultTimeout bounds one Drive.
+const DefaultTimeout = 20 * time.Second
+
+// Start starts a headless Chromium that trusts the test server's TLS
+// certificate (the PEM file tlsCert) by its public key
+// (--ignore-certificate-errors-spki-list, honoured with a user data
+// directory). It stops with t.Cleanup.
+func Start(t testing.TB, tlsCert string) context.Context {
+	t.Helper()
+	pemBytes, err := os.ReadFile(tlsCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(pemBytes)
+	if block == nil {
+		t.Fatalf("no PEM in %s", tlsCert)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spki := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(Path),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("ignore-certificate-errors-spki-list", base64.StdEncoding.EncodeToString(spki[:])),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+// Plan is what the user knows and does in the browser for one flow.
+type Plan struct {
+	User, Password string // the service account, for its login page
+	PIN            string // typed where the consent page asks for it
+	Deny           bool
+	WantShown      []string // texts the consent page must show
+	Timeout        time.Duration
+}
+
+// Outcome is how the browser's side of a flow ended.
+type Outcome struct {
+	Message string   // the loopback listener's page
+	Pages   []string // the kinds of the pages seen: login, consent, done
+	Consent string   // the consent page's text
+}
+
+// pageKindJS names the page shown: the service's login or consent page,
+// or the loopback listener's answer ("" while loading).
+const pageKindJS = `document.readyState !== 'complete' ? '' :
+	document.getElementById('username') ? 'login' :
+	document.getElementById('approve') ? 'consent' :
+	(document.getElementById('message') && location.protocol === 'http:') ? 'done' :
+	document.querySelector('main') ? 'other' : ''`
+
+// Drive plays the user: it opens authURL, signs in, checks the consent
+// page, types the PIN and approves or denies, until the loopback listener
+// answers.
+func Drive(bctx context.Context, authURL string, p Plan) (Outcome, error) {
+	limit := p.Timeout
+	if limit <= 0 {
+		limit = DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeout(bctx, limit)
+	defer cancel()
+	var out Outcome
+	if err := chromedp.Do(ctx, chromedp.Navigate(authURL)); err != nil {
+		return out, fmt.Errorf("navigate: %w", err)
+	}
+	last := ""
+	for {
+		loc, kind, err := settle(ctx, last)
+		if err != nil {
+			return out, err
+		}
+		last = loc
+		out.Pages = append(out.Pages, kind)
+		switch kind {
+		case "login":
+			err = chromedp.Do(ctx,
+				chromedp.SendKeys(chromedp.ID("username"), p.User),
+				chromedp.SendKeys(chromedp.ID("password"), p.Password),
+				chromedp.Click(chromedp.ID("sign-in")))
+		case "consent":
+			text, terr := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("main")))
+			if terr != nil {
+				return out, terr
+			}
+			out.Consent = text
+			for _, s := range p.WantShown {
+				if !strings.Contains(text, s) {
+					return out, fmt.Errorf("the consent page does not show %q:\n%s", s, text)
+				}
+			}
+			var steps []chromedp.Action[chromedp.Void]
+			n, nerr := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('#pin').length`))
+			if nerr != nil {
+				return out, nerr
+			}
+			if n > 0 && !p.Deny {
+				steps = append(steps, chromedp.SendKeys(chromedp.ID("pin"), p.PIN))
+			}
+			button := "approve"
+			if p.Deny {
+				button = "deny"
+			}
+			err = chromedp.Do(ctx, append(steps, chromedp.Click(chromedp.ID(button)))...)
+		case "done":
+			out.Message, err = chromedp.Run(ctx, chromedp.Text(chromedp.ID("message")))
+			return out, err
+		default:
+			text, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
+			return out, fmt.Errorf("unexpected page at %s:\n%s", loc, text)
+		}
+		if err != nil {
+			return out, fmt.Errorf("%s page: %w", kind, err)
+		}
+	}
+}
+
+// settle waits until the browser shows a loaded page other than the one at
+// prev, and says which.
+func settle(ctx context.Context, prev string) (loc, kind string, err error) {
+	for {
+		loc, err = chromedp.Run(ctx, chromedp.Location())
+		if err == nil && loc != prev {
+			kind, err = chromedp.Run(ctx, chromedp.Evaluate[string](pageKindJS))
+			if err == nil && kind != "" {
+				return loc, kind, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return loc, "", fmt.Errorf("waiting for a page after %s (at %s): %w", prev, loc, ctx.Err())
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+}
+
+// desktopVars are the environment variables that StripDesktop removes:
+// without them xdg-open sees no desktop session and runs $BROWSER.
+var desktopVars = []string{"DISPLAY=", "WAYLAND_DISPLAY=", "BROWSER=", "DESKTOP_SESSION=", "XDG_CURRENT_DESKTOP=",
+	"XDG_SESSION_DESKTOP=", "XDG_SESSION_TYPE=", "KDE_", "GNOME_", "MATE_", "XFCE_"}
+
+// StripDesktop returns env without the variables that would make
+// xdg-open use a desktop's browser instead of $BROWSER.
+func StripDesktop(env []string) []string {
+	var out []string
+outer:
+	for _, kv := range env {
+		for _, p := range desktopVars {
+			if strings.HasPrefix(kv, p) {
+				continue outer
+			}
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+// Opener is a $BROWSER for host programs: a script that appends each URL
+// it is given to a file, which a goroutine watches.
+type Opener struct {
+	// Script is the value for $BROWSER.
+	Script string
+	// URLs receives each URL opened, in order.
+	URLs <-chan string
+}
+
+// NewOpener writes the script into dir and watches its file until
+// t.Cleanup.
+func NewOpener(t testing.TB, dir string) *Opener {
+	t.Helper()
+	urlFile := filepath.Join(dir, "opened-urls")
+	script := filepath.Join(dir, "browser.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nprintf '%s\\n' \"$1\" >> '"+urlFile+"'\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	urls := make(chan string, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done })
+	go func() {
+		defer close(done)
+		var off int64
+		var partial string
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(25 * time.Millisecond):
+			}
+			f, err := os.Open(urlFile)
+			if err != nil {
+				continue
+			}
+			if _, err := f.Seek(off, io.SeekStart); err == nil {
+				b, _ := io.ReadAll(f)
+				off += int64(len(b))
+				partial += string(b)
+			}
+			f.Close()
+			for {
+				line, rest, ok := strings.Cut(partial, "\n")
+				if !ok {
+					break
+				}
+				partial = rest
+				select {
+				case urls <- line:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return &Opener{Script: script, URLs: urls}
+}
