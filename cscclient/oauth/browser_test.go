@@ -5,27 +5,22 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
-	"fmt"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/chromedp"
-
 	"github.com/csctoken/csctoken/csc"
 	"github.com/csctoken/csctoken/cscclient"
 	"github.com/csctoken/csctoken/cscclient/oauth"
 	"github.com/csctoken/csctoken/cscclient/tokenstore"
+	"github.com/csctoken/csctoken/internal/chromiumtest"
 	"github.com/csctoken/csctoken/internal/rssptest"
 	"github.com/csctoken/csctoken/rssp/ca"
 	"github.com/csctoken/csctoken/rssp/keystore"
@@ -33,76 +28,24 @@ import (
 )
 
 const (
-	chromiumPath = "/usr/bin/chromium"
-	user         = "alice"
-	password     = "correct horse battery"
-	pin          = "123456"
-	clientID     = "csctoken"
+	user     = "alice"
+	password = "correct horse battery"
+	pin      = "123456"
+	clientID = "csctoken"
 )
 
-// chromium starts a headless Chromium for the test, or skips the test when
-// it is not installed (fails with CSCTOKEN_REQUIRE_CHROMIUM=1). As in
-// rssp/oauth's browser test, it trusts the test server's TLS certificate by
-// pinning its public key (--ignore-certificate-errors-spki-list, honoured
-// with a user data directory), which is narrower than ignoring certificate
-// errors; the loopback redirect URI is plain http.
-func chromium(t *testing.T, srv *rssptest.Server) context.Context {
-	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CSCTOKEN_REQUIRE_CHROMIUM") == "1" {
-			t.Fatalf("%s: %v (CSCTOKEN_REQUIRE_CHROMIUM=1)", chromiumPath, err)
-		}
-		t.Skipf("browser test skipped: %s not found (apt-get install chromium; CSCTOKEN_REQUIRE_CHROMIUM=1 makes this a failure)", chromiumPath)
-	}
-	pemBytes, err := os.ReadFile(filepath.Join(srv.Dir, ca.TLSCertFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, _ := pem.Decode(pemBytes)
-	if block == nil {
-		t.Fatal("no PEM in the TLS certificate file")
-	}
-	cert, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spki := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
-	// The defaults are headless, no-first-run, disable-background-networking
-	// and disable-sync, among others.
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("ignore-certificate-errors-spki-list", base64.StdEncoding.EncodeToString(spki[:])),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	if err := chromedp.Do(ctx); err != nil { // start it now, outside the flows
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
-}
-
-// plan is what the user does in the browser for one flow.
+// plan is what the user does in the browser for one flow; the chromeOpener
+// signs in as user with password.
 type plan struct {
-	deny      bool
-	pin       string            // typed on the consent page when it asks
-	wantShown []string          // texts the consent page must show
-	editURL   func(u *url.URL)  // changes the URL before it is opened
-	onConsent func(text string) // gets the consent page's text
-	done      chan flowOutcome  // the driver's result
+	chromiumtest.Plan
+	editURL func(u *url.URL) // changes the URL before it is opened
+	done    chan flowOutcome // the driver's result
 }
 
-// flowOutcome is how the browser's side of a flow ended: the text of the
-// loopback's page, and the pages seen.
+// flowOutcome is how the browser's side of a flow ended.
 type flowOutcome struct {
-	message string
-	pages   []string
-	err     error
+	chromiumtest.Outcome
+	err error
 }
 
 // chromeOpener is the Opener of the tests: it hands the URL to the
@@ -150,9 +93,11 @@ func (o *chromeOpener) Open(_ context.Context, raw string) error {
 	if p.editURL != nil {
 		p.editURL(u)
 	}
+	pl := p.Plan
+	pl.User, pl.Password = user, password
 	go func() {
-		msg, pages, err := drive(o.browser, u.String(), p)
-		p.done <- flowOutcome{message: msg, pages: pages, err: err}
+		out, err := chromiumtest.Drive(o.browser, u.String(), pl)
+		p.done <- flowOutcome{Outcome: out, err: err}
 	}()
 	return nil
 }
@@ -163,103 +108,12 @@ func (p *plan) wait(t *testing.T) flowOutcome {
 	select {
 	case r := <-p.done:
 		if r.err != nil {
-			t.Fatalf("browser (pages %v): %v", r.pages, r.err)
+			t.Fatalf("browser (pages %v): %v", r.Pages, r.err)
 		}
 		return r
 	case <-time.After(20 * time.Second):
 		t.Fatal("the browser did not finish")
 		return flowOutcome{}
-	}
-}
-
-// pageKindJS names the page shown: the service's login or consent page,
-// or the loopback listener's answer.
-// An empty answer means "still loading".
-const pageKindJS = `document.readyState !== 'complete' ? '' :
-	document.getElementById('username') ? 'login' :
-	document.getElementById('approve') ? 'consent' :
-	(document.getElementById('message') && location.protocol === 'http:') ? 'done' :
-	document.querySelector('main') ? 'other' : ''`
-
-// drive plays the user: it opens authURL, signs in (user, password),
-// checks the consent page, types the PIN and approves or denies, until the
-// loopback listener answers; it returns that page's message.
-func drive(bctx context.Context, authURL string, p *plan) (string, []string, error) {
-	ctx, cancel := context.WithTimeout(bctx, 20*time.Second)
-	defer cancel()
-	var pages []string
-	if err := chromedp.Do(ctx, chromedp.Navigate(authURL)); err != nil {
-		return "", pages, fmt.Errorf("navigate: %w", err)
-	}
-	last := ""
-	for {
-		loc, kind, err := settle(ctx, last)
-		if err != nil {
-			return "", pages, err
-		}
-		last = loc
-		pages = append(pages, kind)
-		switch kind {
-		case "login":
-			err = chromedp.Do(ctx,
-				chromedp.SendKeys(chromedp.ID("username"), user),
-				chromedp.SendKeys(chromedp.ID("password"), password),
-				chromedp.Click(chromedp.ID("sign-in")))
-		case "consent":
-			text, terr := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("main")))
-			if terr != nil {
-				return "", pages, terr
-			}
-			for _, s := range p.wantShown {
-				if !strings.Contains(text, s) {
-					return "", pages, fmt.Errorf("the consent page does not show %q:\n%s", s, text)
-				}
-			}
-			if p.onConsent != nil {
-				p.onConsent(text)
-			}
-			var steps []chromedp.Action[chromedp.Void]
-			n, nerr := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('#pin').length`))
-			if nerr != nil {
-				return "", pages, nerr
-			}
-			if n > 0 && !p.deny {
-				steps = append(steps, chromedp.SendKeys(chromedp.ID("pin"), p.pin))
-			}
-			button := "approve"
-			if p.deny {
-				button = "deny"
-			}
-			err = chromedp.Do(ctx, append(steps, chromedp.Click(chromedp.ID(button)))...)
-		case "done":
-			msg, merr := chromedp.Run(ctx, chromedp.Text(chromedp.ID("message")))
-			return msg, pages, merr
-		default:
-			text, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
-			return "", pages, fmt.Errorf("unexpected page at %s:\n%s", loc, text)
-		}
-		if err != nil {
-			return "", pages, fmt.Errorf("%s page: %w", kind, err)
-		}
-	}
-}
-
-// settle waits until the browser shows a page other than the one at prev,
-// loaded, and says which.
-func settle(ctx context.Context, prev string) (loc, kind string, err error) {
-	for {
-		loc, err = chromedp.Run(ctx, chromedp.Location())
-		if err == nil && loc != prev {
-			kind, err = chromedp.Run(ctx, chromedp.Evaluate[string](pageKindJS))
-			if err == nil && kind != "" {
-				return loc, kind, nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return loc, "", fmt.Errorf("waiting for a page after %s (at %s): %w", prev, loc, ctx.Err())
-		case <-time.After(25 * time.Millisecond):
-		}
 	}
 }
 
@@ -278,9 +132,7 @@ type browserEnv struct {
 
 func newBrowserEnv(t *testing.T) *browserEnv {
 	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil && os.Getenv("CSCTOKEN_REQUIRE_CHROMIUM") != "1" {
-		t.Skipf("browser test skipped: %s not found (apt-get install chromium; CSCTOKEN_REQUIRE_CHROMIUM=1 makes this a failure)", chromiumPath)
-	}
+	chromiumtest.Need(t)
 	srv := rssptest.Start(t, rssptest.Options{})
 	srv.AddUser(t, user, password)
 	e := &browserEnv{srv: srv}
@@ -298,7 +150,7 @@ func newBrowserEnv(t *testing.T) *browserEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.cl.CloseIdleConnections)
-	e.opener = &chromeOpener{browser: chromium(t, srv)}
+	e.opener = &chromeOpener{browser: chromiumtest.Start(t, filepath.Join(srv.Dir, ca.TLSCertFile))}
 	e.oc = e.newOAuth(t, oauth.Config{})
 	return e
 }
@@ -388,7 +240,7 @@ func TestBrowser(t *testing.T) {
 		s := e.oc.NewSession(user, store)
 		e.cl.SetTokenSource(s)
 		defer e.cl.SetTokenSource(nil)
-		p := e.opener.next(&plan{wantShown: []string{"csctoken desktop", "Signed in as " + user}})
+		p := e.opener.next(&plan{Plan: chromiumtest.Plan{WantShown: []string{"csctoken desktop", "Signed in as " + user}}})
 		n0 := e.opener.count()
 		// No token yet: the Session's Login opens the browser.
 		list, err := e.cl.ListCredentials(ctx, &csc.CredentialsListRequest{})
@@ -399,7 +251,7 @@ func TestBrowser(t *testing.T) {
 		if len(list.CredentialIDs) != 2 || e.opener.count() != n0+1 {
 			t.Fatalf("credentials %v after %d browser flows", list.CredentialIDs, e.opener.count()-n0)
 		}
-		if !strings.Contains(out.message, "You can close this window") || out.pages[0] != "login" {
+		if !strings.Contains(out.Message, "You can close this window") || out.Pages[0] != "login" {
 			t.Fatalf("browser: %+v", out)
 		}
 		if u := e.opener.lastURL(); !strings.Contains(u, "request_uri=") || strings.Contains(u, "code_challenge") {
@@ -458,10 +310,9 @@ func TestBrowser(t *testing.T) {
 	t.Run("credential scope with RAR labels", func(t *testing.T) {
 		flowStart := time.Now()
 		h1, h2 := digest("contract.pdf"), digest("annex.pdf")
-		var consent string
-		p := e.opener.next(&plan{pin: pin, onConsent: func(s string) { consent = s },
-			wantShown: []string{"Contract 2025-17.pdf", "Annex A.pdf", "Sign the contract", base64.StdEncoding.EncodeToString(h1),
-				"Contract signing key"}})
+		p := e.opener.next(&plan{Plan: chromiumtest.Plan{PIN: pin,
+			WantShown: []string{"Contract 2025-17.pdf", "Annex A.pdf", "Sign the contract", base64.StdEncoding.EncodeToString(h1),
+				"Contract signing key"}}})
 		tok, err := e.oc.AuthorizeCredential(ctx, oauth.CredentialRequest{CredentialID: e.ec, Hashes: [][]byte{h1, h2},
 			HashAlgorithmOID: csc.OIDSHA256, Labels: []string{"Contract 2025-17.pdf", "Annex A.pdf"}, Description: "Sign the contract"})
 		if err != nil {
@@ -473,7 +324,7 @@ func TestBrowser(t *testing.T) {
 			!strings.Contains(string(tok.AuthorizationDetails), "Annex A.pdf") {
 			t.Fatalf("token %v, details %s", tok, tok.AuthorizationDetails)
 		}
-		if !strings.Contains(out.message, "You can close this window") {
+		if !strings.Contains(out.Message, "You can close this window") {
 			t.Fatalf("browser: %+v", out)
 		}
 		if u := e.opener.lastURL(); !strings.Contains(u, "request_uri=") || strings.Contains(u, "authorization_details") {
@@ -481,8 +332,8 @@ func TestBrowser(t *testing.T) {
 		}
 		e.signAndVerify(t, tok, [][]byte{h1, h2})
 		t.Logf("RAR flow (session kept) and signature: %v", time.Since(flowStart).Round(time.Millisecond))
-		if !strings.Contains(consent, "Number of signatures\n2") {
-			t.Errorf("consent page:\n%s", consent)
+		if !strings.Contains(out.Consent, "Number of signatures\n2") {
+			t.Errorf("consent page:\n%s", out.Consent)
 		}
 	})
 
@@ -498,7 +349,7 @@ func TestBrowser(t *testing.T) {
 			flowStart := time.Now()
 			oc := e.newOAuth(t, tt.cfg)
 			h1, h2, h3 := digest(tt.name+"1"), digest(tt.name+"2"), digest(tt.name+"3")
-			p := e.opener.next(&plan{pin: pin, wantShown: []string{"Invoices", base64.StdEncoding.EncodeToString(h3), "(no label)"}})
+			p := e.opener.next(&plan{Plan: chromiumtest.Plan{PIN: pin, WantShown: []string{"Invoices", base64.StdEncoding.EncodeToString(h3), "(no label)"}}})
 			tok, err := oc.AuthorizeCredential(ctx, oauth.CredentialRequest{CredentialID: e.rsa, Hashes: [][]byte{h1, h2, h3},
 				HashAlgorithmOID: csc.OIDSHA256})
 			if err != nil {
@@ -521,7 +372,7 @@ func TestBrowser(t *testing.T) {
 
 	t.Run("user denies", func(t *testing.T) {
 		h := digest("not this one")
-		p := e.opener.next(&plan{deny: true})
+		p := e.opener.next(&plan{Plan: chromiumtest.Plan{Deny: true}})
 		tok, err := e.oc.AuthorizeCredential(ctx, oauth.CredentialRequest{CredentialID: e.ec, Hashes: [][]byte{h},
 			HashAlgorithmOID: csc.OIDSHA256, Labels: []string{"Unwanted.pdf"}})
 		var oe *oauth.Error
@@ -530,8 +381,8 @@ func TestBrowser(t *testing.T) {
 			t.Fatalf("err = %#v, token %v", err, tok)
 		}
 		out := p.wait(t)
-		if !strings.Contains(out.message, "declined") {
-			t.Errorf("page: %q", out.message)
+		if !strings.Contains(out.Message, "declined") {
+			t.Errorf("page: %q", out.Message)
 		}
 		checkClosed(t, watch.last(t))
 		t.Logf("denied: %v", err)
@@ -539,7 +390,7 @@ func TestBrowser(t *testing.T) {
 
 	t.Run("forged state", func(t *testing.T) {
 		oc := e.newOAuth(t, oauth.Config{DisablePAR: true})
-		p := e.opener.next(&plan{pin: pin, editURL: func(u *url.URL) {
+		p := e.opener.next(&plan{Plan: chromiumtest.Plan{PIN: pin}, editURL: func(u *url.URL) {
 			q := u.Query()
 			q.Set("state", "forged-"+q.Get("state"))
 			u.RawQuery = q.Encode()
@@ -550,8 +401,8 @@ func TestBrowser(t *testing.T) {
 			t.Fatalf("err = %v, token %v", err, tok)
 		}
 		out := p.wait(t)
-		if !strings.Contains(out.message, "state mismatch") {
-			t.Errorf("page: %q", out.message)
+		if !strings.Contains(out.Message, "state mismatch") {
+			t.Errorf("page: %q", out.Message)
 		}
 		checkClosed(t, watch.last(t))
 	})

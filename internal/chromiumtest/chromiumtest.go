@@ -7,6 +7,8 @@
 // a $BROWSER script that appends each URL to a file and hands the lines to
 // the test, which passes them to Drive. StripDesktop removes what would
 // make xdg-open pick a desktop browser instead.
+//
+// A test that needs the browser calls Need first, then Start.
 package chromiumtest
 
 import (
@@ -32,11 +34,33 @@ const Path = "/usr/bin/chromium"
 // DefaultTimeout bounds one Drive.
 const DefaultTimeout = 20 * time.Second
 
-// Start starts a headless Chromium that trusts the test server's TLS
-// certificate (the PEM file tlsCert) by its public key
-// (--ignore-certificate-errors-spki-list, honoured with a user data
-// directory). It stops with t.Cleanup.
-func Start(t testing.TB, tlsCert string) context.Context {
+// RequireEnv is the environment variable that, set to 1, makes Need fail
+// the test instead of skipping it when Chromium is not installed.
+const RequireEnv = "CSCTOKEN_REQUIRE_CHROMIUM"
+
+// Need skips the test when Chromium is not installed at Path, or fails it
+// when RequireEnv is 1.
+func Need(t testing.TB) {
+	t.Helper()
+	if _, err := os.Stat(Path); err != nil {
+		if os.Getenv(RequireEnv) == "1" {
+			t.Fatalf("%s: %v (%s=1)", Path, err, RequireEnv)
+		}
+		t.Skipf("browser test skipped: %s not found (apt-get install chromium; %s=1 makes this a failure)", Path, RequireEnv)
+	}
+}
+
+// Start starts a headless Chromium with a fresh user data directory that
+// trusts the test server's TLS certificate (the PEM file tlsCert) by
+// pinning its public key (--ignore-certificate-errors-spki-list, honoured
+// with a user data directory): narrower than ignoring certificate errors.
+// Besides chromedp's defaults (headless, no-first-run,
+// disable-background-networking and disable-sync, among others) it runs
+// without sandbox, GPU, component updates and QUIC; extra options, such as
+// chromedp.WindowSize for screenshots, come last. The browser is started
+// before Start returns, so that its start-up is not counted in a flow, and
+// stops with t.Cleanup.
+func Start(t testing.TB, tlsCert string, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	pemBytes, err := os.ReadFile(tlsCert)
 	if err != nil {
@@ -60,6 +84,7 @@ func Start(t testing.TB, tlsCert string) context.Context {
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.Flag("ignore-certificate-errors-spki-list", base64.StdEncoding.EncodeToString(spki[:])),
 	)
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(func() { cancel(); cancelAlloc() })
@@ -183,12 +208,15 @@ var desktopVars = []string{"DISPLAY=", "WAYLAND_DISPLAY=", "BROWSER=", "DESKTOP_
 	"XDG_SESSION_DESKTOP=", "XDG_SESSION_TYPE=", "KDE_", "GNOME_", "MATE_", "XFCE_"}
 
 // StripDesktop returns env without the variables that would make
-// xdg-open use a desktop's browser instead of $BROWSER.
-func StripDesktop(env []string) []string {
+// xdg-open use a desktop's browser instead of $BROWSER, and without those
+// whose "NAME=value" entries start with one of the prefixes also (such as
+// "HOME=" or "XDG_", for a test that gives the host program its own).
+func StripDesktop(env []string, also ...string) []string {
+	strip := append(desktopVars[:len(desktopVars):len(desktopVars)], also...)
 	var out []string
 outer:
 	for _, kv := range env {
-		for _, p := range desktopVars {
+		for _, p := range strip {
 			if strings.HasPrefix(kv, p) {
 				continue outer
 			}

@@ -2,10 +2,6 @@ package oauth_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/x509"
-	"encoding/base64"
-	"encoding/pem"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -22,58 +18,10 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/csctoken/csctoken/csc"
+	"github.com/csctoken/csctoken/internal/chromiumtest"
 	"github.com/csctoken/csctoken/internal/rssptest"
 	"github.com/csctoken/csctoken/rssp/ca"
 )
-
-const chromiumPath = "/usr/bin/chromium"
-
-// chromium starts a headless Chromium for the test, or skips the test when
-// it is not installed (fails with CSCTOKEN_REQUIRE_CHROMIUM=1). It trusts
-// the test server's TLS certificate by pinning its public key
-// (--ignore-certificate-errors-spki-list, honoured with a user data
-// directory): narrower than --ignore-certificate-errors, and the server
-// certificate is issued by the setup's own TLS CA at every run.
-func chromium(t *testing.T, srv *rssptest.Server) context.Context {
-	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CSCTOKEN_REQUIRE_CHROMIUM") == "1" {
-			t.Fatalf("%s: %v (CSCTOKEN_REQUIRE_CHROMIUM=1)", chromiumPath, err)
-		}
-		t.Skipf("browser test skipped: %s not found (apt-get install chromium; CSCTOKEN_REQUIRE_CHROMIUM=1 makes this a failure)", chromiumPath)
-	}
-	pemBytes, err := os.ReadFile(filepath.Join(srv.Dir, ca.TLSCertFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, _ := pem.Decode(pemBytes)
-	if block == nil {
-		t.Fatal("no PEM in the TLS certificate file")
-	}
-	cert, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spki := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("ignore-certificate-errors-spki-list", base64.StdEncoding.EncodeToString(spki[:])),
-		chromedp.WindowSize(960, 1100),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	// Start the browser now, so that its start-up is not counted in a flow.
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
-}
 
 // callback is the client's loopback redirect URI (RFC 8252 §7.3).
 type callback struct {
@@ -176,7 +124,8 @@ func (e *env) runBrowser(t *testing.T, ctx context.Context, cb *callback, f brow
 // signatures verified with the certificate from credentials/info.
 func TestBrowser(t *testing.T) {
 	e := newEnv(t)
-	ctx := chromium(t, e.srv)
+	chromiumtest.Need(t)
+	ctx := chromiumtest.Start(t, filepath.Join(e.srv.Dir, ca.TLSCertFile), chromedp.WindowSize(960, 1100))
 	cb := newCallback(t)
 	conf := &oauth2.Config{
 		ClientID:    "desktop",

@@ -13,7 +13,6 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,9 +20,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/chromedp"
-
 	"github.com/csctoken/csctoken/csc"
+	"github.com/csctoken/csctoken/internal/chromiumtest"
 	"github.com/csctoken/csctoken/internal/rssptest"
 	"github.com/csctoken/csctoken/rssp/ca"
 	"github.com/csctoken/csctoken/rssp/service"
@@ -31,12 +29,11 @@ import (
 )
 
 const (
-	chromiumPath = "/usr/bin/chromium"
-	user         = "alice"
-	password     = "correct horse battery 4711"
-	pin          = "80317465592" // distinctive: it must never reach the module log
-	clientID     = "csctoken"
-	svcName      = "Browser RSSP"
+	user     = "alice"
+	password = "correct horse battery 4711"
+	pin      = "80317465592" // distinctive: it must never reach the module log
+	clientID = "csctoken"
+	svcName  = "Browser RSSP"
 )
 
 var (
@@ -82,18 +79,6 @@ func need(t *testing.T, tools ...string) {
 	}
 }
 
-// needChromium skips the test without Chromium, or fails it under
-// CSCTOKEN_REQUIRE_CHROMIUM=1.
-func needChromium(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CSCTOKEN_REQUIRE_CHROMIUM") == "1" {
-			t.Fatalf("%s: %v (CSCTOKEN_REQUIRE_CHROMIUM=1)", chromiumPath, err)
-		}
-		t.Skipf("browser test skipped: %s not found (apt-get install chromium; CSCTOKEN_REQUIRE_CHROMIUM=1 makes this a failure)", chromiumPath)
-	}
-}
-
 // build runs go build in the module root; the result cache of go test
 // sees only files the test opens, so the sources are read first.
 func build(t *testing.T, out string, args ...string) string {
@@ -121,166 +106,26 @@ func build(t *testing.T, out string, args ...string) string {
 	return path
 }
 
-// chromium starts a headless Chromium that trusts the test server's TLS
-// certificate by its public key (--ignore-certificate-errors-spki-list,
-// honoured with a user data directory), as rssp/oauth's browser test does.
-func chromium(t *testing.T, srv *rssptest.Server) context.Context {
-	t.Helper()
-	pemBytes, err := os.ReadFile(filepath.Join(srv.Dir, ca.TLSCertFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, _ := pem.Decode(pemBytes)
-	if block == nil {
-		t.Fatal("no PEM in the TLS certificate file")
-	}
-	cert, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spki := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("ignore-certificate-errors-spki-list", base64.StdEncoding.EncodeToString(spki[:])),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
-}
-
-// plan is what the user does in the browser for one flow.
-type plan struct {
-	deny      bool
-	wantShown []string // texts the consent page must show
-}
-
-// outcome is how the browser's side of a flow ended.
-type outcome struct {
-	message string   // the loopback listener's page
-	pages   []string // the kinds of the pages seen
-	consent string   // the consent page's text
-}
-
-// pageKindJS names the page shown: the service's login or consent page,
-// or the loopback listener's answer ("" while loading).
-const pageKindJS = `document.readyState !== 'complete' ? '' :
-	document.getElementById('username') ? 'login' :
-	document.getElementById('approve') ? 'consent' :
-	(document.getElementById('message') && location.protocol === 'http:') ? 'done' :
-	document.querySelector('main') ? 'other' : ''`
-
-// drive plays the user: it opens authURL, signs in, checks the consent
-// page, types the PIN and approves or denies, until the loopback listener
-// answers.
-func drive(bctx context.Context, authURL string, p plan) (outcome, error) {
-	ctx, cancel := context.WithTimeout(bctx, 20*time.Second)
-	defer cancel()
-	var out outcome
-	if err := chromedp.Do(ctx, chromedp.Navigate(authURL)); err != nil {
-		return out, fmt.Errorf("navigate: %w", err)
-	}
-	last := ""
-	for {
-		loc, kind, err := settle(ctx, last)
-		if err != nil {
-			return out, err
-		}
-		last = loc
-		out.pages = append(out.pages, kind)
-		switch kind {
-		case "login":
-			err = chromedp.Do(ctx,
-				chromedp.SendKeys(chromedp.ID("username"), user),
-				chromedp.SendKeys(chromedp.ID("password"), password),
-				chromedp.Click(chromedp.ID("sign-in")))
-		case "consent":
-			text, terr := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("main")))
-			if terr != nil {
-				return out, terr
-			}
-			out.consent = text
-			for _, s := range p.wantShown {
-				if !strings.Contains(text, s) {
-					return out, fmt.Errorf("the consent page does not show %q:\n%s", s, text)
-				}
-			}
-			var steps []chromedp.Action[chromedp.Void]
-			n, nerr := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('#pin').length`))
-			if nerr != nil {
-				return out, nerr
-			}
-			if n > 0 && !p.deny {
-				steps = append(steps, chromedp.SendKeys(chromedp.ID("pin"), pin))
-			}
-			button := "approve"
-			if p.deny {
-				button = "deny"
-			}
-			err = chromedp.Do(ctx, append(steps, chromedp.Click(chromedp.ID(button)))...)
-		case "done":
-			out.message, err = chromedp.Run(ctx, chromedp.Text(chromedp.ID("message")))
-			return out, err
-		default:
-			text, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
-			return out, fmt.Errorf("unexpected page at %s:\n%s", loc, text)
-		}
-		if err != nil {
-			return out, fmt.Errorf("%s page: %w", kind, err)
-		}
-	}
-}
-
-// settle waits until the browser shows a loaded page other than the one at
-// prev, and says which.
-func settle(ctx context.Context, prev string) (loc, kind string, err error) {
-	for {
-		loc, err = chromedp.Run(ctx, chromedp.Location())
-		if err == nil && loc != prev {
-			kind, err = chromedp.Run(ctx, chromedp.Evaluate[string](pageKindJS))
-			if err == nil && kind != "" {
-				return loc, kind, nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return loc, "", fmt.Errorf("waiting for a page after %s (at %s): %w", prev, loc, ctx.Err())
-		case <-time.After(25 * time.Millisecond):
-		}
-	}
-}
-
 // env is the desktop of the test's user: a private HOME and XDG
-// directories, the module config, and $BROWSER pointing at a script that
-// appends each URL to a file, which the test watches.
+// directories, the module config, and $BROWSER pointing at
+// chromiumtest's opener script, whose URLs the test reads from urls.
 type env struct {
 	dir     string
 	vars    []string
 	browser context.Context
-	urls    chan string
+	urls    <-chan string
 }
 
-// desktopVars are left out of the hosts' environment, so that xdg-open
-// sees no desktop session and runs $BROWSER, and no keyring is reached.
-var desktopVars = []string{"CSCTOKEN_", "XDG_", "HOME=", "DISPLAY=", "WAYLAND_DISPLAY=", "DBUS_SESSION_BUS_ADDRESS=",
-	"BROWSER=", "DESKTOP_SESSION=", "KDE_", "GNOME_", "MATE_", "XFCE_"}
+// privateVars are left out of the hosts' environment besides the desktop
+// session's (chromiumtest.StripDesktop), so that the test's own HOME, XDG
+// directories and module config hold, and no keyring is reached.
+var privateVars = []string{"CSCTOKEN_", "XDG_", "HOME=", "DBUS_SESSION_BUS_ADDRESS="}
 
 func newEnv(t *testing.T, config string, browser context.Context) *env {
 	t.Helper()
-	e := &env{dir: t.TempDir(), browser: browser, urls: make(chan string, 16)}
-	urlFile := filepath.Join(e.dir, "urls")
-	script := filepath.Join(e.dir, "browser.sh")
-	if err := os.WriteFile(script, []byte("#!/bin/sh\nprintf '%s\\n' \"$1\" >> '"+urlFile+"'\n"), 0o700); err != nil {
-		t.Fatal(err)
-	}
+	e := &env{dir: t.TempDir(), browser: browser}
+	opener := chromiumtest.NewOpener(t, e.dir)
+	e.urls = opener.URLs
 	cfgPath := filepath.Join(e.dir, "csctoken.toml")
 	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
@@ -289,70 +134,19 @@ func newEnv(t *testing.T, config string, browser context.Context) *env {
 	if err := os.Mkdir(runtime, 0o700); err != nil {
 		t.Fatal(err)
 	}
-outer:
-	for _, kv := range os.Environ() {
-		for _, p := range desktopVars {
-			if strings.HasPrefix(kv, p) {
-				continue outer
-			}
-		}
-		e.vars = append(e.vars, kv)
-	}
-	e.vars = append(e.vars,
+	e.vars = append(chromiumtest.StripDesktop(os.Environ(), privateVars...),
 		"HOME="+filepath.Join(e.dir, "home"),
 		"XDG_CONFIG_HOME="+filepath.Join(e.dir, "config"),
 		"XDG_CACHE_HOME="+filepath.Join(e.dir, "cache"),
 		"XDG_RUNTIME_DIR="+runtime,
 		"CSCTOKEN_CONFIG="+cfgPath,
 		"CSCTOKEN_LOG="+e.log(),
-		"BROWSER="+script,
+		"BROWSER="+opener.Script,
 	)
-	e.watch(t, urlFile)
 	return e
 }
 
 func (e *env) log() string { return filepath.Join(e.dir, "module.log") }
-
-// watch sends the lines appended to path to e.urls.
-func (e *env) watch(t *testing.T, path string) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	t.Cleanup(func() { cancel(); <-done })
-	go func() {
-		defer close(done)
-		var off int64
-		var partial string
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(25 * time.Millisecond):
-			}
-			f, err := os.Open(path)
-			if err != nil {
-				continue
-			}
-			if _, err := f.Seek(off, io.SeekStart); err == nil {
-				b, _ := io.ReadAll(f)
-				off += int64(len(b))
-				partial += string(b)
-			}
-			f.Close()
-			for {
-				line, rest, ok := strings.Cut(partial, "\n")
-				if !ok {
-					break
-				}
-				partial = rest
-				select {
-				case e.urls <- line:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}
-	}()
-}
 
 // proc is a host program running.
 type proc struct {
@@ -412,16 +206,18 @@ func (e *env) run(t *testing.T, name string, args ...string) string {
 }
 
 // browse waits for p to open the browser and plays the user.
-func (e *env) browse(t *testing.T, p *proc, pl plan) outcome {
+// The user signs in as user with password and types pin.
+func (e *env) browse(t *testing.T, p *proc, pl chromiumtest.Plan) chromiumtest.Outcome {
 	t.Helper()
+	pl.User, pl.Password, pl.PIN = user, password, pin
 	select {
 	case u := <-e.urls:
 		start := time.Now()
-		out, err := drive(e.browser, u, pl)
+		out, err := chromiumtest.Drive(e.browser, u, pl)
 		if err != nil {
-			t.Fatalf("browser (pages %v): %v", out.pages, err)
+			t.Fatalf("browser (pages %v): %v", out.Pages, err)
 		}
-		t.Logf("browser: %v in %v", out.pages, time.Since(start).Round(time.Millisecond))
+		t.Logf("browser: %v in %v", out.Pages, time.Since(start).Round(time.Millisecond))
 		return out
 	case err := <-p.done:
 		p.done <- err
@@ -429,7 +225,7 @@ func (e *env) browse(t *testing.T, p *proc, pl plan) outcome {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("%s did not open the browser", p.name)
 	}
-	return outcome{}
+	return chromiumtest.Outcome{}
 }
 
 // credential is one credential of the test user, with its certificate and
@@ -517,7 +313,7 @@ func digestB64(data []byte) string {
 // service's pages in a headless Chromium; then logs out and in again with
 // the csctoken CLI.
 func TestBrowser(t *testing.T) {
-	needChromium(t)
+	chromiumtest.Need(t)
 	need(t, "gcc", "p11-kit-1", "pkcs11-tool", "openssl", "xdg-open")
 	begin := time.Now()
 	lib := build(t, "libcsctoken.so", "-buildmode=c-shared", "./cgo")
@@ -543,7 +339,7 @@ credential_auth = "browser"
 ca_file = %q
 timeout = "20s"
 `, svcName, srv.URL, clientID, filepath.Join(srv.Dir, "tls-ca.pem"))
-	e := newEnv(t, config, chromium(t, srv))
+	e := newEnv(t, config, chromiumtest.Start(t, filepath.Join(srv.Dir, ca.TLSCertFile)))
 	write := func(name, text string) string {
 		p := filepath.Join(e.dir, name)
 		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
@@ -569,13 +365,13 @@ timeout = "20s"
 		// C_Login with a NULL PIN on the protected path: the service
 		// login in the browser; then C_Sign: the consent page.
 		p := tool("--login", "--sign", "--id", rsaCred.ckaID, "--mechanism", "SHA256-RSA-PKCS", "-i", data, "-o", sig)
-		login := e.browse(t, p, plan{wantShown: []string{"csctoken desktop", "Signed in as " + user}})
-		if login.pages[0] != "login" || !strings.Contains(login.consent, "Allow access") {
-			t.Errorf("service login: pages %v, consent:\n%s", login.pages, login.consent)
+		login := e.browse(t, p, chromiumtest.Plan{WantShown: []string{"csctoken desktop", "Signed in as " + user}})
+		if login.Pages[0] != "login" || !strings.Contains(login.Consent, "Allow access") {
+			t.Errorf("service login: pages %v, consent:\n%s", login.Pages, login.Consent)
 		}
-		consent := e.browse(t, p, plan{wantShown: []string{digestB64([]byte(text)), "pkcs11-tool — RSA key", "RSA key", rsaCred.id}})
-		if consent.pages[0] != "consent" {
-			t.Errorf("pages %v: the browser's session with the service was not kept", consent.pages)
+		consent := e.browse(t, p, chromiumtest.Plan{WantShown: []string{digestB64([]byte(text)), "pkcs11-tool — RSA key", "RSA key", rsaCred.id}})
+		if consent.Pages[0] != "consent" {
+			t.Errorf("pages %v: the browser's session with the service was not kept", consent.Pages)
 		}
 		p.mustWait(t)
 		verify(t, e, rsaCred, data, sig)
@@ -590,9 +386,9 @@ timeout = "20s"
 		// C_SignFinal), whenever C_Sign fails: a second consent page for
 		// the same hash, which the user denies too.
 		for range 2 {
-			out := e.browse(t, p, plan{deny: true, wantShown: []string{digestB64([]byte(text))}})
-			if !strings.Contains(out.message, "declined") {
-				t.Errorf("loopback page: %q", out.message)
+			out := e.browse(t, p, chromiumtest.Plan{Deny: true, WantShown: []string{digestB64([]byte(text))}})
+			if !strings.Contains(out.Message, "declined") {
+				t.Errorf("loopback page: %q", out.Message)
 			}
 		}
 		res, err := p.wait(t)
@@ -608,9 +404,9 @@ timeout = "20s"
 		text := "contract, SCAL 2\n"
 		data, sig := write("contract.txt", text), filepath.Join(e.dir, "contract.sig")
 		p := tool("--sign", "--id", ecCred.ckaID, "--mechanism", "ECDSA-SHA256", "--signature-format", "openssl", "-i", data, "-o", sig)
-		out := e.browse(t, p, plan{wantShown: []string{digestB64([]byte(text)), "pkcs11-tool — EC key", "SCAL 2"}})
-		if out.pages[0] != "consent" {
-			t.Errorf("pages %v", out.pages)
+		out := e.browse(t, p, chromiumtest.Plan{WantShown: []string{digestB64([]byte(text)), "pkcs11-tool — EC key", "SCAL 2"}})
+		if out.Pages[0] != "consent" {
+			t.Errorf("pages %v", out.Pages)
 		}
 		p.mustWait(t)
 		verify(t, e, ecCred, data, sig)
@@ -638,7 +434,7 @@ timeout = "20s"
 		case <-time.After(300 * time.Millisecond):
 		}
 		p := e.start(t, cli, "login")
-		e.browse(t, p, plan{wantShown: []string{"csctoken desktop"}})
+		e.browse(t, p, chromiumtest.Plan{WantShown: []string{"csctoken desktop"}})
 		out = p.mustWait(t)
 		if !strings.Contains(out, "Logged in to \""+svcName+"\"") || !strings.Contains(out, "open this URL in a browser") {
 			t.Errorf("login:\n%s", out)
