@@ -168,10 +168,13 @@ cat <<EOF2
 
 Use the token from your programs (with a config like $CSCTOKEN_CONFIG in
 ~/.config/csctoken/csctoken.toml, after 'csctoken login'):
-  Firefox / Thunderbird: Settings → Privacy & Security → Security Devices → Load,
-      module file $PWD/build/libcsctoken.so (or: modutil -dbdir sql:PROFILE -add csctoken -libfile ...)
-  LibreOffice: Tools → Options → Security → Certificate Path: the Firefox profile,
-      then File → Digital Signatures → Sign Document (it asks for the credential PIN)
+  Firefox / Thunderbird: build/csctoken register --firefox (every profile; restart them),
+      or Settings → Privacy & Security → Security Devices → Load, $PWD/build/libcsctoken.so
+  LibreOffice: Tools → Options → Security → Certificate Path: that Firefox profile (or an NSS
+      database made with build/csctoken register --nss sql:DIR), then File → Digital Signatures
+      → Sign Document; it asks for the credential PIN. Headless or scripted LibreOffice cannot
+      ask: set credential_auth = "browser" and approve each signature on the consent page.
+  Java, OpenSSL, p11-kit: build/csctoken register --p11-kit; see tests/README.md for each program
   pkcs11-tool --module $PWD/build/libcsctoken.so --list-objects
 demo OK
 EOF2

@@ -32,7 +32,8 @@ func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 // cmdRegister registers libcsctoken.so with NSS databases (modutil): the
 // ones given, and with --firefox those of the user's Firefox and
-// Thunderbird profiles; and with p11-kit (a .module file); or removes it.
+// Thunderbird profiles; with p11-kit (a .module file); for Java (a
+// SunPKCS11 configuration file); or removes it.
 // All are idempotent.
 func (c *cli) cmdRegister(args []string) error {
 	fs := flag.NewFlagSet("register", flag.ContinueOnError)
@@ -40,14 +41,15 @@ func (c *cli) cmdRegister(args []string) error {
 	fs.Var(&nss, "nss", "NSS database directory (sql:DIR or DIR); may be repeated")
 	firefox := fs.Bool("firefox", false, "the NSS databases of every Firefox and Thunderbird profile of the user")
 	p11kit := fs.Bool("p11-kit", false, "register with p11-kit")
+	java := fs.String("java", "", "write a SunPKCS11 configuration FILE for Java (keytool, jarsigner: -providerArg FILE)")
 	remove := fs.Bool("remove", false, "remove the registration instead")
 	lib := fs.String("library", "", "the module (default: found next to csctoken or in the system's PKCS#11 directories)")
 	name := fs.String("name", "csctoken", "the module's name in NSS and p11-kit")
 	if err := c.parseFlags(fs, args); err != nil {
 		return err
 	}
-	if len(nss) == 0 && !*firefox && !*p11kit {
-		return usageError{"register: give --nss DIR and/or --p11-kit, or --firefox"}
+	if len(nss) == 0 && !*firefox && !*p11kit && *java == "" {
+		return usageError{"register: give --nss DIR, --firefox, --p11-kit and/or --java FILE"}
 	}
 	if *name == "" || strings.ContainsAny(*name, "/\n\"") {
 		return usageError{fmt.Sprintf("register: bad --name %q", *name)}
@@ -104,10 +106,85 @@ func (c *cli) cmdRegister(args []string) error {
 			fmt.Fprintf(c.stdout, "p11-kit %s: %s\n", file, msg)
 		}
 	}
+	if *java != "" {
+		file, msg, err := registerJava(*java, *name, library, *remove)
+		if err != nil {
+			failed = append(failed, "java")
+			fmt.Fprintf(c.stderr, "java %s: %v\n", *java, err)
+		} else {
+			fmt.Fprintf(c.stdout, "java %s: %s\n", file, msg)
+		}
+	}
 	if len(failed) > 0 {
 		return silentError{"register failed: " + strings.Join(failed, ", ")}
 	}
 	return nil
+}
+
+// javaMarker starts every SunPKCS11 configuration register writes: a file
+// without it is the user's, never overwritten or removed.
+const javaMarker = "# written by csctoken register --java"
+
+// registerJava writes (or with remove deletes) a SunPKCS11 configuration
+// for the module: the provider SunPKCS11-NAME on the first slot, for
+// keytool/jarsigner -providerClass sun.security.pkcs11.SunPKCS11
+// -providerArg FILE (or -addprovider SunPKCS11 -providerArg FILE).
+func registerJava(file, name, library string, remove bool) (string, string, error) {
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return file, "", err
+	}
+	old, err := os.ReadFile(abs)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return abs, "", err
+	}
+	exists := err == nil
+	if exists && !bytes.HasPrefix(old, []byte(javaMarker)) {
+		return abs, "", errors.New("the file exists and was not written by csctoken register; remove it or choose another path")
+	}
+	if remove {
+		if !exists {
+			return abs, "not registered", nil
+		}
+		if err := os.Remove(abs); err != nil {
+			return abs, "", err
+		}
+		return abs, "removed", nil
+	}
+	// slotListIndex, not slot: slot IDs are the module's business; the
+	// first slot is the first [[service]]. Java needs a certificate for
+	// every key with the same CKA_ID, which the token has.
+	want := []byte(fmt.Sprintf("%s\n# keytool -list -storetype PKCS11 -providerClass sun.security.pkcs11.SunPKCS11 -providerArg %s\nname = %s\nlibrary = %s\nslotListIndex = 0\n",
+		javaMarker, abs, name, library))
+	if exists && bytes.Equal(old, want) {
+		return abs, "already registered with " + library, nil
+	}
+	if err := writeFileAtomic(abs, want, 0o644); err != nil {
+		return abs, "", err
+	}
+	return abs, "registered " + library + " (Java provider SunPKCS11-" + name + ")", nil
+}
+
+// writeFileAtomic replaces file with data through a temporary file in the
+// same directory.
+func writeFileAtomic(file string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(file), ".csctoken-*.tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), file)
 }
 
 // findLibrary returns the absolute path of the module to register.
@@ -257,23 +334,7 @@ func registerP11Kit(name, library string, remove bool) (string, string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return file, "", err
 	}
-	tmp, err := os.CreateTemp(dir, ".csctoken-*.tmp")
-	if err != nil {
-		return file, "", err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(want); err != nil {
-		tmp.Close()
-		return file, "", err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return file, "", err
-	}
-	if err := tmp.Close(); err != nil {
-		return file, "", err
-	}
-	if err := os.Rename(tmp.Name(), file); err != nil {
+	if err := writeFileAtomic(file, want, 0o644); err != nil {
 		return file, "", err
 	}
 	return file, "registered " + library, nil

@@ -79,3 +79,47 @@ func TestRegisterFirefoxNoProfile(t *testing.T) {
 		t.Errorf("register --firefox without profiles: %v\nstdout: %s\nstderr: %s", r.err, r.stdout, r.stderr)
 	}
 }
+
+// TestRegisterJava: the SunPKCS11 configuration is written once, kept on a
+// second run, rewritten for another library, removed, and a file that
+// csctoken did not write is neither overwritten nor removed.
+func TestRegisterJava(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "csctoken-java.cfg")
+	user := filepath.Join(dir, "mine.cfg")
+	if err := os.WriteFile(user, []byte("name = other\nlibrary = /x.so\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name, file, library string
+		remove              bool
+		want                string // message prefix; "" for an error
+	}{
+		{"write", file, "/opt/a/libcsctoken.so", false, "registered /opt/a/libcsctoken.so (Java provider SunPKCS11-csctoken)"},
+		{"again", file, "/opt/a/libcsctoken.so", false, "already registered"},
+		{"other library", file, "/opt/b/libcsctoken.so", false, "registered /opt/b/libcsctoken.so"},
+		{"user's file kept", user, "/opt/a/libcsctoken.so", false, ""},
+		{"user's file not removed", user, "", true, ""},
+		{"remove", file, "", true, "removed"},
+		{"remove again", file, "", true, "not registered"},
+	}
+	for _, st := range steps {
+		_, msg, err := registerJava(st.file, "csctoken", st.library, st.remove)
+		switch {
+		case st.want == "" && err == nil:
+			t.Fatalf("%s: no error (%q)", st.name, msg)
+		case st.want != "" && (err != nil || !strings.HasPrefix(msg, st.want)):
+			t.Fatalf("%s: %q, %v; want %q", st.name, msg, err, st.want)
+		}
+		if st.name == "other library" {
+			data, _ := os.ReadFile(file)
+			if !strings.Contains(string(data), "\nlibrary = /opt/b/libcsctoken.so\n") || !strings.Contains(string(data), "\nslotListIndex = 0\n") ||
+				!strings.Contains(string(data), "\nname = csctoken\n") {
+				t.Fatalf("config:\n%s", data)
+			}
+		}
+	}
+	if data, _ := os.ReadFile(user); string(data) != "name = other\nlibrary = /x.so\n" {
+		t.Fatalf("the user's file changed: %q", data)
+	}
+}

@@ -8,14 +8,22 @@ import (
 	"time"
 )
 
-// TestJava uses the module through Java 17's SunPKCS11 provider: keytool
+// TestJava uses the module through Java 17's SunPKCS11 provider, configured
+// by `csctoken register --java FILE`: keytool
 // lists both keys with their chains, jarsigner signs a jar with each key,
 // and jarsigner -verify -strict accepts it (chain validated to the rssp's
 // root, imported as the only trust anchor).
 func TestJava(t *testing.T) {
 	need(t, "java", "keytool", "jarsigner", "jar")
 	f := newFixture(t)
-	cfg := f.write(t, "sunpkcs11.cfg", []byte(fmt.Sprintf("name = csctoken\nlibrary = %s\nslotListIndex = 0\n", f.lib)))
+	// The configuration is the one the users' command writes.
+	cfg := f.path("sunpkcs11.cfg")
+	if out := f.mustRun(t, cli(t), "register", "--java", cfg, "--library", f.lib); !strings.Contains(out, "registered "+f.lib) {
+		t.Fatalf("register --java: %q", out)
+	}
+	if out := f.mustRun(t, cli(t), "register", "--java", cfg, "--library", f.lib); !strings.Contains(out, "already registered") {
+		t.Fatalf("register --java again: %q", out)
+	}
 	p11 := []string{"-storetype", "PKCS11", "-providerClass", "sun.security.pkcs11.SunPKCS11", "-providerArg", cfg, "-storepass", pin}
 
 	t.Run("keytool", func(t *testing.T) {
