@@ -174,7 +174,8 @@ Use the token from your programs (with a config like $CSCTOKEN_CONFIG in
       database made with build/csctoken register --nss sql:DIR), then File → Digital Signatures
       → Sign Document; it asks for the credential PIN. Headless or scripted LibreOffice cannot
       ask: set credential_auth = "browser" and approve each signature on the consent page.
-  Java, OpenSSL, p11-kit: build/csctoken register --p11-kit; see tests/README.md for each program
+  Java: build/csctoken register --java FILE, then keytool/jarsigner -providerArg FILE;
+  GnuTLS and p11-kit programs: build/csctoken register --p11-kit; tests/README.md has each program
   pkcs11-tool --module $PWD/build/libcsctoken.so --list-objects
 demo OK
 EOF2
