@@ -27,7 +27,7 @@ type Client struct {
 	base    *url.URL // ends in /csc/v1 or /csc/v2
 	version Version
 	hc      *http.Client
-	tr      *http.Transport
+	tr      transport
 	plain   *http.Client // no token, no redirects: HTTPClient
 	log     *slog.Logger
 	maxBody int64

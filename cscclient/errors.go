@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -160,13 +161,16 @@ func (e *Error) Is(target error) bool {
 }
 
 // remainingRe finds "2 attempts left", "1 try remaining", "retries left: 3".
-var remainingRe = regexp.MustCompile(`(?i)(\d+)\s+(?:attempts?|tries|try|retries|retry)\s+(?:left|remaining)|(?:attempts?|tries|retries)\s+(?:left|remaining)\s*:?\s*(\d+)`)
+// Compiled at the first use, not when the library loads.
+var remainingRe = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?i)(\d+)\s+(?:attempts?|tries|try|retries|retry)\s+(?:left|remaining)|(?:attempts?|tries|retries)\s+(?:left|remaining)\s*:?\s*(\d+)`)
+})
 
 // RemainingAttempts returns how many PIN or OTP attempts the service says
 // are left (from error_description, e.g. "Wrong PIN: 2 attempts left"), or
 // -1 when it does not say.
 func (e *Error) RemainingAttempts() int {
-	m := remainingRe.FindStringSubmatch(e.Description)
+	m := remainingRe().FindStringSubmatch(e.Description)
 	if m == nil {
 		return -1
 	}

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -45,34 +46,50 @@ func ParseSPKIPin(s string) ([]byte, error) {
 	return nil, fmt.Errorf("%w: SPKI pin %q is not a SHA-256 hash in hex or base64", ErrInvalidArgument, s)
 }
 
-// rootPool returns the trust roots: pool or the system's, plus caFile.
-func rootPool(pool *x509.CertPool, caFile string) (*x509.CertPool, error) {
+// rootPool returns the trust roots of WithRootCAs (pool) plus caFile, and
+// whether the system roots are to be added (pool is nil and caFile set).
+// The system roots themselves are never loaded here: crypto/tls loads them
+// at the first handshake when the result is nil, and lazyRoots only when
+// a server's chain does not verify against caFile alone.
+func rootPool(pool *x509.CertPool, caFile string) (roots *x509.CertPool, withSystem bool, err error) {
 	if caFile == "" {
-		return pool, nil // nil: crypto/tls uses the system roots
+		return pool, false, nil // nil: crypto/tls uses the system roots
 	}
 	pem, err := os.ReadFile(caFile)
 	if err != nil {
-		return nil, fmt.Errorf("%w: CA file: %w", ErrInvalidArgument, err)
+		return nil, false, fmt.Errorf("%w: CA file: %w", ErrInvalidArgument, err)
 	}
 	if pool == nil {
-		pool, err = x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
+		pool, withSystem = x509.NewCertPool(), true
 	} else {
 		pool = pool.Clone()
 	}
 	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("%w: CA file %s holds no PEM certificate", ErrInvalidArgument, caFile)
+		return nil, false, fmt.Errorf("%w: CA file %s holds no PEM certificate", ErrInvalidArgument, caFile)
 	}
-	return pool, nil
+	return pool, withSystem, nil
 }
 
-// newTransport builds the one HTTP transport of a client: TLS 1.2+, the
-// given roots, optional SPKI pinning, keep-alive with enough idle
-// connections for parallel signers, HTTP/2 when the server offers it.
-func newTransport(cfg *config) (*http.Transport, error) {
-	roots, err := rootPool(cfg.roots, cfg.caFile)
+// systemPlus returns the system roots plus the certificates of extra (the
+// CA file's pool). x509 loads the system roots once per process; this
+// clones them.
+func systemPlus(extra *x509.CertPool, caFile string) *x509.CertPool {
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		return extra
+	}
+	if pem, err := os.ReadFile(caFile); err == nil && pool.AppendCertsFromPEM(pem) {
+		return pool
+	}
+	return extra
+}
+
+// newTransport builds the HTTP transport of a client: TLS 1.2+, the given
+// roots, optional SPKI pinning, TLS session resumption, keep-alive with
+// enough idle connections for parallel signers, HTTP/2 when the server
+// offers it. With a CA file over the system roots it is a lazyRoots.
+func newTransport(cfg *config) (transport, error) {
+	roots, withSystem, err := rootPool(cfg.roots, cfg.caFile)
 	if err != nil {
 		return nil, err
 	}
@@ -81,9 +98,27 @@ func newTransport(cfg *config) (*http.Transport, error) {
 			return nil, fmt.Errorf("%w: SPKI pin of %d bytes, want %d", ErrInvalidArgument, len(p), sha256.Size)
 		}
 	}
+	if !withSystem {
+		return httpTransport(cfg, roots), nil
+	}
+	caFile := cfg.caFile
+	return &lazyRoots{
+		primary:  httpTransport(cfg, roots),
+		fallback: func() *http.Transport { return httpTransport(cfg, systemPlus(roots, caFile)) },
+	}, nil
+}
+
+// transport is what a Client keeps of its transport.
+type transport interface {
+	http.RoundTripper
+	CloseIdleConnections()
+}
+
+func httpTransport(cfg *config, roots *x509.CertPool) *http.Transport {
 	tlsConf := &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		RootCAs:    roots,
+		MinVersion:         tls.VersionTLS12,
+		RootCAs:            roots,
+		ClientSessionCache: tls.NewLRUClientSessionCache(0),
 	}
 	if len(cfg.pins) > 0 {
 		pins := cfg.pins
@@ -106,7 +141,94 @@ func newTransport(cfg *config) (*http.Transport, error) {
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
-	}, nil
+	}
+}
+
+// lazyRoots is the transport of a client whose trust is the system roots
+// plus a CA file (the config's ca_file). Loading the system roots costs
+// tens of milliseconds (every certificate of the system bundle is parsed),
+// while a service with a ca_file normally chains to it: so a connection is
+// first verified against the CA file alone, with the standard verification
+// of crypto/tls (chain, validity, key usage, host name, pins). Only when
+// that fails for a reason other roots could change (the chain does not
+// verify, or matches no pin) is the request sent again over the fallback
+// transport, which trusts the system roots plus the CA file, as a client
+// without this optimisation would from the start; nothing was sent then,
+// as the handshake failed. A host that needed the fallback keeps using it.
+// The set of servers trusted is exactly that of the union of the roots.
+type lazyRoots struct {
+	primary  *http.Transport
+	fallback func() *http.Transport
+
+	mu sync.Mutex
+	fb *http.Transport // built at the first need
+	// system holds the hosts (host:port) that verified only with the
+	// system roots.
+	system sync.Map
+}
+
+func (l *lazyRoots) fallbackTransport() *http.Transport {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.fb == nil {
+		l.fb = l.fallback()
+	}
+	return l.fb
+}
+
+// RoundTrip implements http.RoundTripper.
+func (l *lazyRoots) RoundTrip(req *http.Request) (*http.Response, error) {
+	host := req.URL.Host
+	if _, ok := l.system.Load(host); ok {
+		return l.fallbackTransport().RoundTrip(req)
+	}
+	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
+		// Cannot be sent twice: decide on the union of the roots.
+		return l.fallbackTransport().RoundTrip(req)
+	}
+	resp, err := l.primary.RoundTrip(req)
+	if err == nil || !otherRootsMayHelp(err) || req.Context().Err() != nil {
+		return resp, err
+	}
+	again := req.Clone(req.Context())
+	if req.GetBody != nil {
+		body, gerr := req.GetBody()
+		if gerr != nil {
+			return nil, err
+		}
+		again.Body = body
+	}
+	resp, err2 := l.fallbackTransport().RoundTrip(again)
+	if err2 == nil {
+		l.system.Store(host, true)
+	}
+	return resp, err2
+}
+
+// CloseIdleConnections closes the idle connections of both transports.
+func (l *lazyRoots) CloseIdleConnections() {
+	l.primary.CloseIdleConnections()
+	l.mu.Lock()
+	fb := l.fb
+	l.mu.Unlock()
+	if fb != nil {
+		fb.CloseIdleConnections()
+	}
+}
+
+// otherRootsMayHelp reports whether a failed handshake could succeed with
+// more trust roots: a chain that did not verify (but not a host name that
+// does not match the certificate) or a pin matching no verified chain.
+func otherRootsMayHelp(err error) bool {
+	if errors.Is(err, ErrPinMismatch) {
+		return true
+	}
+	var cve *tls.CertificateVerificationError
+	if !errors.As(err, &cve) {
+		return false
+	}
+	var hn x509.HostnameError
+	return !errors.As(cve.Err, &hn)
 }
 
 // checkPins runs after the chain was verified: one certificate of the

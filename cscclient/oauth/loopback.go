@@ -8,7 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"html/template"
+	"html"
 	"log/slog"
 	"net"
 	"net/http"
@@ -182,22 +182,25 @@ func (cb *callback) check(q url.Values) (string, error) {
 	return q.Get("code"), nil
 }
 
-var pageTmpl = template.Must(template.New("page").Parse(`<!DOCTYPE html>
+// pageHTML is the page of page(): the title (twice), then the message,
+// both HTML-escaped. (A template engine is not worth loading with the
+// library for two strings in text context.)
+const pageHTML = `<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{.Title}}</title>
-<style>{{.CSS}}</style>
+<title>%s</title>
+<style>%s</style>
 </head>
 <body>
 <main>
-<h1>{{.Title}}</h1>
-<p id="message">{{.Message}}</p>
+<h1>%s</h1>
+<p id="message">%s</p>
 </main>
 </body>
 </html>
-`))
+`
 
 const pageCSS = `body{font:16px/1.5 system-ui,sans-serif;margin:0;background:#f4f5f7;color:#1b1f24}` +
 	`main{max-width:32rem;margin:3rem auto;padding:1.5rem;background:#fff;border:1px solid #d0d7de;border-radius:8px}`
@@ -213,13 +216,8 @@ var pageCSP = func() string {
 // code: no-referrer keeps it from leaking.
 func page(w http.ResponseWriter, status int, title, msg string) {
 	var buf bytes.Buffer
-	if err := pageTmpl.Execute(&buf, struct {
-		Title, Message string
-		CSS            template.CSS
-	}{title, msg, template.CSS(pageCSS)}); err != nil {
-		http.Error(w, msg, status)
-		return
-	}
+	t := html.EscapeString(title)
+	fmt.Fprintf(&buf, pageHTML, t, pageCSS, t, html.EscapeString(msg))
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
