@@ -10,7 +10,7 @@ RACE_PKGS := ./csc/... ./module/... ./cscclient/... ./rssp/service/... ./rssp/st
 
 # Fuzz targets run briefly in make test: package:target.
 FUZZ := ./csc:FuzzDecodeBase64 ./csc:FuzzParsePSSParams \
-	./module:FuzzDigestInfo ./module:FuzzMatch ./module/config:FuzzLoad \
+	./module:FuzzDigestInfo ./module:FuzzMatch ./module:FuzzDecodeCache ./module/config:FuzzLoad \
 	./cscclient:FuzzDecodeInfo ./cscclient:FuzzDecodeCredentialInfo ./cscclient:FuzzDecodeSignHash \
 	./cscclient:FuzzErrorBody ./cscclient:FuzzECDSA
 

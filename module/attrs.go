@@ -26,6 +26,7 @@ type AttributeRequest struct {
 // processed whatever happens to the others.
 func (o *object) getAttributes(tmpl []AttributeRequest) error {
 	var sensitive, invalid, small bool
+	attrs := o.attributes()
 	for i := range tmpl {
 		r := &tmpl[i]
 		if o.sensitive[r.Type] {
@@ -33,7 +34,7 @@ func (o *object) getAttributes(tmpl []AttributeRequest) error {
 			sensitive = true
 			continue
 		}
-		v, ok := o.attrs[r.Type]
+		v, ok := attrs[r.Type]
 		switch {
 		case !ok:
 			r.Len = ck.UnavailableInformation
@@ -67,7 +68,7 @@ func (o *object) matches(tmpl []ck.Attribute) bool {
 		if o.sensitive[a.Type] {
 			return false
 		}
-		v, ok := o.attrs[a.Type]
+		v, ok := o.value(a.Type)
 		if !ok || !bytes.Equal(v, a.Value) {
 			return false
 		}
@@ -78,7 +79,7 @@ func (o *object) matches(tmpl []ck.Attribute) bool {
 // size is the C_GetObjectSize answer: the bytes of the non-sensitive values.
 func (o *object) size() uint {
 	n := 0
-	for _, v := range o.attrs {
+	for _, v := range o.attributes() {
 		n += len(v)
 	}
 	return uint(n)

@@ -309,7 +309,7 @@ func TestDiskCacheBeforeLogin(t *testing.T) {
 		t.Fatalf("before any listing: %d objects, want only the profile", n)
 	}
 	e.must(e.m.Refresh(context.Background(), 0))
-	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	files, _ := filepath.Glob(filepath.Join(dir, "*.cache"))
 	if len(files) != 1 {
 		t.Fatalf("cache files %v", files)
 	}

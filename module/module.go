@@ -16,7 +16,9 @@
 //     byte arrays (ck.PadString).
 //   - Nothing here ever does network I/O in GetSlotList, GetTokenInfo,
 //     GetSessionInfo or the FindObjects functions; listings refresh in the
-//     background, single-flight, with a TTL, and at login.
+//     background, single-flight, with a TTL (the age of the cached listing
+//     counts: a fresh cache means no listing at all), and at login when
+//     the token has no listing yet.
 //
 // Concurrency: all methods are safe to call from many threads at once.
 // There is no global lock around network calls: sessions sign in parallel.
@@ -90,8 +92,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// ListingTTL is how old a listing may get before a search triggers a
-	// background refresh; 0 means 5 minutes.
+	// ListingTTL is how old a listing (or the cached one) may get before
+	// Initialize, Login or a search triggers a background refresh; 0 means
+	// 5 minutes.
 	ListingTTL time.Duration
 	// PreauthCap caps how many signatures one SCAL1 pre-authorization
 	// covers (besides the credential's multisign, which the server
@@ -107,7 +110,7 @@ type Options struct {
 	// never waits. The C library sets 3 s.
 	FirstListingWait time.Duration
 	// NoBackgroundRefresh disables the listing refresh at Initialize and
-	// the TTL-driven ones (tests).
+	// the TTL-driven ones (tests, the CLI); Login then lists every time.
 	NoBackgroundRefresh bool
 }
 
@@ -268,7 +271,9 @@ func (m *Module) finish(op string, errp *error) {
 }
 
 // Initialize is C_Initialize. It loads the config and the on-disk caches
-// and starts background listings; it never waits on the network.
+// and starts background listings of the tokens whose cached listing is
+// missing or older than the TTL; it never waits on the network (but for
+// FirstListingWait, for tokens without a cached listing).
 func (m *Module) Initialize(args InitArgs) (err error) {
 	defer m.finish("Initialize", &err)
 	if args.ReservedNonNil {
@@ -333,8 +338,12 @@ func (m *Module) Initialize(args InitArgs) (err error) {
 	m.st = st
 	log.Info("initialized", "config", cfg.Path, "slots", len(st.tokens))
 	if !m.opts.NoBackgroundRefresh {
+		// A token lists in the background unless its cached listing is
+		// younger than the TTL: the cache is shared by every process of
+		// the user, so most programs start with a fresh one and spend no
+		// request (nor CPU) on a listing before their first signature.
 		for _, t := range st.tokens {
-			t.refreshAsync()
+			t.maybeRefresh()
 		}
 		if m.opts.FirstListingWait > 0 {
 			st.awaitFirstListings(m.opts.FirstListingWait)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/sha1"
 	"crypto/sha256"
@@ -13,6 +14,9 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,38 +30,45 @@ import (
 type ObjectHandle uint
 
 // object is one token object. Objects are immutable once built; a refresh
-// builds new ones (keeping handles by identity key).
+// builds new ones (keeping handles by identity key). Their attributes are
+// computed at the first access (attributes), so that a token of many
+// credentials loads fast; CKA_CLASS, CKA_LABEL and CKA_ID, what searches
+// use most, are known from the start.
 type object struct {
-	handle  ObjectHandle
-	key     string // identity across refreshes
-	class   uint
-	private bool
-	attrs   map[uint][]byte
+	handle     ObjectHandle
+	key        string // identity across refreshes
+	class      uint
+	private    bool
+	alwaysAuth bool     // CKA_ALWAYS_AUTHENTICATE (private keys)
+	ki         *keyInfo // keys and user certificates: the credential's key
+	ca         *caInfo  // CA certificates
+
+	once  sync.Once
+	attrs map[uint][]byte // use attributes(); built at the first need
 	// sensitive lists attributes the class defines but never reveals.
 	sensitive map[uint]bool
-	ki        *keyInfo // keys and user certificates: the credential's key
 }
 
 // keyInfo is what signing needs about one credential.
 type keyInfo struct {
 	cred    Credential
-	cert    *x509.Certificate
-	keyType uint // CKK_RSA or CKK_EC
-	bits    int  // modulus bits or curve field size
-	sigLen  int  // PKCS#11 signature length in bytes
+	cf      certFields // the end-entity certificate
+	keyType uint       // CKK_RSA or CKK_EC
+	bits    int        // modulus bits or curve field size
+	sigLen  int        // PKCS#11 signature length in bytes
 	id      []byte
 	algos   []string // signAlgos(cred)
 	mechs   []uint   // offered signature mechanisms
 	rsaPub  *rsa.PublicKey
 	ecPub   *ecdsa.PublicKey
-
-	// verified holds the signature shapes (sigShape) for which a signature
-	// from the service has been checked against the certificate's key.
+	labelB  []byte // CKA_LABEL of its objects
+	// verified holds the signature shapes (sigShape) whose first signature
+	// from the service was checked against the certificate's key.
 	verified sync.Map
 }
 
-// sigShape is what a service could get wrong systematically about a
-// signature: the scheme, the hash and the PSS salt length.
+// sigShape is what makes two signatures of one key alike for the check of
+// the first: scheme, hash and PSS salt length.
 type sigShape struct {
 	scheme  scheme
 	hash    crypto.Hash
@@ -111,20 +122,179 @@ func ecParamsAndPoint(spki []byte) (params, point []byte, err error) {
 	return bytes.Clone(rawParams), b.BytesOrPanic(), nil
 }
 
-func newKeyInfo(c Credential) (*keyInfo, error) {
+// certFields are the parts of an X.509 certificate the module presents,
+// read with cryptobyte: slices of raw (the DER), no copy, no
+// x509.ParseCertificate (which costs some 50 µs a certificate, too much
+// for a token of a thousand credentials loaded at every C_Initialize).
+type certFields struct {
+	raw      []byte
+	serial   []byte // the serialNumber INTEGER, DER
+	issuer   []byte // RawIssuer
+	subject  []byte // RawSubject
+	spki     []byte // RawSubjectPublicKeyInfo
+	validity []byte // the Validity's contents: notBefore, notAfter
+}
+
+// dates returns CKA_START_DATE and CKA_END_DATE.
+func (cf *certFields) dates() (start, end []byte) {
+	v := cryptobyte.String(cf.validity)
+	nb, ok1 := readASN1Time(&v)
+	na, ok2 := readASN1Time(&v)
+	if !ok1 || !ok2 {
+		return []byte{}, []byte{}
+	}
+	return ckDate(nb), ckDate(na)
+}
+
+var errBadCert = errors.New("malformed certificate")
+
+// parseCertFields reads the TBSCertificate of der up to its
+// subjectPublicKeyInfo.
+func parseCertFields(der []byte) (certFields, error) {
+	in := cryptobyte.String(der)
+	var cert, tbs, serial, issuer, validity, subject, spki cryptobyte.String
+	if !in.ReadASN1(&cert, cbasn1.SEQUENCE) || !in.Empty() ||
+		!cert.ReadASN1(&tbs, cbasn1.SEQUENCE) ||
+		!tbs.SkipOptionalASN1(cbasn1.Tag(0).Constructed().ContextSpecific()) ||
+		!tbs.ReadASN1Element(&serial, cbasn1.INTEGER) ||
+		!tbs.SkipASN1(cbasn1.SEQUENCE) ||
+		!tbs.ReadASN1Element(&issuer, cbasn1.SEQUENCE) ||
+		!tbs.ReadASN1(&validity, cbasn1.SEQUENCE) {
+		return certFields{}, errBadCert
+	}
+	if !tbs.ReadASN1Element(&subject, cbasn1.SEQUENCE) ||
+		!tbs.ReadASN1Element(&spki, cbasn1.SEQUENCE) {
+		return certFields{}, errBadCert
+	}
+	return certFields{raw: der, serial: serial, issuer: issuer, subject: subject, spki: spki,
+		validity: validity}, nil
+}
+
+// readASN1Time reads a UTCTime or GeneralizedTime, as x509 does.
+func readASN1Time(s *cryptobyte.String) (time.Time, bool) {
+	var t time.Time
+	switch {
+	case s.PeekASN1Tag(cbasn1.UTCTime):
+		return t, s.ReadASN1UTCTime(&t)
+	case s.PeekASN1Tag(cbasn1.GeneralizedTime):
+		return t, s.ReadASN1GeneralizedTime(&t)
+	}
+	return t, false
+}
+
+// Public key algorithm and named curve OIDs: the contents octets of their
+// DER encoding (TestOIDContents).
+const (
+	oidPKRSA     = "\x2a\x86\x48\x86\xf7\x0d\x01\x01\x01" // 1.2.840.113549.1.1.1
+	oidPKEC      = "\x2a\x86\x48\xce\x3d\x02\x01"         // 1.2.840.10045.2.1
+	oidCurveP256 = "\x2a\x86\x48\xce\x3d\x03\x01\x07"     // 1.2.840.10045.3.1.7
+	oidCurveP384 = "\x2b\x81\x04\x00\x22"                 // 1.3.132.0.34
+	oidCurveP521 = "\x2b\x81\x04\x00\x23"                 // 1.3.132.0.35
+)
+
+// publicKey reads an RSA (rsaEncryption) or EC (named curve P-256, P-384,
+// P-521, uncompressed point) SubjectPublicKeyInfo. The EC point is not
+// checked to be on the curve here: listings are validated by
+// x509.ParseCertificate before they are used or cached, and a point off
+// the curve would only make signature verification fail.
+func publicKey(spki []byte) (any, error) {
+	s := cryptobyte.String(spki)
+	var seq, alg, oid cryptobyte.String
+	var bits asn1.BitString
+	if !s.ReadASN1(&seq, cbasn1.SEQUENCE) || !seq.ReadASN1(&alg, cbasn1.SEQUENCE) ||
+		!alg.ReadASN1(&oid, cbasn1.OBJECT_IDENTIFIER) || !seq.ReadASN1BitString(&bits) || bits.BitLength%8 != 0 {
+		return nil, errors.New("malformed SubjectPublicKeyInfo")
+	}
+	switch string(oid) {
+	case oidPKRSA:
+		k := cryptobyte.String(bits.Bytes)
+		var rk cryptobyte.String
+		n, e := new(big.Int), 0
+		if !k.ReadASN1(&rk, cbasn1.SEQUENCE) || !rk.ReadASN1Integer(n) || !rk.ReadASN1Integer(&e) ||
+			n.Sign() <= 0 || e < 2 {
+			return nil, errors.New("malformed RSA public key")
+		}
+		return &rsa.PublicKey{N: n, E: e}, nil
+	case oidPKEC:
+		var curveOID cryptobyte.String
+		if !alg.ReadASN1(&curveOID, cbasn1.OBJECT_IDENTIFIER) {
+			return nil, errors.New("EC key without a named curve")
+		}
+		var curve elliptic.Curve
+		switch string(curveOID) {
+		case oidCurveP256:
+			curve = elliptic.P256()
+		case oidCurveP384:
+			curve = elliptic.P384()
+		case oidCurveP521:
+			curve = elliptic.P521()
+		default:
+			return nil, fmt.Errorf("unsupported curve %x", []byte(curveOID))
+		}
+		size := (curve.Params().BitSize + 7) / 8
+		p := bits.Bytes
+		if len(p) != 1+2*size || p[0] != 4 {
+			return nil, errors.New("EC point not in uncompressed form")
+		}
+		return &ecdsa.PublicKey{Curve: curve,
+			X: new(big.Int).SetBytes(p[1 : 1+size]), Y: new(big.Int).SetBytes(p[1+size:])}, nil
+	}
+	return nil, fmt.Errorf("unsupported public key algorithm %x", []byte(oid))
+}
+
+// mechCache memoizes offeredMechs within one build: credentials of one
+// service mostly share their algorithm lists (the last one is tried
+// first, without building a key).
+type mechCache struct {
+	m        map[string][]uint
+	lastType uint
+	last     []string
+	lastM    []uint
+}
+
+func (mc *mechCache) mechs(algos []string, keyType uint) []uint {
+	if mc.lastM != nil && keyType == mc.lastType && slices.Equal(algos, mc.last) {
+		return mc.lastM
+	}
+	key := strings.Join(append(algos[:len(algos):len(algos)], strconv.FormatUint(uint64(keyType), 10)), " ")
+	m, ok := mc.m[key]
+	if !ok {
+		m = offeredMechs(algos, keyType)
+		if mc.m == nil {
+			mc.m = map[string][]uint{}
+		}
+		mc.m[key] = m
+	}
+	mc.lastType, mc.last, mc.lastM = keyType, algos, m
+	return m
+}
+
+// newKeyInfo reads a credential's end-entity certificate. validate runs
+// x509.ParseCertificate too (fresh listings: the cache holds only
+// credentials that passed it).
+func newKeyInfo(c Credential, validate bool, mc *mechCache) (*keyInfo, error) {
 	if len(c.Certificates) == 0 {
 		return nil, errors.New("no certificate")
 	}
-	cert, err := x509.ParseCertificate(c.Certificates[0])
+	if validate {
+		if _, err := x509.ParseCertificate(c.Certificates[0]); err != nil {
+			return nil, fmt.Errorf("certificate: %w", err)
+		}
+	}
+	cf, err := parseCertFields(c.Certificates[0])
 	if err != nil {
 		return nil, fmt.Errorf("certificate: %w", err)
 	}
-	id, err := keyID(cert.RawSubjectPublicKeyInfo)
+	id, err := keyID(cf.spki)
 	if err != nil {
 		return nil, err
 	}
-	k := &keyInfo{cred: c, cert: cert, id: id}
-	switch pub := cert.PublicKey.(type) {
+	pub, err := publicKey(cf.spki)
+	if err != nil {
+		return nil, err
+	}
+	k := &keyInfo{cred: c, cf: cf, id: id}
+	switch pub := pub.(type) {
 	case *rsa.PublicKey:
 		k.keyType, k.rsaPub = ck.CKK_RSA, pub
 		k.bits = pub.N.BitLen()
@@ -133,11 +303,13 @@ func newKeyInfo(c Credential) (*keyInfo, error) {
 		k.keyType, k.ecPub = ck.CKK_EC, pub
 		k.bits = pub.Curve.Params().BitSize
 		k.sigLen = 2 * ((k.bits + 7) / 8)
-	default:
-		return nil, fmt.Errorf("unsupported public key %T", cert.PublicKey)
 	}
 	k.algos = signAlgos(&k.cred, k.keyType)
-	k.mechs = offeredMechs(k.algos, k.keyType)
+	if mc == nil {
+		mc = &mechCache{}
+	}
+	k.mechs = mc.mechs(k.algos, k.keyType)
+	k.labelB = []byte(k.label())
 	return k, nil
 }
 
@@ -167,37 +339,110 @@ func ulongs(vs []uint) []byte {
 }
 
 // storageAttrs are the attributes common to every object (CKO_* storage).
-func storageAttrs(class uint, private bool, label, key string) map[uint][]byte {
+func storageAttrs(class uint, private bool, label []byte, key string) map[uint][]byte {
 	return map[uint][]byte{
-		ck.CKA_CLASS:       ulong(class),
-		ck.CKA_TOKEN:       ck.Bool(true),
+		ck.CKA_CLASS:       classValue(class),
+		ck.CKA_TOKEN:       ckTrue,
 		ck.CKA_PRIVATE:     ck.Bool(private),
-		ck.CKA_MODIFIABLE:  ck.Bool(false),
-		ck.CKA_COPYABLE:    ck.Bool(false),
-		ck.CKA_DESTROYABLE: ck.Bool(false),
-		ck.CKA_LABEL:       []byte(label),
+		ck.CKA_MODIFIABLE:  ckFalse,
+		ck.CKA_COPYABLE:    ckFalse,
+		ck.CKA_DESTROYABLE: ckFalse,
+		ck.CKA_LABEL:       label,
 		ck.CKA_UNIQUE_ID:   uniqueID(key),
 	}
 }
 
-func certObject(key string, cert *x509.Certificate, id []byte, label string, category uint) *object {
-	serial, _ := asn1.Marshal(cert.SerialNumber)
-	check := sha1.Sum(cert.Raw)
-	spkiID, _ := keyID(cert.RawSubjectPublicKeyInfo)
+// Shared attribute values (never written: getAttributes copies out).
+var (
+	ckTrue       = ck.Bool(true)
+	ckFalse      = ck.Bool(false)
+	classCert    = ulong(ck.CKO_CERTIFICATE)
+	classPub     = ulong(ck.CKO_PUBLIC_KEY)
+	classPriv    = ulong(ck.CKO_PRIVATE_KEY)
+	classProfile = ulong(ck.CKO_PROFILE)
+)
+
+func classValue(c uint) []byte {
+	switch c {
+	case ck.CKO_CERTIFICATE:
+		return classCert
+	case ck.CKO_PUBLIC_KEY:
+		return classPub
+	case ck.CKO_PRIVATE_KEY:
+		return classPriv
+	case ck.CKO_PROFILE:
+		return classProfile
+	}
+	return ulong(c)
+}
+
+// attributes returns the object's attributes, building them at the first
+// call.
+func (o *object) attributes() map[uint][]byte {
+	o.once.Do(func() {
+		if o.attrs == nil {
+			o.attrs = o.buildAttrs()
+		}
+	})
+	return o.attrs
+}
+
+// value returns one attribute, without building the others for CKA_CLASS,
+// CKA_LABEL and CKA_ID.
+func (o *object) value(t uint) ([]byte, bool) {
+	if o.ki != nil || o.ca != nil {
+		switch t {
+		case ck.CKA_CLASS:
+			return classValue(o.class), true
+		case ck.CKA_LABEL:
+			if o.ca != nil {
+				return o.ca.label, true
+			}
+			return o.ki.labelB, true
+		case ck.CKA_ID:
+			if o.ca != nil {
+				return o.ca.id, true
+			}
+			return o.ki.id, true
+		}
+	}
+	v, ok := o.attributes()[t]
+	return v, ok
+}
+
+func (o *object) buildAttrs() map[uint][]byte {
+	switch o.class {
+	case ck.CKO_CERTIFICATE:
+		if o.ca != nil {
+			return certAttrs(o.key, &o.ca.cf, o.ca.id, o.ca.label, ck.CK_CERTIFICATE_CATEGORY_AUTHORITY)
+		}
+		return certAttrs(o.key, &o.ki.cf, o.ki.id, o.ki.labelB, ck.CK_CERTIFICATE_CATEGORY_TOKEN_USER)
+	case ck.CKO_PUBLIC_KEY:
+		return publicKeyAttrs(o.key, o.ki)
+	case ck.CKO_PRIVATE_KEY:
+		return privateKeyAttrs(o.key, o.ki, o.private, o.alwaysAuth)
+	}
+	return map[uint][]byte{}
+}
+
+func certAttrs(key string, cert *certFields, id, label []byte, category uint) map[uint][]byte {
+	check := sha1.Sum(cert.raw)
+	spkiID, _ := keyID(cert.spki)
+	start, end := cert.dates()
 	a := storageAttrs(ck.CKO_CERTIFICATE, false, label, key)
 	for t, v := range map[uint][]byte{
 		ck.CKA_CERTIFICATE_TYPE:           ulong(ck.CKC_X_509),
-		ck.CKA_TRUSTED:                    ck.Bool(false),
+		ck.CKA_TRUSTED:                    ckFalse,
 		ck.CKA_CERTIFICATE_CATEGORY:       ulong(category),
 		ck.CKA_CHECK_VALUE:                check[:3],
-		ck.CKA_START_DATE:                 ckDate(cert.NotBefore),
-		ck.CKA_END_DATE:                   ckDate(cert.NotAfter),
-		ck.CKA_PUBLIC_KEY_INFO:            cert.RawSubjectPublicKeyInfo,
-		ck.CKA_SUBJECT:                    cert.RawSubject,
+		ck.CKA_START_DATE:                 start,
+		ck.CKA_END_DATE:                   end,
+		ck.CKA_PUBLIC_KEY_INFO:            cert.spki,
+		ck.CKA_SUBJECT:                    cert.subject,
 		ck.CKA_ID:                         id,
-		ck.CKA_ISSUER:                     cert.RawIssuer,
-		ck.CKA_SERIAL_NUMBER:              serial,
-		ck.CKA_VALUE:                      cert.Raw,
+		ck.CKA_ISSUER:                     cert.issuer,
+		ck.CKA_SERIAL_NUMBER:              cert.serial,
+		ck.CKA_VALUE:                      cert.raw,
 		ck.CKA_URL:                        {},
 		ck.CKA_HASH_OF_SUBJECT_PUBLIC_KEY: spkiID,
 		ck.CKA_HASH_OF_ISSUER_PUBLIC_KEY:  {},
@@ -206,7 +451,18 @@ func certObject(key string, cert *x509.Certificate, id []byte, label string, cat
 	} {
 		a[t] = v
 	}
-	return &object{key: key, class: ck.CKO_CERTIFICATE, attrs: a}
+	return a
+}
+
+// certObject fills dst with a credential's certificate object.
+func certObject(dst *object, key string, k *keyInfo) *object {
+	*dst = object{key: key, class: ck.CKO_CERTIFICATE, ki: k}
+	return dst
+}
+
+// caObject returns a CA certificate object.
+func caObject(ca *caInfo) *object {
+	return &object{key: ca.key, class: ck.CKO_CERTIFICATE, ca: ca}
 }
 
 // keyCommonAttrs are the CKO_PUBLIC_KEY / CKO_PRIVATE_KEY attributes shared
@@ -216,19 +472,19 @@ func keyCommonAttrs(a map[uint][]byte, k *keyInfo) {
 	a[ck.CKA_ID] = k.id
 	a[ck.CKA_START_DATE] = []byte{}
 	a[ck.CKA_END_DATE] = []byte{}
-	a[ck.CKA_DERIVE] = ck.Bool(false)
-	a[ck.CKA_LOCAL] = ck.Bool(false)
+	a[ck.CKA_DERIVE] = ckFalse
+	a[ck.CKA_LOCAL] = ckFalse
 	a[ck.CKA_KEY_GEN_MECHANISM] = ulong(ck.UnavailableInformation)
 	a[ck.CKA_ALLOWED_MECHANISMS] = ulongs(k.mechs)
-	a[ck.CKA_SUBJECT] = k.cert.RawSubject
-	a[ck.CKA_PUBLIC_KEY_INFO] = k.cert.RawSubjectPublicKeyInfo
+	a[ck.CKA_SUBJECT] = k.cf.subject
+	a[ck.CKA_PUBLIC_KEY_INFO] = k.cf.spki
 	switch k.keyType {
 	case ck.CKK_RSA:
 		a[ck.CKA_MODULUS] = k.rsaPub.N.Bytes()
 		a[ck.CKA_MODULUS_BITS] = ulong(uint(k.bits))
 		a[ck.CKA_PUBLIC_EXPONENT] = big.NewInt(int64(k.rsaPub.E)).Bytes()
 	case ck.CKK_EC:
-		params, point, err := ecParamsAndPoint(k.cert.RawSubjectPublicKeyInfo)
+		params, point, err := ecParamsAndPoint(k.cf.spki)
 		if err == nil {
 			a[ck.CKA_EC_PARAMS] = params
 			a[ck.CKA_EC_POINT] = point
@@ -236,55 +492,71 @@ func keyCommonAttrs(a map[uint][]byte, k *keyInfo) {
 	}
 }
 
-func publicKeyObject(key string, k *keyInfo) *object {
-	a := storageAttrs(ck.CKO_PUBLIC_KEY, false, k.label(), key)
+func publicKeyAttrs(key string, k *keyInfo) map[uint][]byte {
+	a := storageAttrs(ck.CKO_PUBLIC_KEY, false, k.labelB, key)
 	keyCommonAttrs(a, k)
 	for t, v := range map[uint][]byte{
-		ck.CKA_ENCRYPT:        ck.Bool(false),
-		ck.CKA_VERIFY:         ck.Bool(true),
-		ck.CKA_VERIFY_RECOVER: ck.Bool(false),
-		ck.CKA_WRAP:           ck.Bool(false),
-		ck.CKA_TRUSTED:        ck.Bool(false),
+		ck.CKA_ENCRYPT:        ckFalse,
+		ck.CKA_VERIFY:         ckTrue,
+		ck.CKA_VERIFY_RECOVER: ckFalse,
+		ck.CKA_WRAP:           ckFalse,
+		ck.CKA_TRUSTED:        ckFalse,
 		ck.CKA_WRAP_TEMPLATE:  {},
 	} {
 		a[t] = v
 	}
-	return &object{key: key, class: ck.CKO_PUBLIC_KEY, attrs: a, ki: k}
+	return a
 }
 
-func privateKeyObject(key string, k *keyInfo, private, alwaysAuth bool) *object {
-	a := storageAttrs(ck.CKO_PRIVATE_KEY, private, k.label(), key)
+// publicKeyObject fills dst with a public key object.
+func publicKeyObject(dst *object, key string, k *keyInfo) *object {
+	*dst = object{key: key, class: ck.CKO_PUBLIC_KEY, ki: k}
+	return dst
+}
+
+func privateKeyAttrs(key string, k *keyInfo, private, alwaysAuth bool) map[uint][]byte {
+	a := storageAttrs(ck.CKO_PRIVATE_KEY, private, k.labelB, key)
 	keyCommonAttrs(a, k)
 	for t, v := range map[uint][]byte{
-		ck.CKA_SENSITIVE:           ck.Bool(true),
-		ck.CKA_DECRYPT:             ck.Bool(false),
-		ck.CKA_SIGN:                ck.Bool(true),
-		ck.CKA_SIGN_RECOVER:        ck.Bool(false),
-		ck.CKA_UNWRAP:              ck.Bool(false),
-		ck.CKA_EXTRACTABLE:         ck.Bool(false),
-		ck.CKA_ALWAYS_SENSITIVE:    ck.Bool(true),
-		ck.CKA_NEVER_EXTRACTABLE:   ck.Bool(true),
-		ck.CKA_WRAP_WITH_TRUSTED:   ck.Bool(false),
+		ck.CKA_SENSITIVE:           ckTrue,
+		ck.CKA_DECRYPT:             ckFalse,
+		ck.CKA_SIGN:                ckTrue,
+		ck.CKA_SIGN_RECOVER:        ckFalse,
+		ck.CKA_UNWRAP:              ckFalse,
+		ck.CKA_EXTRACTABLE:         ckFalse,
+		ck.CKA_ALWAYS_SENSITIVE:    ckTrue,
+		ck.CKA_NEVER_EXTRACTABLE:   ckTrue,
+		ck.CKA_WRAP_WITH_TRUSTED:   ckFalse,
 		ck.CKA_UNWRAP_TEMPLATE:     {},
 		ck.CKA_ALWAYS_AUTHENTICATE: ck.Bool(alwaysAuth),
 	} {
 		a[t] = v
 	}
-	sens := map[uint]bool{}
+	return a
+}
+
+// The private key attributes that exist but are never revealed, per key
+// type (shared, read-only).
+var (
+	rsaSensitive = map[uint]bool{ck.CKA_PRIVATE_EXPONENT: true, ck.CKA_PRIME_1: true, ck.CKA_PRIME_2: true,
+		ck.CKA_EXPONENT_1: true, ck.CKA_EXPONENT_2: true, ck.CKA_COEFFICIENT: true}
+	ecSensitive = map[uint]bool{ck.CKA_VALUE: true}
+)
+
+// privateKeyObject fills dst with a private key object.
+func privateKeyObject(dst *object, key string, k *keyInfo, private, alwaysAuth bool) *object {
+	*dst = object{key: key, class: ck.CKO_PRIVATE_KEY, private: private, alwaysAuth: alwaysAuth, ki: k}
 	switch k.keyType {
 	case ck.CKK_RSA:
-		for _, t := range []uint{ck.CKA_PRIVATE_EXPONENT, ck.CKA_PRIME_1, ck.CKA_PRIME_2,
-			ck.CKA_EXPONENT_1, ck.CKA_EXPONENT_2, ck.CKA_COEFFICIENT} {
-			sens[t] = true
-		}
+		dst.sensitive = rsaSensitive
 	case ck.CKK_EC:
-		sens[ck.CKA_VALUE] = true
+		dst.sensitive = ecSensitive
 	}
-	return &object{key: key, class: ck.CKO_PRIVATE_KEY, private: private, attrs: a, sensitive: sens, ki: k}
+	return dst
 }
 
 func profileObject() *object {
-	a := storageAttrs(ck.CKO_PROFILE, false, "", "profile")
+	a := storageAttrs(ck.CKO_PROFILE, false, []byte{}, "profile")
 	a[ck.CKA_PROFILE_ID] = ulong(ck.CKP_PUBLIC_CERTIFICATES_TOKEN)
 	return &object{key: "profile", class: ck.CKO_PROFILE, attrs: a}
 }
@@ -295,57 +567,118 @@ type buildOptions struct {
 	alwaysAuth  bool // CKA_ALWAYS_AUTHENTICATE
 }
 
-// buildObjects turns credentials into objects. Credentials that cannot be
-// used (no or bad certificate) are reported through skip and left out.
-func buildObjects(creds []Credential, o buildOptions, skip func(Credential, error)) []*object {
-	objs := []*object{profileObject()}
-	seenCA := map[[32]byte]bool{}
-	var cas []*object
+// caInfo is one CA certificate of the credentials' chains.
+type caInfo struct {
+	key   string // "ca:" + hex SHA-256 of the DER
+	cf    certFields
+	id    []byte
+	label []byte
+}
+
+// keySet is the parsed credentials of a listing: what building objects
+// needs, computed without the token's lock.
+type keySet struct {
+	keys []*keyInfo
+	cas  []*caInfo
+}
+
+// creds returns the usable credentials (what the cache keeps).
+func (ks *keySet) creds() []Credential {
+	out := make([]Credential, len(ks.keys))
+	for i, k := range ks.keys {
+		out[i] = k.cred
+	}
+	return out
+}
+
+// parseCredentials reads the credentials' certificates. Credentials that
+// cannot be used (no or bad certificate) are reported through skip and
+// left out; validate runs x509.ParseCertificate on every certificate
+// (fresh listings).
+func parseCredentials(creds []Credential, validate bool, skip func(Credential, error)) *keySet {
+	ks := &keySet{keys: make([]*keyInfo, 0, len(creds))}
+	mc := &mechCache{}
+	seenCA := map[string]bool{}
 	for _, c := range creds {
-		k, err := newKeyInfo(c)
+		k, err := newKeyInfo(c, validate, mc)
 		if err != nil {
 			skip(c, err)
 			continue
 		}
-		objs = append(objs, certObject("cert:"+c.ID, k.cert, k.id, k.label(), ck.CK_CERTIFICATE_CATEGORY_TOKEN_USER))
-		pub := publicKeyObject("pub:"+c.ID, k)
-		objs = append(objs, pub)
-		if c.Enabled {
-			objs = append(objs, privateKeyObject("priv:"+c.ID, k, o.privateKeys, o.alwaysAuth && c.Auth == AuthPIN))
-		}
+		ks.keys = append(ks.keys, k)
 		for _, der := range c.Certificates[1:] {
-			sum := sha256.Sum256(der)
-			if seenCA[sum] {
+			if seenCA[string(der)] {
 				continue
 			}
-			ca, err := x509.ParseCertificate(der)
+			ca, err := newCAInfo(der)
 			if err != nil {
 				skip(c, fmt.Errorf("chain certificate: %w", err))
 				continue
 			}
-			seenCA[sum] = true
-			id, err := keyID(ca.RawSubjectPublicKeyInfo)
-			if err != nil {
-				continue
+			seenCA[string(der)] = true
+			if ca != nil {
+				ks.cas = append(ks.cas, ca)
 			}
-			label := ca.Subject.CommonName
-			if label == "" {
-				label = ca.Subject.String()
-			}
-			cas = append(cas, certObject("ca:"+hex.EncodeToString(sum[:]), ca, id, label, ck.CK_CERTIFICATE_CATEGORY_AUTHORITY))
 		}
+	}
+	return ks
+}
+
+// newCAInfo reads a chain certificate; nil without error for one whose
+// public key cannot be read (left out, as before).
+func newCAInfo(der []byte) (*caInfo, error) {
+	ca, err := x509.ParseCertificate(der) // for the label; CA certificates are few
+	if err != nil {
+		return nil, err
+	}
+	cf, err := parseCertFields(der)
+	if err != nil {
+		return nil, err
+	}
+	id, err := keyID(cf.spki)
+	if err != nil {
+		return nil, nil
+	}
+	label := ca.Subject.CommonName
+	if label == "" {
+		label = ca.Subject.String()
+	}
+	sum := sha256.Sum256(der)
+	return &caInfo{key: "ca:" + hex.EncodeToString(sum[:]), cf: cf, id: id, label: []byte(label)}, nil
+}
+
+// buildObjects turns parsed credentials into objects.
+func buildObjects(ks *keySet, o buildOptions) []*object {
+	n := 3 * len(ks.keys)
+	objs := make([]*object, 0, 1+n+len(ks.cas))
+	objs = append(objs, profileObject())
+	slab := make([]object, n) // one allocation for the keys' objects
+	next := func() *object {
+		p := &slab[0]
+		slab = slab[1:]
+		return p
 	}
 	// A CA certificate never shares a key's CKA_ID: drop one that would
 	// (a credential's own certificate repeated in another chain).
-	keyIDs := map[string]bool{}
-	for _, ob := range objs {
-		if ob.class == ck.CKO_CERTIFICATE {
-			keyIDs[string(ob.attrs[ck.CKA_ID])] = true
+	caIDs := make(map[string]bool, len(ks.cas))
+	for _, ca := range ks.cas {
+		caIDs[string(ca.id)] = true
+	}
+	shared := map[string]bool{}
+	for _, k := range ks.keys {
+		c := &k.cred
+		objs = append(objs, certObject(next(), "cert:"+c.ID, k))
+		objs = append(objs, publicKeyObject(next(), "pub:"+c.ID, k))
+		if c.Enabled {
+			objs = append(objs, privateKeyObject(next(), "priv:"+c.ID, k, o.privateKeys, o.alwaysAuth && c.Auth == AuthPIN))
+		}
+		if caIDs[string(k.id)] {
+			shared[string(k.id)] = true
 		}
 	}
-	for _, ca := range cas {
-		if !keyIDs[string(ca.attrs[ck.CKA_ID])] {
-			objs = append(objs, ca)
+	for _, ca := range ks.cas {
+		if !shared[string(ca.id)] {
+			objs = append(objs, caObject(ca))
 		}
 	}
 	return objs

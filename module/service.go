@@ -93,6 +93,9 @@ type Credential struct {
 	Auth AuthMode `json:"auth"`
 	// PINLabel is the PIN object's label, if any (informational).
 	PINLabel string `json:"pin_label,omitempty"`
+	// PINID is the ID of the PIN's authentication object (AuthPIN), which
+	// credentials/authorize names in authData; empty when unknown.
+	PINID string `json:"pin_id,omitempty"`
 }
 
 // AuthorizeRequest is the input of credentials/authorize.

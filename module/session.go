@@ -194,7 +194,8 @@ func (m *Module) ctxErr(st *state, s *session, err error) error {
 // Login is C_Login. pin is nil when pPin is NULL.
 //
 //   - CKU_USER: authenticates to the service (browser when needed), lists
-//     the credentials and, in pin mode, keeps the PIN. Every enabled SCAL1
+//     the credentials (in the background when a listing, cached or not,
+//     is known: see below) and, in pin mode, keeps the PIN. Every enabled SCAL1
 //     credential with a PIN factor is authorized right away for
 //     min(multisign, PreauthCap) signatures: a wrong PIN is
 //     CKR_PIN_INCORRECT, a locked credential CKR_PIN_LOCKED, and the SADs
@@ -240,16 +241,36 @@ func (m *Module) Login(h SessionHandle, userType uint, pin []byte) (err error) {
 	// login: the listing (within its own list_timeout) and the PIN check.
 	ctx, cancelCtx := context.WithTimeout(s.ctx, t.cfg.Timeout)
 	defer cancelCtx()
-	if err := t.refresh(ctx); err != nil {
-		if s.ctx.Err() != nil {
-			return m.ctxErr(st, s, err)
+	// The listing is waited for when the token has none (nor a cached
+	// one), or without background refresh; otherwise the known one is used
+	// and, when older than the TTL, refreshed in the background, so that a
+	// program's first signature waits on no listing.
+	listed := false
+	if t.neverListed() || st.opts.NoBackgroundRefresh {
+		if err := t.refresh(ctx); err != nil {
+			if s.ctx.Err() != nil {
+				return m.ctxErr(st, s, err)
+			}
+			// Keep going on the cached listing.
+			t.log.Warn("listing at login failed; using the cached one", "err", err.Error())
 		}
-		// Keep going on the cached listing.
-		t.log.Warn("listing at login failed; using the cached one", "err", err.Error())
+		listed = true
+	} else {
+		t.maybeRefresh()
 	}
 	pools := map[string]*sadPool{}
 	if !t.browserMode() {
-		if err := m.preauthorize(ctx, st, s, string(pin), pools); err != nil {
+		err := m.preauthorize(ctx, st, s, string(pin), pools)
+		if err != nil && !listed && errors.Is(err, ErrRejected) && ctx.Err() == nil {
+			// A credential of the cached listing may be gone or changed:
+			// list, and check the PIN on what the service has now.
+			t.log.Info("authorization refused on the cached listing; listing again", "err", err.Error())
+			if rerr := t.refresh(ctx); rerr == nil {
+				pools = map[string]*sadPool{}
+				err = m.preauthorize(ctx, st, s, string(pin), pools)
+			}
+		}
+		if err != nil {
 			return err
 		}
 	}

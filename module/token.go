@@ -2,12 +2,12 @@ package module
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,7 +15,14 @@ import (
 	"github.com/csctoken/csctoken/module/config"
 )
 
-var errNoService = fmt.Errorf("no service client: %w", ErrUnreachable)
+var errNoService error = noServiceError{}
+
+// noServiceError is errNoService: ErrUnreachable, without a fmt.Errorf
+// when the library loads.
+type noServiceError struct{}
+
+func (noServiceError) Error() string { return "no service client: " + ErrUnreachable.Error() }
+func (noServiceError) Unwrap() error { return ErrUnreachable }
 
 // token is one slot's token: a CSC service and the user's credentials.
 type token struct {
@@ -69,9 +76,9 @@ func newToken(st *state, slot SlotID, sc config.Service, cacheDir string) *token
 		t.cfg.ListTimeout = config.DefaultListTimeout
 	}
 	if cacheDir != "" {
-		t.cachePath = filepath.Join(cacheDir, t.serial+".json")
+		t.cachePath = filepath.Join(cacheDir, t.serial+cacheExt)
 	}
-	t.objs = t.build(nil)
+	t.objs = t.build(&keySet{})
 	return t
 }
 
@@ -91,16 +98,25 @@ func (t *token) flags() uint {
 	return f
 }
 
-// build makes an object set from credentials, keeping known handles.
-// Callers hold t.mu (or own t exclusively).
-func (t *token) build(creds []Credential) *objectSet {
-	objs := buildObjects(creds, buildOptions{
-		privateKeys: !t.browserMode(),
-		alwaysAuth:  t.cfg.AlwaysAuthenticate && !t.browserMode(),
-	}, func(c Credential, err error) {
+// parse reads credentials' certificates (no lock needed); validate for
+// fresh listings (see parseCredentials).
+func (t *token) parse(creds []Credential, validate bool) *keySet {
+	return parseCredentials(creds, validate, func(c Credential, err error) {
 		t.log.Warn("credential skipped", "credential", c.ID, "err", err.Error())
 	})
-	set := &objectSet{list: objs, byHandle: make(map[ObjectHandle]*object, len(objs))}
+}
+
+// build makes an object set from parsed credentials, keeping known
+// handles. Callers hold t.mu (or own t exclusively).
+func (t *token) build(ks *keySet) *objectSet {
+	objs := buildObjects(ks, buildOptions{
+		privateKeys: !t.browserMode(),
+		alwaysAuth:  t.cfg.AlwaysAuthenticate && !t.browserMode(),
+	})
+	if len(t.handles) == 0 {
+		t.handles = make(map[string]ObjectHandle, len(objs))
+	}
+	set := &objectSet{list: objs, byHandle: make(map[ObjectHandle]*object, len(objs)), keys: ks.keys}
 	for _, o := range objs {
 		h, ok := t.handles[o.key]
 		if !ok {
@@ -109,9 +125,6 @@ func (t *token) build(creds []Credential) *objectSet {
 		}
 		o.handle = h
 		set.byHandle[h] = o
-		if o.class == ck.CKO_PRIVATE_KEY {
-			set.keys = append(set.keys, o.ki)
-		}
 	}
 	return set
 }
@@ -188,11 +201,27 @@ func (t *token) maybeRefresh() {
 		return
 	}
 	t.mu.Lock()
-	stale := t.refreshing == nil && t.st.opts.Now().Sub(t.listedAt) > t.st.opts.ListingTTL
+	stale := t.refreshing == nil && t.staleLocked()
 	t.mu.Unlock()
 	if stale {
 		t.refreshAsync()
 	}
+}
+
+// staleLocked reports whether the listing is older than the TTL (or from
+// the future: a clock that went back, a foreign cache). Called with t.mu
+// held.
+func (t *token) staleLocked() bool {
+	age := t.st.opts.Now().Sub(t.listedAt)
+	return age > t.st.opts.ListingTTL || age < -time.Minute
+}
+
+// neverListed reports whether the token has no listing at all: neither
+// from this process nor from the disk cache.
+func (t *token) neverListed() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.listedAt.IsZero()
 }
 
 // refresh lists the credentials, single-flight: a caller arriving while a
@@ -220,15 +249,20 @@ func (t *token) refresh(ctx context.Context) error {
 	lctx, cancel := context.WithTimeout(ctx, t.cfg.ListTimeout)
 	creds, err := t.svc.ListCredentials(lctx)
 	cancel()
-	// Save before publishing: a program that exits as soon as it sees the
-	// objects (pkcs11-tool --list-slots) must not cut the write short.
-	if err == nil && ctx.Err() == nil {
-		t.saveCache(creds)
+	var ks *keySet
+	if err == nil {
+		ks = t.parse(creds, true)
+		// Save before publishing: a program that exits as soon as it sees
+		// the objects (pkcs11-tool --list-slots) must not cut the write
+		// short.
+		if ctx.Err() == nil {
+			t.saveCache(ks.creds())
+		}
 	}
 
 	t.mu.Lock()
 	if err == nil {
-		t.objs = t.build(creds)
+		t.objs = t.build(ks)
 		t.listedAt = t.st.opts.Now()
 	} else {
 		err = fmt.Errorf("list credentials: %w", err)
@@ -240,15 +274,16 @@ func (t *token) refresh(ctx context.Context) error {
 	return err
 }
 
-// cacheFile is the JSON stored per service and user: public data only.
-type cacheFile struct {
-	Version     int          `json:"version"`
-	URL         string       `json:"url"`
-	User        string       `json:"user,omitempty"`
-	Listed      time.Time    `json:"listed"`
-	Credentials []Credential `json:"credentials"`
+// credentialSeeder is implemented by a Service that can use the
+// credentials of the listing cache before the first listing of the process
+// (cscservice: how each credential is authorized), sparing requests.
+type credentialSeeder interface {
+	SeedCredentials(creds []Credential)
 }
 
+// loadCache shows the last listing cached on disk (cache.go) until a
+// listing of this process replaces it. A missing, unreadable, corrupt or
+// foreign cache is ignored (with a log line, but for a missing one).
 func (t *token) loadCache() {
 	if t.cachePath == "" {
 		return
@@ -258,17 +293,26 @@ func (t *token) loadCache() {
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
 			t.log.Warn("cache unreadable", "path", t.cachePath, "err", err.Error())
+		} else if old := t.oldCachePath(); fileExists(old) {
+			t.log.Info("cache of an older version ignored", "path", old)
 		}
 		return
 	}
-	var cf cacheFile
-	if err := json.Unmarshal(data, &cf); err != nil || cf.Version != 1 || cf.URL != t.cfg.URL || cf.User != t.cfg.Username {
-		t.log.Warn("cache ignored", "path", t.cachePath)
+	cf, err := decodeCache(data)
+	if err == nil && (cf.url != t.cfg.URL || cf.user != t.cfg.Username) {
+		err = errors.New("written for another service URL or user")
+	}
+	if err != nil {
+		t.log.Warn("cache ignored", "path", t.cachePath, "err", err.Error())
 		return
 	}
+	ks := t.parse(cf.creds, false)
+	if s, ok := t.svc.(credentialSeeder); ok {
+		s.SeedCredentials(cf.creds)
+	}
 	t.mu.Lock()
-	t.objs = t.build(cf.Credentials)
-	t.listedAt = cf.Listed
+	t.objs = t.build(ks)
+	t.listedAt = cf.listed
 	t.mu.Unlock()
 }
 
@@ -276,20 +320,35 @@ func (t *token) saveCache(creds []Credential) {
 	if t.cachePath == "" {
 		return
 	}
-	data, err := json.Marshal(cacheFile{Version: 1, URL: t.cfg.URL, User: t.cfg.Username, Listed: t.st.opts.Now().UTC(), Credentials: creds})
+	data, err := encodeCache(cacheData{url: t.cfg.URL, user: t.cfg.Username, listed: t.st.opts.Now().UTC(), creds: creds})
 	if err == nil {
 		err = writeFileAtomic(t.cachePath, data)
 	}
 	if err != nil {
 		t.log.Warn("cache not written", "path", t.cachePath, "err", err.Error())
+		return
 	}
+	if old := t.oldCachePath(); fileExists(old) {
+		_ = os.Remove(old)
+	}
+}
+
+// oldCachePath is where versions before cache format 2 kept the listing
+// (JSON).
+func (t *token) oldCachePath() string {
+	return strings.TrimSuffix(t.cachePath, cacheExt) + ".json"
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // removeStaleTemps deletes temporary cache files that a process killed
 // in the middle of writeFileAtomic left behind (older than a minute, so a
 // concurrent writer's file is left alone).
 func removeStaleTemps(dir string) {
-	matches, _ := filepath.Glob(filepath.Join(dir, ".tmp-*.json"))
+	matches, _ := filepath.Glob(filepath.Join(dir, ".tmp-*"))
 	for _, m := range matches {
 		if st, err := os.Stat(m); err == nil && time.Since(st.ModTime()) > time.Minute {
 			_ = os.Remove(m)
@@ -301,7 +360,7 @@ func writeFileAtomic(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("cache dir: %w", err)
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*.json")
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*"+filepath.Ext(path))
 	if err != nil {
 		return fmt.Errorf("cache temp file: %w", err)
 	}

@@ -165,8 +165,35 @@ func (s *Service) credential(ci csc.CredentialInfo, serviceAlgos []string) (modu
 			"credential", c.ID, "expression", ci.Auth.Expression)
 	}
 	c.Auth, c.PINLabel = a.mode, a.pinLabel
+	if a.mode == module.AuthPIN {
+		c.PINID = a.pinID
+	}
 	a.label = keyLabel(ci)
 	return c, a
+}
+
+// SeedCredentials takes how the credentials of the module's listing cache
+// are authorized, so that the first authorization of a process needs no
+// credentials/info when no listing has run yet (the module loads the cache
+// at C_Initialize and lists only when it is stale). A listing replaces
+// what it seeds. Credentials cached without the PIN's ID (by an older
+// version) are left to authOf.
+func (s *Service) SeedCredentials(creds []module.Credential) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.auths) == 0 {
+		s.auths = make(map[string]credAuth, len(creds))
+	}
+	for _, c := range creds {
+		if _, ok := s.auths[c.ID]; ok || c.ID == "" || (c.Auth == module.AuthPIN && c.PINID == "") {
+			continue
+		}
+		label := strings.TrimSpace(c.Description)
+		if label == "" {
+			label = c.ID
+		}
+		s.auths[c.ID] = credAuth{mode: c.Auth, pinID: c.PINID, pinLabel: c.PINLabel, label: label}
+	}
 }
 
 // keyLabel is the credential's CKA_LABEL in the module: its description,

@@ -264,3 +264,33 @@ func TestFakeNotLoggedIn(t *testing.T) {
 		t.Fatalf("ListCredentials with a refused token = %v, want ErrNotLoggedIn", err)
 	}
 }
+
+// TestFakeSeededFromCache: a new process's service that knows the
+// credentials from the module's listing cache authorizes with the right PIN
+// object without asking credentials/info first.
+func TestFakeSeededFromCache(t *testing.T) {
+	f, srv := newFakeCSC(t)
+	store := loggedIn(srv.URL + "/csc/v2")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	creds, err := fakeService(t, srv.URL, store).ListCredentials(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(creds) != 1 || creds[0].PINID != "CODE" {
+		t.Fatalf("listed %+v, want the PIN's ID CODE", creds)
+	}
+	s := fakeService(t, srv.URL, store)
+	s.SeedCredentials(creds)
+	f.mu.Lock()
+	before := f.infoCalls
+	f.mu.Unlock()
+	if _, err := s.Authorize(ctx, module.AuthorizeRequest{CredentialID: "c1", NumSignatures: 1, PIN: "1234"}); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.infoCalls != before || len(f.authData) != 1 || f.authData[0].ID != "CODE" {
+		t.Fatalf("credentials/info calls %d → %d, authData %+v", before, f.infoCalls, f.authData)
+	}
+}

@@ -175,7 +175,7 @@ func TestConfigLogCache(t *testing.T) {
 				added = append(added, f)
 			}
 		}
-		cache := regexp.MustCompile(`^cache/csctoken/[0-9a-f]{16}\.json$`)
+		cache := regexp.MustCompile(`^cache/csctoken/[0-9a-f]{16}\.cache$`)
 		added = slices.DeleteFunc(added, func(f string) bool { return f == "sig" || cache.MatchString(f) })
 		if len(added) != 0 {
 			t.Errorf("files written with the log off: %v", added)
@@ -184,9 +184,9 @@ func TestConfigLogCache(t *testing.T) {
 		if serial == nil {
 			t.Fatalf("no serial in %s", out)
 		}
-		st, err := os.Stat(e.path("cache", "csctoken", serial[1]+".json"))
+		st, err := os.Stat(e.path("cache", "csctoken", serial[1]+".cache"))
 		if err != nil || st.Mode().Perm() != 0o600 {
-			t.Errorf("cache $XDG_CACHE_HOME/csctoken/<serial>.json: %v %v, want mode 0600", err, st)
+			t.Errorf("cache $XDG_CACHE_HOME/csctoken/<serial>.cache: %v %v, want mode 0600", err, st)
 		}
 	})
 
@@ -211,7 +211,7 @@ func TestConfigLogCache(t *testing.T) {
 		if err != nil || st.Mode().Perm() != 0o600 || st.Size() == 0 {
 			t.Fatalf("the config's log: %v %v, want a non-empty file of mode 0600", err, st)
 		}
-		if caches, _ := filepath.Glob(filepath.Join(filepath.Dir(xdgConfig), "cache2", "*.json")); len(caches) != 1 {
+		if caches, _ := filepath.Glob(filepath.Join(filepath.Dir(xdgConfig), "cache2", "*.cache")); len(caches) != 1 {
 			t.Errorf("cache_dir: %v, want one cache file", caches)
 		}
 

@@ -164,9 +164,9 @@ func testPkcs11Tool(t *testing.T, backend rssptest.Backend, full bool) {
 			t.Errorf("%d certificates and %d public keys before login, want 5 and 3", c, p)
 		}
 		// (A host that exits right after C_Initialize may leave a
-		// .tmp-*.json behind: the first listing is saved after
+		// .tmp-* file behind: the first listing is saved after
 		// C_Initialize returns. Reported; not counted here.)
-		cached, _ := filepath.Glob(e.path("cache", "csctoken", "[0-9a-f]*.json"))
+		cached, _ := filepath.Glob(e.path("cache", "csctoken", "[0-9a-f]*.cache"))
 		if tmp, _ := filepath.Glob(e.path("cache", "csctoken", ".tmp-*")); len(tmp) > 0 {
 			t.Logf("leftover cache temporary files: %v", tmp)
 		}
