@@ -1,8 +1,11 @@
 // Package bench holds the speed benchmarks of csctoken that span the
 // module, the client, the RSSP and the built libcsctoken.so (`make bench`).
 // Everything is in the _test.go files: BenchmarkSign, BenchmarkP11Kit,
-// BenchmarkColdStart, BenchmarkPkcs11ToolSign, BenchmarkCredentials1000 and
-// BenchmarkMemory. The library is only ever loaded by C hosts (p11bench,
+// BenchmarkColdStart (with BenchmarkColdStartParts, which separates the Go
+// runtime's start from the module's work, and BenchmarkColdStartModule, the
+// same in process for profiling), BenchmarkPkcs11ToolSign,
+// BenchmarkCredentials1000 and BenchmarkMemory; package module has
+// BenchmarkLoadCache (the listing cache of 2 and 1,000 credentials). The library is only ever loaded by C hosts (p11bench,
 // cbench/p11bench.c, compiled with gcc by the benchmarks, and pkcs11-tool);
 // Go code uses package module in process, and directhost/ is the CSC client
 // alone as a process of its own. A benchmark whose tool is missing is

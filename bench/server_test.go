@@ -282,8 +282,9 @@ func (s *server) hostEnvDir(b *testing.B) ([]string, string) {
 // cache when a listing has completed.
 func cacheWritten(dir string) time.Time {
 	var t time.Time
-	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
-	for _, f := range files {
+	files, _ := filepath.Glob(filepath.Join(dir, "*.cache"))
+	old, _ := filepath.Glob(filepath.Join(dir, "*.json")) // libraries before cache format 2 (CSCTOKEN_BENCH_LIB)
+	for _, f := range append(files, old...) {
 		if fi, err := os.Stat(f); err == nil && fi.ModTime().After(t) {
 			t = fi.ModTime()
 		}

@@ -12,8 +12,13 @@
  *       line each). With --sync it prints READY after the setup and the
  *       warm-up and waits for a line on stdin before the first phase.
  *   p11bench cold --lib L --key LABEL --mech rsa|ec [--token T] [--pin P]
+ *                 [--settle-ms MS]
  *       Times dlopen .. the first signature, phase by phase (COLD line).
- *   p11bench list --lib L [--token T] [--expect N] [--sync]
+ *       --settle-ms sleeps that long after dlopen (untimed), so that a Go
+ *       library's runtime has started before C_Initialize.
+ *   p11bench start --lib L [--settle-ms MS]
+ *       Times dlopen and C_Initialize alone (START line), then C_Finalize.
+ *   p11bench list --lib L [--token T] [--expect N] [--sync] [--settle-ms MS]
  *       Times C_Initialize + C_GetSlotList + C_OpenSession + finding every
  *       certificate (LIST line). --expect N polls until N certificates are
  *       found (cache warm-up). With --sync: PHASE listed, wait for a line,
@@ -24,6 +29,7 @@
  *   RESULT phase=K ops= threads= wall_ns= cpu_ns= p50_ns= p90_ns= p99_ns= max_ns=
  *   MEM when=... rss_kib= hwm_kib=
  *   COLD dlopen_ns= init_ns= slots_ns= open_ns= login_ns= find_ns= sign_ns= total_ns=
+ *   START dlopen_ns= init_ns= total_ns=
  *   LIST certs= init_ns= slots_ns= open_ns= find_ns= total_ns=
  * cpu_ns is the user+system time of the whole process (every thread,
  * including the library's own) during the phase. Errors go to stderr and
@@ -46,7 +52,7 @@
 
 static CK_FUNCTION_LIST_PTR p11;
 static const char *opt_lib, *opt_token, *opt_key, *opt_mech = "rsa", *opt_pin;
-static int opt_threads = 1, opt_warmup = 5, opt_sync, opt_mem, opt_expect;
+static int opt_threads = 1, opt_warmup = 5, opt_sync, opt_mem, opt_expect, opt_settle_ms;
 static long opt_ops[MAX_PHASES] = {1000};
 static int nphases = 1;
 
@@ -130,6 +136,15 @@ static void load(void)
 	if (!gfl)
 		die("no C_GetFunctionList in %s", opt_lib);
 	MUST(gfl(&p11));
+}
+
+/* settle sleeps --settle-ms (after dlopen, outside the timings). */
+static void settle(void)
+{
+	if (opt_settle_ms <= 0)
+		return;
+	struct timespec ts = {opt_settle_ms / 1000, (long)(opt_settle_ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
 }
 
 static void initialize(void)
@@ -344,6 +359,10 @@ static void run_cold(void)
 	long long t0 = now_ns();
 	load();
 	long long t1 = now_ns();
+	settle();
+	long long ts = now_ns();
+	t0 += ts - t1;
+	t1 = ts;
 	initialize();
 	long long t2 = now_ns();
 	find_slot();
@@ -363,6 +382,24 @@ static void run_cold(void)
 	MUST(p11->C_Finalize(NULL));
 }
 
+/* ---- start --------------------------------------------------------------- */
+
+static void run_start(void)
+{
+	long long t0 = now_ns();
+	load();
+	long long t1 = now_ns();
+	settle();
+	long long ts = now_ns();
+	t0 += ts - t1;
+	t1 = ts;
+	initialize();
+	long long t2 = now_ns();
+	printf("START dlopen_ns=%lld init_ns=%lld total_ns=%lld\n", t1 - t0, t2 - t1, t2 - t0);
+	fflush(stdout);
+	MUST(p11->C_Finalize(NULL));
+}
+
 /* ---- list ---------------------------------------------------------------- */
 
 static CK_ULONG find_certs(CK_SESSION_HANDLE s)
@@ -375,6 +412,7 @@ static CK_ULONG find_certs(CK_SESSION_HANDLE s)
 static void run_list(void)
 {
 	load();
+	settle();
 	long long t0 = now_ns();
 	initialize();
 	long long t1 = now_ns();
@@ -430,10 +468,11 @@ int main(int argc, char **argv)
 		{"pin", required_argument, 0, 'p'},  {"threads", required_argument, 0, 'n'},
 		{"warmup", required_argument, 0, 'w'}, {"ops", required_argument, 0, 'o'},
 		{"sync", no_argument, 0, 's'},       {"mem", no_argument, 0, 'M'},
-		{"expect", required_argument, 0, 'e'}, {0, 0, 0, 0},
+		{"expect", required_argument, 0, 'e'}, {"settle-ms", required_argument, 0, 'S'},
+		{0, 0, 0, 0},
 	};
 	if (argc < 2)
-		die("usage: p11bench sign|cold|list --lib L ...");
+		die("usage: p11bench sign|cold|list|start --lib L ...");
 	const char *mode = argv[1];
 	optind = 2;
 	int c;
@@ -449,6 +488,7 @@ int main(int argc, char **argv)
 		case 's': opt_sync = 1; break;
 		case 'M': opt_mem = 1; break;
 		case 'e': opt_expect = atoi(optarg); break;
+		case 'S': opt_settle_ms = atoi(optarg); break;
 		case 'o': {
 			char *p = optarg;
 			for (nphases = 0; nphases < MAX_PHASES && *p; nphases++) {
@@ -474,6 +514,8 @@ int main(int argc, char **argv)
 			run_cold();
 	} else if (strcmp(mode, "list") == 0) {
 		run_list();
+	} else if (strcmp(mode, "start") == 0) {
+		run_start();
 	} else {
 		die("unknown mode %s", mode);
 	}
