@@ -3,6 +3,7 @@ package module_test
 import (
 	"context"
 	"crypto/elliptic"
+	"fmt"
 	"testing"
 	"time"
 
@@ -284,5 +285,37 @@ func TestListingTTLRefresh(t *testing.T) {
 	}
 	if n := len(e.find(h, class(ck.CKO_CERTIFICATE))); n != 4 {
 		t.Fatalf("certificates = %d", n)
+	}
+}
+
+// TestLoginPreauthorizesFew: C_Login checks the PIN on one credential
+// first (a wrong PIN costs one authorization), then pre-authorizes at most
+// eight SCAL1 credentials; the others authorize at their first signature.
+func TestLoginPreauthorizesFew(t *testing.T) {
+	const n = 20
+	e := newEnv(t, func(_ int, f *fakeservice.Fake) {
+		for i := range n {
+			f.AddEC(fmt.Sprintf("ec%02d", i), elliptic.P256(), 1, 5, module.AuthPIN)
+		}
+	})
+	h := e.open(0, false)
+	e.fake().ResetCalls()
+	e.wantRV(e.m.Login(h, ck.CKU_USER, []byte("000000")), ck.CKR_PIN_INCORRECT)
+	if got := e.fake().Calls(fakeservice.MAuthorize); got != 1 {
+		t.Fatalf("a wrong PIN made %d authorizations, want 1", got)
+	}
+	e.fake().ResetCalls()
+	e.login(h)
+	if got := e.fake().Calls(fakeservice.MAuthorize); got != 8 {
+		t.Fatalf("C_Login made %d authorizations for %d credentials, want 8", got, n)
+	}
+	for _, id := range []string{"ec00", fmt.Sprintf("ec%02d", n-1)} {
+		e.fake().ResetCalls()
+		_, err := e.sign(h, ck.Mechanism{Type: ck.CKM_ECDSA_SHA256}, e.key(h, ck.CKO_PRIVATE_KEY, id), []byte("x"))
+		e.must(err)
+		want := map[string]int{"ec00": 0, fmt.Sprintf("ec%02d", n-1): 1}[id] // pre-authorized, or not
+		if got := e.fake().Calls(fakeservice.MAuthorize); got != want {
+			t.Fatalf("signing with %s made %d authorizations, want %d", id, got, want)
+		}
 	}
 }

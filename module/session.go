@@ -285,8 +285,17 @@ func (m *Module) Login(h SessionHandle, userType uint, pin []byte) (err error) {
 	return nil
 }
 
-// preauthorize checks the PIN on every enabled SCAL1 PIN credential in
-// parallel and fills pools with the resulting SADs.
+// maxPreauthorized bounds the credentials pre-authorized at C_Login; the
+// others are authorized at their first signature, with the same PIN.
+const maxPreauthorized = 8
+
+// preauthorize checks the PIN and pre-authorizes SCAL1 signatures: on the
+// first enabled SCAL1 PIN credential alone (a mistyped PIN then costs one
+// credential one attempt, not every credential), then, the PIN being
+// right, on up to maxPreauthorized-1 more in parallel (a user with a
+// thousand credentials does not send a thousand authorizations, each an
+// expensive PIN check on the service, at every login). It fills pools with
+// the resulting SADs.
 func (m *Module) preauthorize(ctx context.Context, st *state, s *session, pin string, pools map[string]*sadPool) error {
 	t := s.tok
 	var keys []*keyInfo
@@ -295,6 +304,19 @@ func (m *Module) preauthorize(ctx context.Context, st *state, s *session, pin st
 			keys = append(keys, k)
 		}
 	}
+	if len(keys) == 0 {
+		return nil
+	}
+	if err := m.authorizeBatch(ctx, st, s, pin, keys[:1], pools); err != nil {
+		return err
+	}
+	return m.authorizeBatch(ctx, st, s, pin, keys[1:min(len(keys), maxPreauthorized)], pools)
+}
+
+// authorizeBatch authorizes keys in parallel with pin for min(multisign,
+// PreauthCap) signatures each, notes the PIN result and fills pools.
+func (m *Module) authorizeBatch(ctx context.Context, st *state, s *session, pin string, keys []*keyInfo, pools map[string]*sadPool) error {
+	t := s.tok
 	if len(keys) == 0 {
 		return nil
 	}
