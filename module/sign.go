@@ -265,7 +265,19 @@ func (m *Module) completeSign(st *state, s *session, op *signOp, data, out []byt
 	op.ctx, op.cancel = context.WithCancel(s.ctx)
 	s.mu.Unlock()
 
-	sig, err := m.safeRemoteSign(st, s, op, job)
+	// The remote part runs on a goroutine of its own. A host thread that
+	// called in through cgo has its goroutine locked to it: each time that
+	// goroutine blocks (an HTTP/2 round trip blocks it several times), the
+	// runtime hands its P to another thread and back, with futex wake-ups.
+	// Waiting once here leaves one such handoff per signature (measured:
+	// ~12% less host CPU at 16 threads through the .so).
+	var sig []byte
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sig, err = m.safeRemoteSign(st, s, op, job)
+	}()
+	<-done
 	if errors.Is(err, ErrNotLoggedIn) && !s.tok.browserMode() {
 		// The service token expired and cannot be refreshed: log the
 		// token out so the program's next C_Login authenticates again.
