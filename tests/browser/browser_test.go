@@ -23,6 +23,7 @@ import (
 	"github.com/csctoken/csctoken/csc"
 	"github.com/csctoken/csctoken/internal/chromiumtest"
 	"github.com/csctoken/csctoken/internal/rssptest"
+	"github.com/csctoken/csctoken/internal/testbin"
 	"github.com/csctoken/csctoken/rssp/ca"
 	"github.com/csctoken/csctoken/rssp/service"
 	"github.com/csctoken/csctoken/rssp/store/sqlite"
@@ -60,23 +61,7 @@ func TestMain(m *testing.M) {
 // CSCTOKEN_REQUIRE_TOOLS=1.
 func need(t *testing.T, tools ...string) {
 	t.Helper()
-	for _, tool := range tools {
-		var err error
-		if tool == "p11-kit-1" {
-			if _, err = exec.LookPath("pkg-config"); err == nil {
-				err = exec.Command("pkg-config", "--exists", "p11-kit-1").Run()
-			}
-		} else {
-			_, err = exec.LookPath(tool)
-		}
-		if err == nil {
-			continue
-		}
-		if os.Getenv("CSCTOKEN_REQUIRE_TOOLS") == "1" {
-			t.Fatalf("%s is required (CSCTOKEN_REQUIRE_TOOLS=1): %v", tool, err)
-		}
-		t.Skipf("%s not available (%v); set CSCTOKEN_REQUIRE_TOOLS=1 to make this a failure", tool, err)
-	}
+	testbin.Need(t, "CSCTOKEN_REQUIRE_TOOLS", tools...)
 }
 
 // build runs go build in the module root; the result cache of go test

@@ -25,6 +25,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/csctoken/csctoken/internal/testbin"
 )
 
 // testPIN is the fake credentials' PIN; distinctive, so the test can make
@@ -57,23 +59,7 @@ func TestMain(m *testing.M) {
 // CSCTOKEN_REQUIRE_TOOLS=1.
 func need(t *testing.T, tools ...string) {
 	t.Helper()
-	for _, tool := range tools {
-		var err error
-		if tool == "p11-kit-1" {
-			if _, err = exec.LookPath("pkg-config"); err == nil {
-				err = exec.Command("pkg-config", "--exists", "p11-kit-1").Run()
-			}
-		} else {
-			_, err = exec.LookPath(tool)
-		}
-		if err == nil {
-			continue
-		}
-		if os.Getenv("CSCTOKEN_REQUIRE_TOOLS") == "1" {
-			t.Fatalf("%s is required (CSCTOKEN_REQUIRE_TOOLS=1): %v", tool, err)
-		}
-		t.Skipf("%s not available (%v); set CSCTOKEN_REQUIRE_TOOLS=1 to make this a failure", tool, err)
-	}
+	testbin.Need(t, "CSCTOKEN_REQUIRE_TOOLS", tools...)
 }
 
 // once builds something once per test run, remembering a failure.
