@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/csctoken/csctoken/internal/testbin"
 )
 
 var (
@@ -42,19 +44,7 @@ func TestMain(m *testing.M) {
 // pkcs11.h the C code is built against).
 func need(b *testing.B, tools ...string) {
 	b.Helper()
-	for _, tool := range tools {
-		var err error
-		if tool == "p11-kit-1" {
-			if _, err = exec.LookPath("pkg-config"); err == nil {
-				err = exec.Command("pkg-config", "--exists", "p11-kit-1").Run()
-			}
-		} else {
-			_, err = exec.LookPath(tool)
-		}
-		if err != nil {
-			skip(b, fmt.Sprintf("%s not available (%v)", tool, err))
-		}
-	}
+	testbin.Need(b, "CSCTOKEN_REQUIRE_TOOLS", tools...)
 }
 
 func skip(b *testing.B, why string) {
