@@ -120,25 +120,38 @@ func (m *Module) keyForOp(s *session, key ObjectHandle, class uint) (*keyInfo, e
 	return nil, ck.CKR_KEY_HANDLE_INVALID
 }
 
+// opInit is the common part of C_SignInit (a private key, mechanisms the
+// service offers) and C_VerifyInit (a public key, any hash): the session,
+// the key, the validated mechanism and, for hash-and-sign mechanisms, the
+// hasher of the streaming input.
+func (m *Module) opInit(h SessionHandle, mech ck.Mechanism, key ObjectHandle, class uint) (*session, *keyInfo, mechDef, pssSpec, hash.Hash, error) {
+	_, s, err := m.session(h)
+	if err != nil {
+		return nil, nil, mechDef{}, pssSpec{}, nil, err
+	}
+	k, err := m.keyForOp(s, key, class)
+	if err != nil {
+		return nil, nil, mechDef{}, pssSpec{}, nil, err
+	}
+	md, ps, err := mechanismSpec(mech, k, class == ck.CKO_PRIVATE_KEY)
+	if err != nil {
+		return nil, nil, mechDef{}, pssSpec{}, nil, err
+	}
+	var hasher hash.Hash
+	if md.hash != 0 {
+		hasher = md.hash.New()
+	}
+	return s, k, md, ps, hasher, nil
+}
+
 // SignInit is C_SignInit.
 func (m *Module) SignInit(h SessionHandle, mech ck.Mechanism, key ObjectHandle) (err error) {
 	defer m.finish("SignInit", &err)
-	_, s, err := m.session(h)
+	s, k, md, ps, hasher, err := m.opInit(h, mech, key, ck.CKO_PRIVATE_KEY)
 	if err != nil {
 		return err
 	}
-	k, err := m.keyForOp(s, key, ck.CKO_PRIVATE_KEY)
-	if err != nil {
-		return err
-	}
-	md, ps, err := mechanismSpec(mech, k, true)
-	if err != nil {
-		return err
-	}
-	op := &signOp{k: k, md: md, pss: ps}
-	if md.hash != 0 {
-		op.hasher = md.hash.New()
-	}
+	op := &signOp{k: k, md: md, pss: ps, hasher: hasher}
 	t := s.tok
 	op.needCtxLogin = t.cfg.AlwaysAuthenticate && !t.browserMode() && k.cred.Auth == AuthPIN
 	s.mu.Lock()
@@ -653,22 +666,11 @@ type verifyOp struct {
 // VerifyInit is C_VerifyInit; verification is local, with the public key.
 func (m *Module) VerifyInit(h SessionHandle, mech ck.Mechanism, key ObjectHandle) (err error) {
 	defer m.finish("VerifyInit", &err)
-	_, s, err := m.session(h)
+	s, k, md, ps, hasher, err := m.opInit(h, mech, key, ck.CKO_PUBLIC_KEY)
 	if err != nil {
 		return err
 	}
-	k, err := m.keyForOp(s, key, ck.CKO_PUBLIC_KEY)
-	if err != nil {
-		return err
-	}
-	md, ps, err := mechanismSpec(mech, k, false)
-	if err != nil {
-		return err
-	}
-	op := &verifyOp{k: k, md: md, pss: ps}
-	if md.hash != 0 {
-		op.hasher = md.hash.New()
-	}
+	op := &verifyOp{k: k, md: md, pss: ps, hasher: hasher}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.verify != nil {
