@@ -59,11 +59,7 @@ keyring:
 	else echo "keyring test skipped: install dbus gnome-keyring libsecret-tools"; fi
 
 fuzz:
-	@set -e; for f in $(FUZZ); do \
-	  pkg=$${f%%:*}; target=$${f##*:}; \
-	  echo "fuzz $$pkg $$target ($(FUZZTIME))"; \
-	  $(GO) test -run='^$$' -fuzz="^$$target\$$" -fuzztime=$(FUZZTIME) $$pkg >/dev/null; \
-	done
+	@GO=$(GO) bash scripts/fuzz.sh $(FUZZTIME) $(FUZZ)
 
 demo:
 	bash scripts/demo.sh
