@@ -118,6 +118,7 @@ func (e *env) open(slot module.SlotID, rw bool) module.SessionHandle {
 func (e *env) login(h module.SessionHandle) {
 	e.t.Helper()
 	e.must(e.m.Login(h, ck.CKU_USER, []byte(goodPIN)))
+	e.m.WaitPreauthorized()
 }
 
 func (e *env) find(h module.SessionHandle, tmpl ...ck.Attribute) []module.ObjectHandle {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/elliptic"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -317,5 +318,123 @@ func TestLoginPreauthorizesFew(t *testing.T) {
 		if got := e.fake().Calls(fakeservice.MAuthorize); got != want {
 			t.Fatalf("signing with %s made %d authorizations, want %d", id, got, want)
 		}
+	}
+}
+
+// blockAuthorizations makes every Authorize after the first wait until
+// release is closed (or its context ends, reported on canceled).
+func blockAuthorizations(f *fakeservice.Fake) (release chan struct{}, canceled chan struct{}) {
+	release, canceled = make(chan struct{}), make(chan struct{}, 16)
+	var n atomic.Int32
+	f.Hook = func(ctx context.Context, method string) error {
+		if method != fakeservice.MAuthorize || n.Add(1) == 1 {
+			return nil
+		}
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			canceled <- struct{}{}
+			return ctx.Err()
+		}
+	}
+	return release, canceled
+}
+
+// TestLoginPreauthorizesInBackground: C_Login waits for the PIN check on
+// one credential only; the others are pre-authorized in the background,
+// and a signature with one of them waits for that authorization instead of
+// sending another.
+func TestLoginPreauthorizesInBackground(t *testing.T) {
+	e := newEnv(t, func(_ int, f *fakeservice.Fake) {
+		for _, id := range []string{"ec0", "ec1", "ec2"} {
+			f.AddEC(id, elliptic.P256(), 1, 5, module.AuthPIN)
+		}
+	})
+	release, _ := blockAuthorizations(e.fake())
+	h := e.open(0, false)
+	login := make(chan error, 1)
+	go func() { login <- e.m.Login(h, ck.CKU_USER, []byte(goodPIN)) }()
+	select {
+	case err := <-login:
+		e.must(err)
+	case <-time.After(10 * time.Second):
+		close(release)
+		t.Fatal("C_Login waited for the background pre-authorizations")
+	}
+	key := e.key(h, ck.CKO_PRIVATE_KEY, "ec1")
+	signed := make(chan error, 1)
+	go func() {
+		_, err := e.sign(h, ck.Mechanism{Type: ck.CKM_ECDSA_SHA256}, key, []byte("x"))
+		signed <- err
+	}()
+	select {
+	case err := <-signed:
+		t.Fatalf("signed (%v) before its credential's pre-authorization ended", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	e.must(<-signed)
+	e.m.WaitPreauthorized()
+	if got := e.fake().Calls(fakeservice.MAuthorize); got != 3 {
+		t.Fatalf("%d authorizations for 3 credentials and one signature, want 3", got)
+	}
+}
+
+// TestBackgroundPreauthorizationPINFailure: a PIN refused in the
+// background is the answer of that credential's first signature (the
+// token logs out, as for a PIN refused at signing), without sending the
+// PIN again.
+func TestBackgroundPreauthorizationPINFailure(t *testing.T) {
+	e := newEnv(t, func(_ int, f *fakeservice.Fake) {
+		f.AddEC("ec0", elliptic.P256(), 1, 5, module.AuthPIN)
+		f.AddEC("ec1", elliptic.P256(), 1, 5, module.AuthPIN)
+	})
+	var n atomic.Int32
+	e.fake().Hook = func(ctx context.Context, method string) error {
+		if method == fakeservice.MAuthorize && n.Add(1) > 1 {
+			return &module.PINError{RemainingAttempts: 2}
+		}
+		return nil
+	}
+	h := e.open(0, false)
+	e.login(h)
+	e.fake().ResetCalls()
+	_, err := e.sign(h, ck.Mechanism{Type: ck.CKM_ECDSA_SHA256}, e.key(h, ck.CKO_PRIVATE_KEY, "ec1"), []byte("x"))
+	e.wantRV(err, ck.CKR_USER_NOT_LOGGED_IN)
+	if got := e.fake().Calls(fakeservice.MAuthorize); got != 0 {
+		t.Fatalf("the refused PIN was sent %d more times", got)
+	}
+	info, err := e.m.GetTokenInfo(0)
+	e.must(err)
+	if info.Flags&ck.CKF_USER_PIN_COUNT_LOW == 0 {
+		t.Fatalf("token flags %#x: no CKF_USER_PIN_COUNT_LOW", info.Flags)
+	}
+}
+
+// TestBackgroundPreauthorizationStops: C_Logout and C_Finalize end the
+// background pre-authorizations at once.
+func TestBackgroundPreauthorizationStops(t *testing.T) {
+	for _, end := range []string{"logout", "finalize"} {
+		t.Run(end, func(t *testing.T) {
+			e := newEnv(t, func(_ int, f *fakeservice.Fake) {
+				f.AddEC("ec0", elliptic.P256(), 1, 5, module.AuthPIN)
+				f.AddEC("ec1", elliptic.P256(), 1, 5, module.AuthPIN)
+			})
+			release, canceled := blockAuthorizations(e.fake())
+			defer close(release)
+			h := e.open(0, false)
+			e.must(e.m.Login(h, ck.CKU_USER, []byte(goodPIN)))
+			if end == "logout" {
+				e.must(e.m.Logout(h))
+			} else {
+				e.must(e.m.Finalize())
+			}
+			select {
+			case <-canceled:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("the background pre-authorization went on after %s", end)
+			}
+		})
 	}
 }

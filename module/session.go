@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/csctoken/csctoken/module/ck"
 )
@@ -259,15 +260,17 @@ func (m *Module) Login(h SessionHandle, userType uint, pin []byte) (err error) {
 		t.maybeRefresh()
 	}
 	pools := map[string]*sadPool{}
+	var preauth *background
 	if !t.browserMode() {
-		err := m.preauthorize(ctx, st, s, string(pin), pools)
+		var err error
+		preauth, err = m.preauthorize(ctx, st, s, string(pin), pools)
 		if err != nil && !listed && errors.Is(err, ErrRejected) && ctx.Err() == nil {
 			// A credential of the cached listing may be gone or changed:
 			// list, and check the PIN on what the service has now.
 			t.log.Info("authorization refused on the cached listing; listing again", "err", err.Error())
 			if rerr := t.refresh(ctx); rerr == nil {
 				pools = map[string]*sadPool{}
-				err = m.preauthorize(ctx, st, s, string(pin), pools)
+				preauth, err = m.preauthorize(ctx, st, s, string(pin), pools)
 			}
 		}
 		if err != nil {
@@ -280,6 +283,7 @@ func (m *Module) Login(h SessionHandle, userType uint, pin []byte) (err error) {
 		t.pin = string(pin)
 	}
 	t.sads = pools
+	t.preauth = preauth
 	t.mu.Unlock()
 	t.log.Info("logged in")
 	return nil
@@ -292,11 +296,12 @@ const maxPreauthorized = 8
 // preauthorize checks the PIN and pre-authorizes SCAL1 signatures: on the
 // first enabled SCAL1 PIN credential alone (a mistyped PIN then costs one
 // credential one attempt, not every credential), then, the PIN being
-// right, on up to maxPreauthorized-1 more in parallel (a user with a
+// right, on up to maxPreauthorized-1 more in the background (a user with a
 // thousand credentials does not send a thousand authorizations, each an
-// expensive PIN check on the service, at every login). It fills pools with
-// the resulting SADs.
-func (m *Module) preauthorize(ctx context.Context, st *state, s *session, pin string, pools map[string]*sadPool) error {
+// expensive PIN check on the service, at every login, and C_Login waits
+// for one of them only). It fills pools with the resulting SADs and returns
+// the background ones (nil when there are none).
+func (m *Module) preauthorize(ctx context.Context, st *state, s *session, pin string, pools map[string]*sadPool) (*background, error) {
 	t := s.tok
 	var keys []*keyInfo
 	for _, k := range t.objects().keys {
@@ -305,12 +310,73 @@ func (m *Module) preauthorize(ctx context.Context, st *state, s *session, pin st
 		}
 	}
 	if len(keys) == 0 {
-		return nil
+		return nil, nil
 	}
 	if err := m.authorizeBatch(ctx, st, s, pin, keys[:1], pools); err != nil {
-		return err
+		return nil, err
 	}
-	return m.authorizeBatch(ctx, st, s, pin, keys[1:min(len(keys), maxPreauthorized)], pools)
+	rest := keys[1:min(len(keys), maxPreauthorized)]
+	if len(rest) == 0 {
+		return nil, nil
+	}
+	return m.preauthorizeLater(st, t, pin, rest, pools), nil
+}
+
+// preauthorizeLater pre-authorizes keys in the background, each within the
+// service's timeout, until Finalize or logout stops them. Each key's pool stays locked until its authorization
+// ends, so a signature with that credential waits for it instead of
+// sending another. A failure leaves the pool empty (the credential then
+// authorizes at its first signature) and is logged; a PIN failure is kept
+// in the pool and is that first signature's answer, so the PIN is not sent
+// again.
+// A refused authorization (ErrRejected: the cached listing may be out of
+// date) starts a listing.
+func (m *Module) preauthorizeLater(st *state, t *token, pin string, keys []*keyInfo, pools map[string]*sadPool) *background {
+	ctx, cancel := context.WithTimeout(st.ctx, t.cfg.Timeout)
+	var wg sync.WaitGroup
+	var rejected atomic.Bool
+	for _, k := range keys {
+		p := &sadPool{}
+		p.mu.Lock() // unlocked by the goroutine below
+		pools[k.cred.ID] = p
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer p.mu.Unlock()
+			defer func() {
+				if r := recover(); r != nil {
+					t.log.Error("panic in background pre-authorization", "credential", k.cred.ID, "panic", fmt.Sprint(r))
+				}
+			}()
+			n := min(max(k.cred.Multisign, 1), st.opts.PreauthCap)
+			sad, err := t.svc.Authorize(ctx, AuthorizeRequest{CredentialID: k.cred.ID, NumSignatures: n, PIN: pin})
+			if err != nil {
+				switch {
+				case errors.Is(err, ErrPINIncorrect) || errors.Is(err, ErrPINLocked):
+					p.err = fmt.Errorf("pre-authorization at login: %w", err)
+				case errors.Is(err, ErrRejected):
+					rejected.Store(true)
+				}
+				t.log.Warn("pre-authorization failed; the credential authorizes at its first signature",
+					"credential", k.cred.ID, "err", err.Error())
+				return
+			}
+			p.set(sad, n)
+		}()
+	}
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		cancel()
+		defer close(done)
+		if rejected.Load() && st.ctx.Err() == nil {
+			t.log.Info("pre-authorization refused on the cached listing; listing again")
+			if err := t.refresh(st.ctx); err != nil {
+				t.log.Info("listing after a refused pre-authorization failed", "err", err.Error())
+			}
+		}
+	}()
+	return &background{stop: cancel, done: done}
 }
 
 // authorizeBatch authorizes keys in parallel with pin for min(multisign,

@@ -469,10 +469,11 @@ func (m *Module) obtainSAD(ctx context.Context, st *state, s *session, op *signO
 		if n > 1 {
 			req.Hashes, req.HashAlgOID = nil, ""
 		}
-		sad, err := t.svc.Authorize(ctx, req)
-		return sad, pinFailure(err)
+		return t.svc.Authorize(ctx, req)
 	})
-	return sad, true, err
+	// pinFailure outside take: a PIN failure may also come from the
+	// pre-authorization at login (sadPool.err).
+	return sad, true, pinFailure(err)
 }
 
 // safeRemoteSign runs remoteSign, turning a panic into CKR_GENERAL_ERROR

@@ -48,6 +48,16 @@ type token struct {
 	pin        string
 	pinFlags   uint // CKF_USER_PIN_COUNT_LOW | _FINAL_TRY | _LOCKED
 	sads       map[string]*sadPool
+	// preauth is the background pre-authorization of the current login
+	// (see Module.preauthorizeLater); nil when none was started.
+	preauth *background
+}
+
+// background is work that goroutines do for a token: stop ends it, done is
+// closed when it has ended.
+type background struct {
+	stop context.CancelFunc
+	done <-chan struct{}
 }
 
 // sadPool holds a pre-authorization for one credential. mu serialises the
@@ -57,6 +67,9 @@ type sadPool struct {
 	mu  sync.Mutex
 	sad SAD
 	ok  bool
+	// err is a background pre-authorization's PIN failure, returned by
+	// the credential's next take instead of sending the PIN once more.
+	err error
 }
 
 func newToken(st *state, slot SlotID, sc config.Service, cacheDir string) *token {
@@ -389,6 +402,10 @@ func (t *token) logout() {
 	t.loggedIn = false
 	t.pin = ""
 	t.sads = map[string]*sadPool{}
+	if t.preauth != nil {
+		t.preauth.stop()
+		t.preauth = nil
+	}
 }
 
 // notePINResult updates the PIN-count flags after an authorization.
@@ -430,6 +447,10 @@ const sadSkew = 5 * time.Second
 func (p *sadPool) take(now time.Time, n int, fetch func(n int) (SAD, error)) (SAD, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if err := p.err; err != nil {
+		p.err = nil
+		return SAD{}, err
+	}
 	if p.ok && p.sad.Remaining > 0 && (p.sad.ExpiresAt.IsZero() || now.Add(sadSkew).Before(p.sad.ExpiresAt)) {
 		p.sad.Remaining--
 		s := p.sad
@@ -455,10 +476,15 @@ func (p *sadPool) take(now time.Time, n int, fetch func(n int) (SAD, error)) (SA
 func (p *sadPool) put(sad SAD, n int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.set(sad, n)
+}
+
+// set stores a pre-authorization of n signatures; the caller holds p.mu.
+func (p *sadPool) set(sad SAD, n int) {
 	if sad.Remaining <= 0 || sad.Remaining > n {
 		sad.Remaining = n
 	}
-	p.sad, p.ok = sad, true
+	p.sad, p.ok, p.err = sad, true, nil
 }
 
 func (p *sadPool) drop() {
