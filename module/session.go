@@ -300,7 +300,7 @@ const maxPreauthorized = 8
 // thousand credentials does not send a thousand authorizations, each an
 // expensive PIN check on the service, at every login, and C_Login waits
 // for one of them only). It fills pools with the resulting SADs and returns
-// the background ones (nil when there are none).
+// the background work (nil when there is none).
 func (m *Module) preauthorize(ctx context.Context, st *state, s *session, pin string, pools map[string]*sadPool) (*background, error) {
 	t := s.tok
 	var keys []*keyInfo
@@ -312,7 +312,7 @@ func (m *Module) preauthorize(ctx context.Context, st *state, s *session, pin st
 	if len(keys) == 0 {
 		return nil, nil
 	}
-	if err := m.authorizeBatch(ctx, st, s, pin, keys[:1], pools); err != nil {
+	if err := m.checkPIN(ctx, st, s, pin, keys[0], pools); err != nil {
 		return nil, err
 	}
 	rest := keys[1:min(len(keys), maxPreauthorized)]
@@ -322,15 +322,34 @@ func (m *Module) preauthorize(ctx context.Context, st *state, s *session, pin st
 	return m.preauthorizeLater(st, t, pin, rest, pools), nil
 }
 
+// checkPIN is C_Login's PIN check: it authorizes k's credential with pin
+// for a batch of signatures, notes the PIN result and fills pools.
+func (m *Module) checkPIN(ctx context.Context, st *state, s *session, pin string, k *keyInfo, pools map[string]*sadPool) error {
+	t := s.tok
+	n := st.batchSize(k.cred)
+	sad, err := t.svc.Authorize(ctx, AuthorizeRequest{CredentialID: k.cred.ID, NumSignatures: n, PIN: pin})
+	switch {
+	case errors.Is(err, ErrPINIncorrect) || errors.Is(err, ErrPINLocked):
+		t.notePINResult(err)
+		return fmt.Errorf("authorize: %w", err)
+	case err != nil:
+		return m.ctxErr(st, s, fmt.Errorf("authorize: %w", err))
+	}
+	t.notePINResult(nil)
+	p := &sadPool{}
+	p.put(sad, n)
+	pools[k.cred.ID] = p
+	return nil
+}
+
 // preauthorizeLater pre-authorizes keys in the background, each within the
-// service's timeout, until Finalize or logout stops them. Each key's pool stays locked until its authorization
-// ends, so a signature with that credential waits for it instead of
-// sending another. A failure leaves the pool empty (the credential then
-// authorizes at its first signature) and is logged; a PIN failure is kept
-// in the pool and is that first signature's answer, so the PIN is not sent
-// again.
-// A refused authorization (ErrRejected: the cached listing may be out of
-// date) starts a listing.
+// service's timeout, until Finalize or logout stops it. Each key's pool
+// stays locked until its authorization ends, so a signature with that
+// credential waits for it instead of sending another. A failure leaves the
+// pool empty (the credential then authorizes at its first signature) and
+// is logged; a PIN failure is kept in the pool as that first signature's
+// answer, so the PIN is not sent again. A refused authorization
+// (ErrRejected: the cached listing may be out of date) starts a listing.
 func (m *Module) preauthorizeLater(st *state, t *token, pin string, keys []*keyInfo, pools map[string]*sadPool) *background {
 	ctx, cancel := context.WithTimeout(st.ctx, t.cfg.Timeout)
 	var wg sync.WaitGroup
@@ -348,7 +367,7 @@ func (m *Module) preauthorizeLater(st *state, t *token, pin string, keys []*keyI
 					t.log.Error("panic in background pre-authorization", "credential", k.cred.ID, "panic", fmt.Sprint(r))
 				}
 			}()
-			n := min(max(k.cred.Multisign, 1), st.opts.PreauthCap)
+			n := st.batchSize(k.cred)
 			sad, err := t.svc.Authorize(ctx, AuthorizeRequest{CredentialID: k.cred.ID, NumSignatures: n, PIN: pin})
 			if err != nil {
 				switch {
@@ -366,9 +385,9 @@ func (m *Module) preauthorizeLater(st *state, t *token, pin string, keys []*keyI
 	}
 	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		wg.Wait()
 		cancel()
-		defer close(done)
 		if rejected.Load() && st.ctx.Err() == nil {
 			t.log.Info("pre-authorization refused on the cached listing; listing again")
 			if err := t.refresh(st.ctx); err != nil {
@@ -379,65 +398,10 @@ func (m *Module) preauthorizeLater(st *state, t *token, pin string, keys []*keyI
 	return &background{stop: cancel, done: done}
 }
 
-// authorizeBatch authorizes keys in parallel with pin for min(multisign,
-// PreauthCap) signatures each, notes the PIN result and fills pools.
-func (m *Module) authorizeBatch(ctx context.Context, st *state, s *session, pin string, keys []*keyInfo, pools map[string]*sadPool) error {
-	t := s.tok
-	if len(keys) == 0 {
-		return nil
-	}
-	type result struct {
-		k   *keyInfo
-		n   int
-		sad SAD
-		err error
-	}
-	results := make([]result, len(keys))
-	var wg sync.WaitGroup
-	for i, k := range keys {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() {
-				if r := recover(); r != nil {
-					results[i].err = fmt.Errorf("panic in authorize: %v", r)
-				}
-			}()
-			n := min(max(k.cred.Multisign, 1), st.opts.PreauthCap)
-			sad, err := t.svc.Authorize(ctx, AuthorizeRequest{CredentialID: k.cred.ID, NumSignatures: n, PIN: pin})
-			results[i] = result{k: k, n: n, sad: sad, err: err}
-		}()
-	}
-	wg.Wait()
-	var pinErr, lockErr, otherErr error
-	for _, r := range results {
-		switch {
-		case r.err == nil:
-		case errors.Is(r.err, ErrPINIncorrect):
-			pinErr = r.err
-		case errors.Is(r.err, ErrPINLocked):
-			lockErr = r.err
-		default:
-			otherErr = r.err
-		}
-	}
-	switch {
-	case pinErr != nil:
-		t.notePINResult(pinErr)
-		return fmt.Errorf("authorize: %w", pinErr)
-	case lockErr != nil:
-		t.notePINResult(lockErr)
-		return fmt.Errorf("authorize: %w", lockErr)
-	case otherErr != nil:
-		return m.ctxErr(st, s, fmt.Errorf("authorize: %w", otherErr))
-	}
-	t.notePINResult(nil)
-	for _, r := range results {
-		p := &sadPool{}
-		p.put(r.sad, r.n)
-		pools[r.k.cred.ID] = p
-	}
-	return nil
+// batchSize is how many signatures one SCAL1 authorization of c asks for:
+// the credential's multisign, at most Options.PreauthCap.
+func (st *state) batchSize(c Credential) int {
+	return min(max(c.Multisign, 1), st.opts.PreauthCap)
 }
 
 // Logout is C_Logout: forgets the PIN and every SAD; the service token is

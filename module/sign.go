@@ -398,7 +398,7 @@ func (m *Module) obtainSAD(ctx context.Context, st *state, s *session, op *signO
 	t := s.tok
 	cred := op.k.cred
 	one := AuthorizeRequest{CredentialID: cred.ID, NumSignatures: 1, Hashes: [][]byte{j.digest}, HashAlgOID: j.h.oid}
-	batch := min(max(cred.Multisign, 1), st.opts.PreauthCap)
+	batch := st.batchSize(cred)
 	scal2 := cred.SCAL >= 2
 
 	if t.browserMode() || cred.Auth == AuthBrowser {
