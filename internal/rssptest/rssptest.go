@@ -24,6 +24,8 @@ import (
 	"github.com/csctoken/csctoken/rssp/config"
 	"github.com/csctoken/csctoken/rssp/keystore"
 	"github.com/csctoken/csctoken/rssp/service"
+	"github.com/csctoken/csctoken/rssp/store"
+	"github.com/csctoken/csctoken/rssp/store/sqlite"
 )
 
 // Backend selects where the test server keeps keys.
@@ -249,4 +251,40 @@ func Must(t testing.TB, r Response) Response {
 		t.Fatalf("status %d: %s", r.Status, r.Body)
 	}
 	return r
+}
+
+// AuditEvents returns the audit rows of event for credID with result "ok",
+// oldest first, read from the SQLite database at dbPath (a running server's
+// too: WAL readers do not disturb it).
+func AuditEvents(t testing.TB, dbPath, event, credID string) []store.AuditEvent {
+	t.Helper()
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var rows []store.AuditEvent
+	for after := int64(0); ; {
+		evs, err := db.AuditEvents(ctx, after, 500)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) == 0 {
+			return rows
+		}
+		for _, e := range evs {
+			if e.Event == event && e.CredentialID == credID && e.Result == "ok" {
+				rows = append(rows, e)
+			}
+			after = e.Seq
+		}
+	}
+}
+
+// AuditCount counts the server's audit rows of event for credID with
+// result "ok".
+func (s *Server) AuditCount(t testing.TB, event, credID string) int {
+	t.Helper()
+	return len(AuditEvents(t, s.App.Config.Path(s.App.Config.Database.Path), event, credID))
 }

@@ -471,12 +471,12 @@ func TestModuleBrowserMode(t *testing.T) {
 		t.Errorf("consent page without the hash:\n%s", page)
 	}
 	// Declined: CKR_FUNCTION_CANCELED, and no signature in the audit.
-	before := auditCount(t, e.srv, "sign", e.ec)
+	before := e.srv.AuditCount(t, "sign", e.ec)
 	e.user.set(true, "")
 	_, err := r.sign(ck.Mechanism{Type: ck.CKM_ECDSA}, ecKey, d[:])
 	r.wantRV(err, ck.CKR_FUNCTION_CANCELED)
 	e.user.check()
-	if after := auditCount(t, e.srv, "sign", e.ec); after != before {
+	if after := e.srv.AuditCount(t, "sign", e.ec); after != before {
 		t.Errorf("sign rows %d → %d after a declined authorization", before, after)
 	}
 	// The oauth2code credential goes the same way.

@@ -29,7 +29,6 @@ import (
 	"github.com/csctoken/csctoken/module/cscservice"
 	rsspconfig "github.com/csctoken/csctoken/rssp/config"
 	"github.com/csctoken/csctoken/rssp/service"
-	"github.com/csctoken/csctoken/rssp/store/sqlite"
 )
 
 const (
@@ -355,33 +354,6 @@ func TestModuleNotLoggedInWithService(t *testing.T) {
 	r.wantRV(r.login(pin), ck.CKR_USER_NOT_LOGGED_IN)
 }
 
-// auditCount counts the audit rows of an event for a credential.
-func auditCount(t *testing.T, srv *rssptest.Server, event, credID string) int {
-	t.Helper()
-	ctx := context.Background()
-	db, err := sqlite.Open(ctx, srv.App.Config.Path(srv.App.Config.Database.Path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	n := 0
-	for after := int64(0); ; {
-		evs, err := db.AuditEvents(ctx, after, 500)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(evs) == 0 {
-			return n
-		}
-		for _, e := range evs {
-			if e.Event == event && e.CredentialID == credID && e.Result == "ok" {
-				n++
-			}
-			after = e.Seq
-		}
-	}
-}
-
 func TestModuleSCAL2AuthorizesEachSignature(t *testing.T) {
 	srv := rssptest.Start(t, rssptest.Options{})
 	srv.AddUser(t, user, password)
@@ -389,7 +361,7 @@ func TestModuleSCAL2AuthorizesEachSignature(t *testing.T) {
 	r := newRig(t, srv, rigOptions{})
 	r.must(r.login(pin))
 	k := r.key("SCAL2 key")
-	before := auditCount(t, srv, "authorize", id)
+	before := srv.AuditCount(t, "authorize", id)
 	const n = 3
 	for i := range n {
 		digest := sha256.Sum256(fmt.Appendf(nil, "doc %d", i))
@@ -398,10 +370,10 @@ func TestModuleSCAL2AuthorizesEachSignature(t *testing.T) {
 		r.must(err)
 		r.must(verify(k.cert, ck.CKM_ECDSA, digest[:], sig))
 	}
-	if got := auditCount(t, srv, "authorize", id) - before; got != n {
+	if got := srv.AuditCount(t, "authorize", id) - before; got != n {
 		t.Errorf("%d authorize rows for %d SCAL2 signatures, want %d", got, n, n)
 	}
-	if got := auditCount(t, srv, "sign", id); got != n {
+	if got := srv.AuditCount(t, "sign", id); got != n {
 		t.Errorf("%d sign rows, want %d", got, n)
 	}
 	// A wrong PIN at the first signature logs the token out.

@@ -26,7 +26,6 @@ import (
 	"github.com/csctoken/csctoken/internal/testbin"
 	"github.com/csctoken/csctoken/rssp/ca"
 	"github.com/csctoken/csctoken/rssp/service"
-	"github.com/csctoken/csctoken/rssp/store/sqlite"
 )
 
 const (
@@ -261,33 +260,6 @@ func verify(t *testing.T, e *env, c credential, data, sig string) {
 	}
 }
 
-// auditCount counts the successful audit rows of an event for a credential.
-func auditCount(t *testing.T, srv *rssptest.Server, event, credID string) int {
-	t.Helper()
-	ctx := context.Background()
-	db, err := sqlite.Open(ctx, srv.App.Config.Path(srv.App.Config.Database.Path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	n := 0
-	for after := int64(0); ; {
-		evs, err := db.AuditEvents(ctx, after, 500)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(evs) == 0 {
-			return n
-		}
-		for _, ev := range evs {
-			if ev.Event == event && ev.CredentialID == credID && ev.Result == "ok" {
-				n++
-			}
-			after = ev.Seq
-		}
-	}
-}
-
 func digestB64(data []byte) string {
 	d := sha256.Sum256(data)
 	return base64.StdEncoding.EncodeToString(d[:])
@@ -363,7 +335,7 @@ timeout = "20s"
 	})
 
 	t.Run("RSA: the user denies", func(t *testing.T) {
-		before := auditCount(t, srv, "sign", rsaCred.id)
+		before := srv.AuditCount(t, "sign", rsaCred.id)
 		text := "not this one\n"
 		data, sig := write("unwanted.txt", text), filepath.Join(e.dir, "unwanted.sig")
 		p := tool("--login", "--sign", "--id", rsaCred.ckaID, "--mechanism", "SHA256-RSA-PKCS", "-i", data, "-o", sig)
@@ -380,7 +352,7 @@ timeout = "20s"
 		if err == nil || !strings.Contains(res, "CKR_FUNCTION_CANCELED") {
 			t.Fatalf("pkcs11-tool: %v, want CKR_FUNCTION_CANCELED:\n%s", err, res)
 		}
-		if after := auditCount(t, srv, "sign", rsaCred.id); after != before {
+		if after := srv.AuditCount(t, "sign", rsaCred.id); after != before {
 			t.Errorf("sign audit rows %d → %d after the user denied", before, after)
 		}
 	})

@@ -26,7 +26,6 @@ import (
 	"github.com/csctoken/csctoken/internal/rssptest"
 	"github.com/csctoken/csctoken/internal/testbin"
 	"github.com/csctoken/csctoken/rssp/service"
-	"github.com/csctoken/csctoken/rssp/store/sqlite"
 )
 
 // The enrolled user. The PIN and password are distinctive so that the
@@ -163,32 +162,15 @@ func enrol(t *testing.T, s *server, name, pw string) credentials {
 	return creds
 }
 
-// auditEvents returns the audit rows of a credential with result "ok",
-// oldest first, read from the server's database.
+// auditEvents returns the hashes of a credential's audit rows with result
+// "ok", oldest first, read from the server's database.
 func auditEvents(t *testing.T, s *server, event, credID string) [][]string {
 	t.Helper()
-	ctx := context.Background()
-	db, err := sqlite.Open(ctx, s.DB)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	var rows [][]string
-	for after := int64(0); ; {
-		evs, err := db.AuditEvents(ctx, after, 500)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(evs) == 0 {
-			return rows
-		}
-		for _, e := range evs {
-			if e.Event == event && e.CredentialID == credID && e.Result == "ok" {
-				rows = append(rows, e.Hashes)
-			}
-			after = e.Seq
-		}
+	for _, e := range rssptest.AuditEvents(t, s.DB, event, credID) {
+		rows = append(rows, e.Hashes)
 	}
+	return rows
 }
 
 // ---- the environment of a C host ----------------------------------------------
