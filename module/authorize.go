@@ -1,0 +1,239 @@
+package module
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+
+	"github.com/csctoken/csctoken/module/ck"
+)
+
+// serviceCtx bounds a service call: the signature timeout, or the
+// interactive one for browser steps.
+func (t *token) serviceCtx(parent context.Context, interactive bool) (context.Context, context.CancelFunc) {
+	if interactive {
+		return context.WithTimeout(parent, t.st.opts.InteractiveTimeout)
+	}
+	return context.WithTimeout(parent, t.cfg.Timeout)
+}
+
+// browserErr turns a timeout of the consent page into ErrCanceled.
+func browserErr(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, ErrUnreachable) {
+		return fmt.Errorf("%w: %w", ErrCanceled, err)
+	}
+	return err
+}
+
+// obtainSAD gets the SAD for one signature, per the credential's SCAL and
+// authorization mode. pooled reports a SAD from a SCAL1 batch. ctx bounds
+// the service calls; browser steps have the interactive timeout instead.
+func (m *Module) obtainSAD(ctx context.Context, st *state, s *session, op *signOp, j signJob) (sad SAD, pooled bool, err error) {
+	t := s.tok
+	cred := op.k.cred
+	one := AuthorizeRequest{CredentialID: cred.ID, NumSignatures: 1, Hashes: [][]byte{j.digest}, HashAlgOID: j.h.oid}
+	batch := st.batchSize(cred)
+	scal2 := cred.SCAL >= 2
+
+	if t.browserMode() || cred.Auth == AuthBrowser {
+		ictx, cancel := t.serviceCtx(op.ctx, true)
+		defer cancel()
+		if err := t.svc.Login(ictx, true); err != nil {
+			return SAD{}, false, fmt.Errorf("service login: %w", browserErr(err))
+		}
+		if scal2 || batch == 1 {
+			sad, err := t.svc.AuthorizeInBrowser(ictx, one)
+			return sad, false, browserErr(err)
+		}
+		sad, err := t.pool(cred.ID).take(st.opts.Now(), batch, func(n int) (SAD, error) {
+			req := one
+			req.NumSignatures, req.Hashes, req.HashAlgOID = n, nil, ""
+			sad, err := t.svc.AuthorizeInBrowser(ictx, req)
+			return sad, browserErr(err)
+		})
+		return sad, true, err
+	}
+
+	if !t.isLoggedIn() {
+		return SAD{}, false, ck.CKR_USER_NOT_LOGGED_IN
+	}
+
+	if op.needCtxLogin {
+		if op.ctxSAD != nil {
+			return *op.ctxSAD, false, nil
+		}
+		req := one
+		req.PIN = *op.ctxPIN
+		sad, err := t.svc.Authorize(ctx, req)
+		if errors.Is(err, ErrPINIncorrect) {
+			return SAD{}, false, fmt.Errorf("context-specific PIN: %w: %w", err, ck.CKR_USER_NOT_LOGGED_IN)
+		}
+		return sad, false, err
+	}
+
+	t.mu.Lock()
+	pin := t.pin
+	t.mu.Unlock()
+	if cred.Auth == AuthNone {
+		pin = ""
+	}
+	// A wrong PIN at signing time logs the token out, so the program asks
+	// for the PIN again (C_Sign answers CKR_USER_NOT_LOGGED_IN).
+	pinFailure := func(err error) error {
+		if errors.Is(err, ErrPINIncorrect) || errors.Is(err, ErrPINLocked) {
+			t.notePINResult(err)
+			t.logout()
+			t.log.Info("PIN rejected at signing; logged out", "credential", cred.ID)
+			if errors.Is(err, ErrPINLocked) {
+				return err
+			}
+			return fmt.Errorf("%w: %w", err, ck.CKR_USER_NOT_LOGGED_IN)
+		}
+		return err
+	}
+	if scal2 {
+		req := one
+		req.PIN = pin
+		sad, err := t.svc.Authorize(ctx, req)
+		return sad, false, pinFailure(err)
+	}
+	sad, err = t.pool(cred.ID).take(st.opts.Now(), batch, func(n int) (SAD, error) {
+		req := one
+		req.NumSignatures, req.PIN = n, pin
+		if n > 1 {
+			req.Hashes, req.HashAlgOID = nil, ""
+		}
+		return t.svc.Authorize(ctx, req)
+	})
+	// pinFailure outside take: a PIN failure may also come from the
+	// pre-authorization at login (sadPool.err).
+	return sad, true, pinFailure(err)
+}
+
+// safeRemoteSign runs remoteSign, turning a panic into CKR_GENERAL_ERROR
+// so the caller can reset the operation state.
+func (m *Module) safeRemoteSign(st *state, s *session, op *signOp, j signJob) (sig []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			st.log.Error("panic recovered", "op", "remoteSign", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			sig, err = nil, wrapRV(ck.CKR_GENERAL_ERROR, errors.New("panic in remote signing"))
+		}
+	}()
+	return m.remoteSign(st, s, op, j)
+}
+
+// remoteSign authorizes and signs one hash, normalises the signature to
+// PKCS#11's form and checks it against the certificate's key.
+func (m *Module) remoteSign(st *state, s *session, op *signOp, j signJob) ([]byte, error) {
+	t := s.tok
+	if t.svc == nil {
+		return nil, errNoService
+	}
+	cred := op.k.cred
+	// One deadline (the service's timeout) bounds the whole signature:
+	// authorize, signHash and a retry with a fresh SAD. In browser mode the
+	// consent page has the interactive timeout, and signHash its own.
+	browser := t.browserMode() || cred.Auth == AuthBrowser
+	ctx, cancel := t.serviceCtx(op.ctx, false)
+	defer cancel()
+	var sigs [][]byte
+	for attempt := 0; ; attempt++ {
+		sad, pooled, err := m.obtainSAD(ctx, st, s, op, j)
+		if err != nil {
+			return nil, fmt.Errorf("authorize: %w", err)
+		}
+		sctx, scancel := ctx, context.CancelFunc(func() {})
+		if browser {
+			sctx, scancel = t.serviceCtx(op.ctx, false)
+		}
+		sigs, err = t.svc.SignHash(sctx, SignRequest{
+			CredentialID:  cred.ID,
+			SAD:           sad,
+			Hashes:        [][]byte{j.digest},
+			HashAlgOID:    j.hashOID,
+			SignAlgOID:    j.signAlgo,
+			SignAlgParams: j.params,
+		})
+		scancel()
+		if err != nil && errors.Is(err, ErrSADInvalid) && pooled && attempt == 0 {
+			t.pool(cred.ID).drop()
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("signHash: %w", err)
+		}
+		break
+	}
+	if len(sigs) != 1 {
+		return nil, fmt.Errorf("signHash returned %d signatures for 1 hash", len(sigs))
+	}
+	var sig []byte
+	var err error
+	switch op.k.keyType {
+	case ck.CKK_RSA:
+		sig, err = rsaFixed(sigs[0], op.k.sigLen)
+	case ck.CKK_EC:
+		sig, err = ecdsaRaw(sigs[0], op.k.sigLen/2)
+	}
+	if err != nil {
+		return nil, wrapRV(ck.CKR_DEVICE_ERROR, fmt.Errorf("signature from the service: %w", err))
+	}
+	// The first signature of each key and shape is checked against the
+	// certificate's key (every one with verify_every_signature): a service
+	// signing with another key, hash or salt length is caught before a
+	// program embeds its signature, without an ECDSA verification (more
+	// than the module's own work) on every signature.
+	shape := sigShape{scheme: op.md.scheme, hash: j.h.hash, saltLen: op.pss.saltLen}
+	if _, done := op.k.verified.Load(shape); !done || t.cfg.VerifyEverySignature {
+		if err := op.k.verifyDigest(op.md.scheme, j.h, j.digest, sig, op.pss.saltLen); err != nil {
+			// CKR_SIGNATURE_INVALID is not a C_Sign return value: the
+			// device (the service) misbehaved.
+			return nil, wrapRV(ck.CKR_DEVICE_ERROR, fmt.Errorf("signature from the service does not match the certificate: %w", err))
+		}
+		op.k.verified.Store(shape, struct{}{})
+	}
+	return sig, nil
+}
+
+// contextLogin handles C_Login(CKU_CONTEXT_SPECIFIC): the factor for the
+// one signature of the active operation. SCAL1 credentials are authorized
+// right away (a wrong PIN is CKR_PIN_INCORRECT and the operation stays
+// active for another try); SCAL2 ones at C_Sign, bound to the hash.
+func (m *Module) contextLogin(st *state, s *session, pin []byte) error {
+	t := s.tok
+	s.mu.Lock()
+	op := s.sign
+	if op == nil || !op.needCtxLogin || op.busy {
+		s.mu.Unlock()
+		return ck.CKR_OPERATION_NOT_INITIALIZED
+	}
+	s.mu.Unlock()
+	if !t.isLoggedIn() {
+		return ck.CKR_USER_NOT_LOGGED_IN
+	}
+	if pin == nil {
+		return ck.CKR_ARGUMENTS_BAD
+	}
+	p := string(pin)
+	if op.k.cred.SCAL >= 2 {
+		s.mu.Lock()
+		op.ctxPIN, op.ctxSAD = &p, nil
+		s.mu.Unlock()
+		return nil
+	}
+	if t.svc == nil {
+		return errNoService
+	}
+	ctx, cancel := t.serviceCtx(s.ctx, false)
+	defer cancel()
+	sad, err := t.svc.Authorize(ctx, AuthorizeRequest{CredentialID: op.k.cred.ID, NumSignatures: 1, PIN: p})
+	t.notePINResult(err)
+	if err != nil {
+		return m.ctxErr(st, s, fmt.Errorf("authorize: %w", err))
+	}
+	s.mu.Lock()
+	op.ctxSAD, op.ctxPIN = &sad, nil
+	s.mu.Unlock()
+	return nil
+}

@@ -1,0 +1,160 @@
+package module
+
+import (
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"hash"
+	"math/big"
+
+	"github.com/csctoken/csctoken/module/ck"
+)
+
+// verifyDigest checks a PKCS#11-form signature over a digest.
+func (k *keyInfo) verifyDigest(sc scheme, h hashAlg, digest, sig []byte, saltLen int) error {
+	if len(sig) != k.sigLen {
+		return ck.CKR_SIGNATURE_LEN_RANGE
+	}
+	var ok bool
+	switch sc {
+	case schemePKCS1:
+		ok = rsa.VerifyPKCS1v15(k.rsaPub, h.hash, digest, sig) == nil
+	case schemePSS:
+		ok = rsa.VerifyPSS(k.rsaPub, h.hash, digest, sig, &rsa.PSSOptions{SaltLength: saltLen, Hash: h.hash}) == nil
+	case schemeECDSA:
+		n := len(sig) / 2
+		r, s := new(big.Int).SetBytes(sig[:n]), new(big.Int).SetBytes(sig[n:])
+		ok = ecdsa.Verify(k.ecPub, digest, r, s)
+	}
+	if !ok {
+		return ck.CKR_SIGNATURE_INVALID
+	}
+	return nil
+}
+
+// verifyOp is a session's active verification.
+type verifyOp struct {
+	k      *keyInfo
+	md     mechDef
+	pss    pssSpec
+	hasher hash.Hash
+	buf    []byte
+	multi  bool
+}
+
+// VerifyInit is C_VerifyInit; verification is local, with the public key.
+func (m *Module) VerifyInit(h SessionHandle, mech ck.Mechanism, key ObjectHandle) (err error) {
+	defer m.finish("VerifyInit", &err)
+	s, k, md, ps, hasher, err := m.opInit(h, mech, key, ck.CKO_PUBLIC_KEY)
+	if err != nil {
+		return err
+	}
+	op := &verifyOp{k: k, md: md, pss: ps, hasher: hasher}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.verify != nil {
+		return ck.CKR_OPERATION_ACTIVE
+	}
+	s.verify = op
+	return nil
+}
+
+// Verify is C_Verify.
+func (m *Module) Verify(h SessionHandle, data, sig []byte) (err error) {
+	defer m.finish("Verify", &err)
+	_, s, err := m.session(h)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	op := s.verify
+	if op == nil {
+		return ck.CKR_OPERATION_NOT_INITIALIZED
+	}
+	if op.multi {
+		return ck.CKR_OPERATION_ACTIVE
+	}
+	s.verify = nil
+	return op.check(data, sig, false)
+}
+
+// VerifyUpdate is C_VerifyUpdate.
+func (m *Module) VerifyUpdate(h SessionHandle, data []byte) (err error) {
+	defer m.finish("VerifyUpdate", &err)
+	_, s, err := m.session(h)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	op := s.verify
+	if op == nil {
+		return ck.CKR_OPERATION_NOT_INITIALIZED
+	}
+	op.multi = true
+	if op.hasher != nil {
+		op.hasher.Write(data)
+		return nil
+	}
+	if len(op.buf)+len(data) > maxRawInput {
+		s.verify = nil
+		return ck.CKR_DATA_LEN_RANGE
+	}
+	op.buf = append(op.buf, data...)
+	return nil
+}
+
+// VerifyFinal is C_VerifyFinal.
+func (m *Module) VerifyFinal(h SessionHandle, sig []byte) (err error) {
+	defer m.finish("VerifyFinal", &err)
+	_, s, err := m.session(h)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	op := s.verify
+	if op == nil {
+		return ck.CKR_OPERATION_NOT_INITIALIZED
+	}
+	s.verify = nil
+	return op.check(nil, sig, true)
+}
+
+func (op *verifyOp) check(data, sig []byte, final bool) error {
+	input := data
+	if final {
+		input = op.buf
+	}
+	k := op.k
+	if len(sig) != k.sigLen {
+		return ck.CKR_SIGNATURE_LEN_RANGE
+	}
+	if op.md.hash != 0 {
+		h, _ := hashByCrypto(op.md.hash)
+		var digest []byte
+		if final {
+			digest = op.hasher.Sum(nil)
+		} else {
+			hh := op.md.hash.New()
+			hh.Write(data)
+			digest = hh.Sum(nil)
+		}
+		return k.verifyDigest(op.md.scheme, h, digest, sig, op.pss.saltLen)
+	}
+	switch op.md.scheme {
+	case schemePKCS1:
+		// Raw PKCS#1 v1.5: the input is signed as given (a DigestInfo).
+		if rsa.VerifyPKCS1v15(k.rsaPub, 0, input, sig) != nil {
+			return ck.CKR_SIGNATURE_INVALID
+		}
+		return nil
+	case schemePSS:
+		if len(input) != op.pss.hash.hash.Size() {
+			return ck.CKR_DATA_LEN_RANGE
+		}
+		return k.verifyDigest(schemePSS, op.pss.hash, input, sig, op.pss.saltLen)
+	default: // ECDSA over the given hash
+		return k.verifyDigest(schemeECDSA, hashAlg{}, input, sig, 0)
+	}
+}
