@@ -168,7 +168,7 @@ cat <<EOF2
 
 Use the token from your programs (with a config like $CSCTOKEN_CONFIG in
 ~/.config/csctoken/csctoken.toml, after 'csctoken login'):
-  Firefox / Thunderbird: build/csctoken register --firefox (every profile; restart them),
+  Firefox / Thunderbird: build/csctoken register --firefox --thunderbird (every profile; restart them),
       or Settings → Privacy & Security → Security Devices → Load, $PWD/build/libcsctoken.so
   LibreOffice: Tools → Options → Security → Certificate Path: that Firefox profile (or an NSS
       database made with build/csctoken register --nss sql:DIR), then File → Digital Signatures

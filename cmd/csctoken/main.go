@@ -53,9 +53,9 @@ commands:
          [--hash sha256|sha384|sha512] --in FILE --out SIG [--pin-stdin] [--raw]
                                                sign a file through the PKCS#11 module code
   doctor                                       what the module sees, and what is wrong
-  register [--nss DIR]... [--firefox] [--p11-kit] [--java FILE] [--remove] [--library PATH] [--name NAME]
-                                               register the module with NSS databases (modutil; --firefox: every Firefox/Thunderbird
-                                               profile), p11-kit (a .module file) or Java (a SunPKCS11 config FILE); idempotent
+  register [--nss DIR]... [--firefox] [--thunderbird] [--p11-kit] [--java FILE] [--remove] [--library PATH] [--name NAME]
+                                               register the module with NSS databases (modutil; --firefox, --thunderbird: every
+                                               profile of the user, XDG, dot directory, Snap, Flatpak), p11-kit (a .module file) or Java (a SunPKCS11 config FILE); idempotent
                                                and p11-kit (as root: /etc/pkcs11/modules); idempotent
   version
 

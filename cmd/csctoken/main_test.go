@@ -375,7 +375,7 @@ func TestCLIMisc(t *testing.T) {
 	}{
 		{"ok version", []string{"version"}, false, "csctoken dev"},
 		{"ok help", []string{"help"}, false, "usage: csctoken"},
-		{"fail register without a target", []string{"register"}, true, "--nss DIR, --firefox, --p11-kit and/or --java FILE"},
+		{"fail register without a target", []string{"register"}, true, "--nss DIR, --firefox, --thunderbird, --p11-kit and/or --java FILE"},
 		{"fail no command", nil, true, "missing command"},
 		{"fail unknown command", []string{"frobnicate"}, true, "unknown command"},
 		{"fail unknown flag", []string{"status", "--colour"}, true, "flag provided but not defined"},

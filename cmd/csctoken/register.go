@@ -6,11 +6,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // libraryPaths are where register looks for libcsctoken.so without
@@ -31,15 +33,16 @@ func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 // cmdRegister registers libcsctoken.so with NSS databases (modutil): the
-// ones given, and with --firefox those of the user's Firefox and
-// Thunderbird profiles; with p11-kit (a .module file); for Java (a
+// ones given, and with --firefox and --thunderbird those of the user's
+// Firefox and Thunderbird profiles; with p11-kit (a .module file); for Java (a
 // SunPKCS11 configuration file); or removes it.
 // All are idempotent.
 func (c *cli) cmdRegister(args []string) error {
 	fs := flag.NewFlagSet("register", flag.ContinueOnError)
 	var nss multiFlag
 	fs.Var(&nss, "nss", "NSS database directory (sql:DIR or DIR); may be repeated")
-	firefox := fs.Bool("firefox", false, "the NSS databases of every Firefox and Thunderbird profile of the user")
+	firefox := fs.Bool("firefox", false, "the NSS databases of every Firefox profile of the user")
+	thunderbird := fs.Bool("thunderbird", false, "the NSS databases of every Thunderbird profile of the user")
 	p11kit := fs.Bool("p11-kit", false, "register with p11-kit")
 	java := fs.String("java", "", "write a SunPKCS11 configuration FILE for Java (keytool, jarsigner: -providerArg FILE)")
 	remove := fs.Bool("remove", false, "remove the registration instead")
@@ -48,8 +51,8 @@ func (c *cli) cmdRegister(args []string) error {
 	if err := c.parseFlags(fs, args); err != nil {
 		return err
 	}
-	if len(nss) == 0 && !*firefox && !*p11kit && *java == "" {
-		return usageError{"register: give --nss DIR, --firefox, --p11-kit and/or --java FILE"}
+	if len(nss) == 0 && !*firefox && !*thunderbird && !*p11kit && *java == "" {
+		return usageError{"register: give --nss DIR, --firefox, --thunderbird, --p11-kit and/or --java FILE"}
 	}
 	if *name == "" || strings.ContainsAny(*name, "/\n\"") {
 		return usageError{fmt.Sprintf("register: bad --name %q", *name)}
@@ -71,31 +74,15 @@ func (c *cli) cmdRegister(args []string) error {
 		}
 		fmt.Fprintf(c.stdout, "nss %s: %s\n", dir, msg)
 	}
+	var apps []string
 	if *firefox {
-		profiles, err := mozillaProfiles()
-		switch {
-		case err != nil:
-			failed = append(failed, "firefox")
-			fmt.Fprintf(c.stderr, "firefox: %v\n", err)
-		case len(profiles) == 0:
-			failed = append(failed, "firefox")
-			fmt.Fprintf(c.stderr, "firefox: no Firefox or Thunderbird profile found (looked in %s)\n", strings.Join(mozillaRoots(), ", "))
-		}
-		for _, p := range profiles {
-			if _, err := os.Stat(filepath.Join(p.dir, "cert9.db")); err != nil {
-				// A profile the application never opened has no database
-				// yet; nothing to do there, and not a failure.
-				fmt.Fprintf(c.stdout, "%s %s: skipped, no cert9.db (start %s once with this profile)\n", p.app, p.dir, p.app)
-				continue
-			}
-			msg, err := registerNSS(p.dir, *name, library, *remove)
-			if err != nil {
-				failed = append(failed, p.app+" "+p.dir)
-				fmt.Fprintf(c.stderr, "%s %s: %v\n", p.app, p.dir, err)
-				continue
-			}
-			fmt.Fprintf(c.stdout, "%s %s: %s\n", p.app, p.dir, msg)
-		}
+		apps = append(apps, "firefox")
+	}
+	if *thunderbird {
+		apps = append(apps, "thunderbird")
+	}
+	if len(apps) > 0 {
+		failed = append(failed, registerMozilla(c.stdout, c.stderr, apps, *name, library, *remove)...)
 	}
 	if *p11kit {
 		file, msg, err := registerP11Kit(*name, library, *remove)
@@ -346,39 +333,141 @@ type mozillaProfile struct {
 	dir string
 }
 
-// mozillaApps are where Firefox and Thunderbird keep their profiles, under
-// the home directory: the distribution's packages, the Snap and the
-// Flatpak.
-var mozillaApps = []struct{ app, dir string }{
-	{"firefox", ".mozilla/firefox"},
-	{"firefox", "snap/firefox/common/.mozilla/firefox"},
-	{"firefox", ".var/app/org.mozilla.firefox/.mozilla/firefox"},
-	{"thunderbird", ".thunderbird"},
-	{"thunderbird", "snap/thunderbird/common/.thunderbird"},
-	{"thunderbird", ".var/app/org.mozilla.Thunderbird/.thunderbird"},
+// mozillaRoot is a directory where Firefox or Thunderbird keeps its
+// profiles (and its profiles.ini).
+type mozillaRoot struct {
+	app, dir string
 }
 
-func mozillaRoots() []string {
+// mozillaRoots are the profile directories of Firefox and Thunderbird on
+// Linux, for app ("firefox", "thunderbird" or "" for both): the XDG
+// location of current releases ($XDG_CONFIG_HOME/mozilla/firefox, used by
+// a new install since Firefox 147), the older dot directories, the Snap
+// (which keeps them under $SNAP_USER_COMMON, ~/snap/NAME/common) and the
+// Flatpak (whose XDG_CONFIG_HOME is ~/.var/app/ID/config), each in both
+// spellings.
+func mozillaRoots(app string) []mozillaRoot {
 	home, err := os.UserHomeDir()
 	if err != nil {
 		home = "~"
 	}
-	var roots []string
-	for _, a := range mozillaApps {
-		roots = append(roots, filepath.Join(home, a.dir))
+	xdg := os.Getenv("XDG_CONFIG_HOME")
+	if xdg == "" || !filepath.IsAbs(xdg) {
+		xdg = filepath.Join(home, ".config")
+	}
+	h := func(p ...string) string { return filepath.Join(append([]string{home}, p...)...) }
+	all := []mozillaRoot{
+		{"firefox", filepath.Join(xdg, "mozilla", "firefox")},
+		{"firefox", h(".mozilla", "firefox")},
+		{"firefox", h("snap", "firefox", "common", ".mozilla", "firefox")},
+		{"firefox", h("snap", "firefox", "common", ".config", "mozilla", "firefox")},
+		{"firefox", h(".var", "app", "org.mozilla.firefox", ".mozilla", "firefox")},
+		{"firefox", h(".var", "app", "org.mozilla.firefox", "config", "mozilla", "firefox")},
+		{"firefox", h(".var", "app", "org.mozilla.firefox", ".config", "mozilla", "firefox")},
+		{"thunderbird", filepath.Join(xdg, "thunderbird")},
+		{"thunderbird", filepath.Join(xdg, "mozilla", "thunderbird")},
+		{"thunderbird", h(".thunderbird")},
+		{"thunderbird", h("snap", "thunderbird", "common", ".thunderbird")},
+		{"thunderbird", h("snap", "thunderbird", "common", ".config", "thunderbird")},
+		{"thunderbird", h(".var", "app", "org.mozilla.Thunderbird", ".thunderbird")},
+		{"thunderbird", h(".var", "app", "org.mozilla.Thunderbird", "config", "thunderbird")},
+		{"thunderbird", h(".var", "app", "org.mozilla.thunderbird", ".thunderbird")},
+		{"thunderbird", h(".var", "app", "org.mozilla.thunderbird", "config", "thunderbird")},
+	}
+	var roots []mozillaRoot
+	for _, r := range all {
+		if app == "" || r.app == app {
+			roots = append(roots, r)
+		}
 	}
 	return roots
 }
 
-// mozillaProfiles finds the user's Firefox and Thunderbird profiles: those
-// profiles.ini names (Path=, relative to its directory when IsRelative=1)
-// and the *.default* directories next to it, each once, existing
-// directories only.
-func mozillaProfiles() ([]mozillaProfile, error) {
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return nil, err
+// registerMozilla registers (or removes) the module in every profile of
+// apps ("firefox", "thunderbird"), one line per profile on stdout (errors
+// on stderr), and returns what failed. A profile that the application
+// never started has no NSS database yet: it gets an empty one (modutil
+// -create, no password, as the application would make it), so a profile
+// created for a new user before the first start has the token too. An
+// application without any profile is a failure that names where it looked.
+func registerMozilla(stdout, stderr io.Writer, apps []string, name, library string, remove bool) []string {
+	var failed []string
+	for _, app := range apps {
+		roots := mozillaRoots(app)
+		profiles, err := mozillaProfiles(roots)
+		if err != nil {
+			failed = append(failed, app)
+			fmt.Fprintf(stderr, "%s: %v\n", app, err)
+			continue
+		}
+		if len(profiles) == 0 {
+			failed = append(failed, app)
+			var dirs []string
+			for _, r := range roots {
+				dirs = append(dirs, r.dir)
+			}
+			fmt.Fprintf(stderr, "%s: no %s profile found (looked for profiles.ini and *.default* in %s); start %s once, or give --nss PROFILE_DIR\n",
+				app, appTitle(app), strings.Join(dirs, ", "), appTitle(app))
+			continue
+		}
+		for _, p := range profiles {
+			created := false
+			if _, err := os.Stat(filepath.Join(p.dir, "cert9.db")); err != nil {
+				if remove {
+					fmt.Fprintf(stdout, "%s %s: not registered (no cert9.db)\n", p.app, p.dir)
+					continue
+				}
+				if err := createNSSDB(p.dir); err != nil {
+					failed = append(failed, p.app+" "+p.dir)
+					fmt.Fprintf(stderr, "%s %s: %v\n", p.app, p.dir, err)
+					continue
+				}
+				created = true
+			}
+			msg, err := registerNSS(p.dir, name, library, remove)
+			if err != nil {
+				failed = append(failed, p.app+" "+p.dir)
+				fmt.Fprintf(stderr, "%s %s: %v\n", p.app, p.dir, err)
+				continue
+			}
+			if created {
+				msg = "new NSS database (profile never started); " + msg
+			}
+			fmt.Fprintf(stdout, "%s %s: %s\n", p.app, p.dir, msg)
+		}
 	}
+	return failed
+}
+
+func appTitle(app string) string {
+	switch app {
+	case "firefox":
+		return "Firefox"
+	case "thunderbird":
+		return "Thunderbird"
+	}
+	return app
+}
+
+// createNSSDB makes an empty NSS sql: database without a password in dir
+// (modutil -create), as Firefox and Thunderbird make one at their first
+// start.
+func createNSSDB(dir string) error {
+	if _, err := exec.LookPath("modutil"); err != nil {
+		return fmt.Errorf("modutil not found (Debian: libnss3-tools): %w", err)
+	}
+	out, err := exec.Command("modutil", "-force", "-create", "-dbdir", "sql:"+dir).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("creating an NSS database: modutil -create: %w: %s", err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// mozillaProfiles finds the Firefox and Thunderbird profiles under roots:
+// those profiles.ini names (Path=, relative to its directory when
+// IsRelative=1) and the *.default* directories next to it, each once,
+// existing directories only.
+func mozillaProfiles(roots []mozillaRoot) ([]mozillaProfile, error) {
 	var profiles []mozillaProfile
 	seen := map[string]bool{}
 	add := func(app, dir string) {
@@ -392,21 +481,20 @@ func mozillaProfiles() ([]mozillaProfile, error) {
 		seen[dir] = true
 		profiles = append(profiles, mozillaProfile{app, dir})
 	}
-	for _, a := range mozillaApps {
-		root := filepath.Join(home, a.dir)
-		ini, err := os.ReadFile(filepath.Join(root, "profiles.ini"))
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	for _, r := range roots {
+		ini, err := os.ReadFile(filepath.Join(r.dir, "profiles.ini"))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
 			return nil, err
 		}
 		for _, p := range iniProfilePaths(string(ini)) {
 			if !filepath.IsAbs(p) {
-				p = filepath.Join(root, p)
+				p = filepath.Join(r.dir, p)
 			}
-			add(a.app, p)
+			add(r.app, p)
 		}
-		matches, _ := filepath.Glob(filepath.Join(root, "*.default*"))
+		matches, _ := filepath.Glob(filepath.Join(r.dir, "*.default*"))
 		for _, m := range matches {
-			add(a.app, m)
+			add(r.app, m)
 		}
 	}
 	return profiles, nil

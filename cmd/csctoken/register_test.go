@@ -26,6 +26,7 @@ func TestIniProfilePaths(t *testing.T) {
 func TestMozillaProfiles(t *testing.T) {
 	home := t.TempDir()
 	t.Setenv("HOME", home)
+	t.Setenv("XDG_CONFIG_HOME", "")
 	mk := func(p string) string {
 		t.Helper()
 		p = filepath.Join(home, p)
@@ -48,7 +49,15 @@ func TestMozillaProfiles(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(ff, "profiles.ini"), []byte(ini), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	got, err := mozillaProfiles()
+	xdg := mk(".config/mozilla/firefox/Profiles/q1w2e3.default-esr")
+	if err := os.WriteFile(filepath.Join(home, ".config/mozilla/firefox/profiles.ini"),
+		[]byte("[Profile0]\nName=default-esr\nIsRelative=1\nPath=Profiles/q1w2e3.default-esr\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	snap := mk("snap/firefox/common/.mozilla/firefox/s1.default")
+	flatpak := mk(".var/app/org.mozilla.firefox/config/mozilla/firefox/f1.default-release")
+	tbXDG := mk(".config/thunderbird/t1.default-release")
+	got, err := mozillaProfiles(mozillaRoots(""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,13 +65,14 @@ func TestMozillaProfiles(t *testing.T) {
 	for _, p := range got {
 		dirs = append(dirs, p.app+" "+p.dir)
 	}
-	want := []string{"firefox " + release, "firefox " + named, "firefox " + outside, "firefox " + old, "thunderbird " + tb}
+	want := []string{"firefox " + xdg, "firefox " + release, "firefox " + named, "firefox " + outside, "firefox " + old,
+		"firefox " + snap, "firefox " + flatpak, "thunderbird " + tbXDG, "thunderbird " + tb}
 	if !slices.Equal(dirs, want) {
 		t.Errorf("profiles:\n%s\nwant:\n%s", strings.Join(dirs, "\n"), strings.Join(want, "\n"))
 	}
 
 	t.Setenv("HOME", t.TempDir())
-	if got, err := mozillaProfiles(); err != nil || len(got) != 0 {
+	if got, err := mozillaProfiles(mozillaRoots("")); err != nil || len(got) != 0 {
 		t.Errorf("no profiles: %v, %v", got, err)
 	}
 }
@@ -74,9 +84,15 @@ func TestRegisterFirefoxNoProfile(t *testing.T) {
 	if err := os.WriteFile(lib, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := runCLI(t, "", "register", "--firefox", "--library", lib)
-	if r.err == nil || !strings.Contains(r.stderr, "no Firefox or Thunderbird profile found") {
-		t.Errorf("register --firefox without profiles: %v\nstdout: %s\nstderr: %s", r.err, r.stdout, r.stderr)
+	r := runCLI(t, "", "register", "--firefox", "--thunderbird", "--library", lib)
+	home, _ := os.UserHomeDir()
+	for _, want := range []string{"firefox: no Firefox profile found", "thunderbird: no Thunderbird profile found",
+		filepath.Join(home, ".config/mozilla/firefox"), filepath.Join(home, ".mozilla/firefox"),
+		filepath.Join(home, "snap/firefox/common/.mozilla/firefox"), filepath.Join(home, ".var/app/org.mozilla.firefox/.mozilla/firefox"),
+		filepath.Join(home, ".thunderbird")} {
+		if r.err == nil || !strings.Contains(r.stderr, want) {
+			t.Errorf("register --firefox --thunderbird without profiles: %v, no %q\nstdout: %s\nstderr: %s", r.err, want, r.stdout, r.stderr)
+		}
 	}
 }
 

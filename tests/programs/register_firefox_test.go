@@ -7,13 +7,15 @@ import (
 	"testing"
 )
 
-// TestRegisterFirefox runs `csctoken register --firefox` in a home with a
-// fake profile tree: two Firefox profiles (one named by profiles.ini under
-// Profiles/, one *.default-release directory), a Thunderbird profile, each
-// with an NSS database made by certutil, and a Firefox profile never
-// opened (no cert9.db), which is skipped. certutil then lists the token's
-// certificates in every database; a second run says "already registered"
-// and leaves one entry; --remove (twice) undoes it.
+// TestRegisterFirefox runs `csctoken register --firefox --thunderbird` in
+// a home with a fake profile tree: two Firefox profiles (one named by
+// profiles.ini under Profiles/, one *.default-release directory), a
+// Firefox profile in the XDG location of current releases, a Thunderbird
+// profile, each with an NSS database made by certutil, and a Firefox
+// profile never started (no cert9.db), which gets a new database.
+// certutil then lists the token's certificates in every database; a
+// second run says "already registered" and leaves one entry; --remove
+// (twice) undoes it.
 func TestRegisterFirefox(t *testing.T) {
 	need(t, "modutil", "certutil")
 	f := newFixture(t)
@@ -23,6 +25,7 @@ func TestRegisterFirefox(t *testing.T) {
 	profiles := []string{
 		filepath.Join(ff, "Profiles", "work"),
 		filepath.Join(ff, "x1y2z3.default-release"),
+		filepath.Join(f.path("config"), "mozilla", "firefox", "r5t6y7.default-esr"), // $XDG_CONFIG_HOME
 		filepath.Join(home, ".thunderbird", "a1b2c3.default-release"),
 	}
 	fresh := filepath.Join(ff, "q9w8e7.default")
@@ -57,21 +60,19 @@ func TestRegisterFirefox(t *testing.T) {
 		return m
 	}
 
-	out := f.mustRun(t, csctoken, "register", "--firefox", "--library", f.lib)
+	out := f.mustRun(t, csctoken, "register", "--firefox", "--thunderbird", "--library", f.lib)
 	got := lines(out)
+	if !strings.Contains(got[fresh], "new NSS database (profile never started); ") {
+		t.Errorf("register --firefox, the profile without a database: %q\n%s", got[fresh], out)
+	}
+	profiles = append(profiles, fresh)
 	for _, p := range profiles {
 		if !strings.Contains(got[p], "registered "+f.lib+` as "csctoken"`) || count(p) != 1 {
 			t.Errorf("register --firefox, %s: %q, %d modules\n%s", p, got[p], count(p), out)
 		}
 	}
-	if !strings.HasPrefix(got[profiles[2]], "thunderbird ") || !strings.HasPrefix(got[profiles[0]], "firefox ") {
+	if !strings.HasPrefix(got[profiles[3]], "thunderbird ") || !strings.HasPrefix(got[profiles[0]], "firefox ") {
 		t.Errorf("register --firefox: applications not named:\n%s", out)
-	}
-	if !strings.Contains(got[fresh], "skipped, no cert9.db") {
-		t.Errorf("register --firefox, the profile without a database: %q\n%s", got[fresh], out)
-	}
-	if _, err := os.Stat(filepath.Join(fresh, "cert9.db")); err == nil {
-		t.Errorf("register --firefox made a database in %s", fresh)
 	}
 	for _, p := range profiles {
 		certs := f.mustRun(t, "certutil", "-L", "-d", "sql:"+p, "-h", "all")
@@ -82,7 +83,7 @@ func TestRegisterFirefox(t *testing.T) {
 		}
 	}
 
-	out = f.mustRun(t, csctoken, "register", "--firefox", "--library", f.lib)
+	out = f.mustRun(t, csctoken, "register", "--firefox", "--thunderbird", "--library", f.lib)
 	got = lines(out)
 	for _, p := range profiles {
 		if !strings.Contains(got[p], "already registered") || count(p) != 1 {
@@ -90,14 +91,14 @@ func TestRegisterFirefox(t *testing.T) {
 		}
 	}
 
-	out = f.mustRun(t, csctoken, "register", "--firefox", "--remove")
+	out = f.mustRun(t, csctoken, "register", "--firefox", "--thunderbird", "--remove")
 	got = lines(out)
 	for _, p := range profiles {
 		if !strings.Contains(got[p], `removed "csctoken"`) || count(p) != 0 {
 			t.Errorf("register --firefox --remove, %s: %q, %d modules\n%s", p, got[p], count(p), out)
 		}
 	}
-	out = f.mustRun(t, csctoken, "register", "--firefox", "--remove")
+	out = f.mustRun(t, csctoken, "register", "--firefox", "--thunderbird", "--remove")
 	got = lines(out)
 	for _, p := range profiles {
 		if !strings.Contains(got[p], "not registered") {
