@@ -152,6 +152,10 @@ func Open(ctx context.Context, c config.Config, log *slog.Logger) (_ *App, err e
 		MaxMultisign:    c.Security.MaxMultisign,
 		CertValidity:    c.CA.CertValidity.Duration,
 		Argon2:          secret.Params{Time: c.Security.Argon2Time, Memory: c.Security.Argon2Memory, Threads: 1},
+		HashSlots:       c.Security.PasswordHashSlots,
+		HashWait:        c.Security.PasswordHashWait.Duration,
+		AccountRate:     service.Rate{Burst: c.Security.ThrottleAccountBurst, Every: c.Security.ThrottleAccountEvery.Duration},
+		AddressRate:     service.Rate{Burst: c.Security.ThrottleAddressBurst, Every: c.Security.ThrottleAddressEvery.Duration},
 	})
 	if err != nil {
 		return nil, err

@@ -114,6 +114,20 @@ type Security struct {
 	// Argon2 cost of password and PIN hashes.
 	Argon2Time   uint32 `toml:"argon2_time"`
 	Argon2Memory uint32 `toml:"argon2_memory_kib"`
+	// PasswordHashSlots bounds the password, client-secret and PIN checks
+	// running at once (each takes argon2_memory_kib); 0: as many as fit in
+	// 64 MiB, at least 2. A check waits up to PasswordHashWait (default 2s)
+	// for a slot, then the request is answered 503 with Retry-After.
+	PasswordHashSlots int      `toml:"password_hash_slots"`
+	PasswordHashWait  Duration `toml:"password_hash_wait"`
+	// Throttling of wrong passwords and client secrets, per account and
+	// per client address: Burst failures, then one per Every (429 with
+	// Retry-After meanwhile). Zero: 10 per account then one every 6s, 30
+	// per address then one every 2s; a negative burst turns one off.
+	ThrottleAccountBurst int      `toml:"throttle_account_burst"`
+	ThrottleAccountEvery Duration `toml:"throttle_account_every"`
+	ThrottleAddressBurst int      `toml:"throttle_address_burst"`
+	ThrottleAddressEvery Duration `toml:"throttle_address_every"`
 }
 
 // Server holds HTTP timeouts.

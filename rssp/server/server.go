@@ -12,8 +12,10 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +23,7 @@ import (
 
 	"github.com/csctoken/csctoken/csc"
 	"github.com/csctoken/csctoken/rssp/service"
+	"github.com/csctoken/csctoken/rssp/store"
 )
 
 // Info is the static part of the info answer.
@@ -347,6 +350,20 @@ func methodName(r *http.Request) string {
 	return strings.TrimPrefix(p, "/csc/v1/")
 }
 
+// RetryAfter is the Retry-After value (whole seconds, at least 1) for a
+// 429 or 503 answer of err: the Problem's RetryAfter, else 1 s, 30 s for a
+// full disk.
+func RetryAfter(err error) string {
+	d := time.Second
+	var p *service.Problem
+	if errors.As(err, &p) && p.RetryAfter > 0 {
+		d = p.RetryAfter
+	} else if errors.Is(err, store.ErrFull) {
+		d = 30 * time.Second
+	}
+	return strconv.FormatInt(int64(math.Ceil(d.Seconds())), 10)
+}
+
 // writeError is the one place where errors become CSC error bodies.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, code := http.StatusInternalServerError, csc.ErrServerError
@@ -384,12 +401,22 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		status, code = http.StatusNotFound, csc.ErrInvalidRequest
 	case errors.Is(err, errMethod):
 		status, code = http.StatusMethodNotAllowed, csc.ErrInvalidRequest
+	case errors.Is(err, service.ErrThrottled):
+		status, code = http.StatusTooManyRequests, csc.ErrTemporarilyUnavailable
+	case errors.Is(err, service.ErrUnavailable):
+		status, code = http.StatusServiceUnavailable, csc.ErrTemporarilyUnavailable
+	case errors.Is(err, store.ErrFull):
+		status, code, desc = http.StatusServiceUnavailable, csc.ErrTemporarilyUnavailable, "The service is out of storage; try again later"
+		s.log.Error("storage full", "path", r.URL.Path, "err", err)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, errUnavailable):
 		status, code, desc = http.StatusServiceUnavailable, csc.ErrTemporarilyUnavailable, "The service is busy; try again"
 	case errors.Is(err, context.Canceled):
 		status, code, desc = http.StatusServiceUnavailable, csc.ErrTemporarilyUnavailable, "Request cancelled"
 	default:
 		s.log.Error("internal error", "path", r.URL.Path, "err", err)
+	}
+	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", RetryAfter(err))
 	}
 	state(r).code = code
 	w.Header().Set("Content-Type", "application/json")

@@ -22,18 +22,30 @@ type Tokens struct {
 // Login checks a user's password (auth/login with HTTP Basic) and issues an
 // access token, and a refresh token when rememberMe is set.
 func (s *Service) Login(ctx context.Context, name, password string, rememberMe bool) (tok Tokens, err error) {
+	// Refused before any work, and without an audit row each (the row is
+	// written when throttling starts: see failed).
+	if err := s.check(ctx, s.passwords, name); err != nil {
+		return Tokens{}, err
+	}
 	var userID string
 	defer func() { s.audit(ctx, "login", userID, "", nil, err, "user "+name) }()
 	u, err := s.store.UserByName(ctx, name)
 	if errors.Is(err, store.ErrNotFound) {
-		secret.VerifyDummy(password)
+		if err := s.verifyDummy(ctx, password); err != nil {
+			return Tokens{}, err
+		}
+		s.failed(ctx, s.passwords, name, "")
 		return Tokens{}, fail(ErrAuthentication, "Invalid username or password")
 	}
 	if err != nil {
 		return Tokens{}, err
 	}
 	userID = u.ID
-	if err := secret.Verify(password, u.PasswordHash); err != nil {
+	if err := s.verifyPassword(ctx, password, u.PasswordHash, false); err != nil {
+		if !errors.Is(err, secret.ErrMismatch) && !errors.Is(err, secret.ErrFormat) {
+			return Tokens{}, err
+		}
+		s.failed(ctx, s.passwords, name, u.ID)
 		return Tokens{}, fail(ErrAuthentication, "Invalid username or password")
 	}
 	if u.Disabled {

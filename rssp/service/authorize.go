@@ -152,7 +152,7 @@ func (s *Service) checkFactors(ctx context.Context, c store.Credential, data []c
 	}
 	var failed error
 	if needPIN {
-		if err := secret.Verify(values[FactorPIN], c.PINHash); err != nil {
+		if err := s.verifyPassword(ctx, values[FactorPIN], c.PINHash, true); err != nil {
 			if !errors.Is(err, secret.ErrMismatch) {
 				return err
 			}

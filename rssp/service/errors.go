@@ -3,6 +3,7 @@ package service
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Kinds of failure. Every error the service returns wraps one of them (or is
@@ -19,6 +20,12 @@ var (
 	ErrDisabled       = errors.New("credential disabled")   // 400 credential_disabled
 	ErrAccessDenied   = errors.New("access denied")         // 403 access_denied
 	ErrNotImplemented = errors.New("not implemented")       // 501
+	// ErrThrottled: too many wrong passwords or client secrets lately (429
+	// with Retry-After, Problem.RetryAfter).
+	ErrThrottled = errors.New("too many failed attempts")
+	// ErrUnavailable: the service is busy or out of a resource (503 with
+	// Retry-After): every password-hashing slot taken, the disk full.
+	ErrUnavailable = errors.New("temporarily unavailable")
 )
 
 // Problem is a failure with a description safe to show the client.
@@ -26,6 +33,9 @@ type Problem struct {
 	Kind        error  // one of the Err* kinds above
 	Description string // for error_description: no secrets
 	Err         error  // optional cause, logged, never sent
+	// RetryAfter, when set, is sent as Retry-After (ErrThrottled,
+	// ErrUnavailable).
+	RetryAfter time.Duration
 }
 
 func (p *Problem) Error() string {

@@ -56,7 +56,23 @@ type Options struct {
 	MaxMultisign    int
 	CertValidity    time.Duration
 	Argon2          secret.Params
+	// HashSlots bounds the argon2id verifications running at once (one
+	// is kept for PIN checks behind a valid token); 0: as many as fit in
+	// DefaultHashMemory. HashWait is how long a check queues for a slot
+	// before the request is answered 503 (0: DefaultHashWait).
+	HashSlots int
+	HashWait  time.Duration
+	// AccountRate and AddressRate throttle wrong passwords and client
+	// secrets (see throttle.go); zero: the defaults, Burst < 0: off.
+	AccountRate Rate
+	AddressRate Rate
 }
+
+// Defaults of the password-hashing bound.
+const (
+	DefaultHashMemory = 64 << 20 // bytes of argon2id memory at once
+	DefaultHashWait   = 2 * time.Second
+)
 
 // Service is the RSSP.
 type Service struct {
@@ -72,6 +88,10 @@ type Service struct {
 	public   atomic.Pointer[string] // PublicURL, updated once the port is known
 	log      *slog.Logger
 	now      func() time.Time
+
+	hashes    *secret.Limiter // bounds concurrent argon2id verifications
+	passwords *guard          // throttles wrong passwords
+	clients   *guard          // throttles wrong client secrets
 
 	credMu      sync.Map // credential ID → *sync.Mutex serialising factor checks
 	parsedCache sync.Map // credential ID → *parsedCred
@@ -109,19 +129,30 @@ func New(d Deps, opt Options) (*Service, error) {
 	if opt.Argon2.Time == 0 {
 		opt.Argon2 = secret.DefaultParams
 	}
+	if opt.HashSlots <= 0 {
+		opt.HashSlots = secret.SlotsFor(DefaultHashMemory, opt.Argon2)
+	}
+	if opt.HashWait <= 0 {
+		opt.HashWait = DefaultHashWait
+	}
+	opt.AccountRate = opt.AccountRate.orDefault(DefaultAccountRate)
+	opt.AddressRate = opt.AddressRate.orDefault(DefaultAddressRate)
 	s := &Service{
-		store:    d.Store,
-		keys:     d.Keys,
-		backends: map[string]keystore.Backend{d.Keys.Name(): d.Keys},
-		issuer:   d.Issuer,
-		tsa:      d.TSA,
-		sealer:   d.Sealer,
-		pending:  d.Pending,
-		notifier: d.Notifier,
-		opt:      opt,
-		log:      d.Logger,
-		now:      d.Now,
-		totpLast: map[string]int64{},
+		store:     d.Store,
+		keys:      d.Keys,
+		backends:  map[string]keystore.Backend{d.Keys.Name(): d.Keys},
+		issuer:    d.Issuer,
+		tsa:       d.TSA,
+		sealer:    d.Sealer,
+		pending:   d.Pending,
+		notifier:  d.Notifier,
+		opt:       opt,
+		log:       d.Logger,
+		now:       d.Now,
+		totpLast:  map[string]int64{},
+		hashes:    secret.NewLimiter(opt.HashSlots, opt.HashWait),
+		passwords: newGuard("password", opt.AccountRate, opt.AddressRate),
+		clients:   newGuard("client secret", opt.AccountRate, opt.AddressRate),
 	}
 	s.public.Store(&opt.PublicURL)
 	for _, b := range d.Backends {
@@ -226,6 +257,7 @@ func resultCode(err error) string {
 		{ErrInvalidPIN, "invalid_pin"}, {ErrInvalidOTP, "invalid_otp"}, {ErrLocked, "credential_locked"},
 		{ErrDisabled, "credential_disabled"}, {ErrInvalidToken, "invalid_token"}, {ErrExpiredToken, "expired_token"},
 		{ErrAuthentication, "authentication_error"}, {ErrAccessDenied, "access_denied"}, {ErrInvalidRequest, "invalid_request"},
+		{ErrThrottled, "throttled"}, {ErrUnavailable, "temporarily_unavailable"},
 	} {
 		if errors.Is(err, k.kind) {
 			return k.code
@@ -235,6 +267,35 @@ func resultCode(err error) string {
 		return c
 	}
 	return "server_error"
+}
+
+// busy turns the hash limiter's refusal into ErrUnavailable (503 with
+// Retry-After); other errors pass.
+func busy(err error) error {
+	if errors.Is(err, secret.ErrBusy) {
+		return &Problem{Kind: ErrUnavailable, Description: "Too many logins at once; try again shortly", Err: err, RetryAfter: time.Second}
+	}
+	return err
+}
+
+// verifyPassword checks a password, client secret or PIN through the hash
+// limiter: nil, ErrMismatch-wrapping for a wrong one, or busy's error.
+// authenticated callers (a PIN behind a valid token) may take the reserved
+// slot.
+func (s *Service) verifyPassword(ctx context.Context, pw, encoded string, authenticated bool) error {
+	var err error
+	if authenticated {
+		err = s.hashes.VerifyAuthenticated(ctx, pw, encoded)
+	} else {
+		err = s.hashes.Verify(ctx, pw, encoded)
+	}
+	return busy(err)
+}
+
+// verifyDummy burns a verification for an unknown name (same cost and
+// queue as verifyPassword): nil or busy's error.
+func (s *Service) verifyDummy(ctx context.Context, pw string) error {
+	return busy(s.hashes.VerifyDummy(ctx, pw))
 }
 
 // parseCert returns the end-entity certificate of a credential.

@@ -38,6 +38,9 @@ var (
 	ErrExhausted = errors.New("authorization used up") // ConsumeSAD: not enough signatures left
 	ErrExpired   = errors.New("expired")
 	ErrRevoked   = errors.New("revoked")
+	// ErrFull: the database cannot grow (disk full). Nothing was written;
+	// the same call may succeed once space is freed.
+	ErrFull = errors.New("storage full")
 )
 
 // User is an account of the service.

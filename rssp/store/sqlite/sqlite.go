@@ -45,6 +45,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	msqlite "modernc.org/sqlite" // registers the "sqlite" driver
@@ -307,6 +308,12 @@ func sqliteCode(err error) int {
 func isTaken(err error) bool {
 	c := sqliteCode(err)
 	return c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY || c == sqlite3.SQLITE_CONSTRAINT_UNIQUE
+}
+
+// isFull reports whether err is SQLite's "database or disk is full" (the
+// VFS maps ENOSPC to it), or ENOSPC itself.
+func isFull(err error) bool {
+	return err != nil && (sqliteCode(err)&0xff == sqlite3.SQLITE_FULL || errors.Is(err, syscall.ENOSPC))
 }
 
 // isMissingParent reports whether err is a violated foreign key.

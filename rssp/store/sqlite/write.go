@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+
+	"github.com/csctoken/csctoken/rssp/store"
 )
 
 // Writes and group commit.
@@ -56,6 +58,9 @@ func (d *DB) write(ctx context.Context, fn func(w *wtx) error) error {
 		return errClosed
 	}
 	<-op.done // the writer finishes every op it has taken
+	if isFull(op.err) {
+		return fmt.Errorf("%w: %w", store.ErrFull, op.err)
+	}
 	return op.err
 }
 

@@ -1,0 +1,173 @@
+package server_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/csctoken/csctoken/csc"
+	"github.com/csctoken/csctoken/internal/rssptest"
+	"github.com/csctoken/csctoken/rssp/config"
+	"github.com/csctoken/csctoken/rssp/store"
+	"github.com/csctoken/csctoken/rssp/store/sqlite"
+)
+
+// basicLogin posts auth/login with HTTP Basic.
+func basicLogin(t *testing.T, s *rssptest.Server, name, pw string) rssptest.Response {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, s.URL+"/auth/login", strings.NewReader("{}"))
+	req.SetBasicAuth(name, pw)
+	resp, err := s.Client.Do(req)
+	if err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return rssptest.Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+}
+
+// auditRows returns every audit row of event.
+func auditRows(t *testing.T, s *rssptest.Server, event string) []store.AuditEvent {
+	t.Helper()
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, s.App.Config.Path(s.App.Config.Database.Path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var out []store.AuditEvent
+	for after := int64(0); ; {
+		evs, err := db.AuditEvents(ctx, after, 500)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) == 0 {
+			return out
+		}
+		for _, e := range evs {
+			if e.Event == event {
+				out = append(out, e)
+			}
+			after = e.Seq
+		}
+	}
+}
+
+// retryAfter checks a 429/503 answer's Retry-After and error code.
+func retryAfter(t *testing.T, r rssptest.Response, status int) int {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("status %d (%s), want %d", r.Status, r.Body, status)
+	}
+	if c := r.Error().Code; c != csc.ErrTemporarilyUnavailable {
+		t.Errorf("error %q, want %s", c, csc.ErrTemporarilyUnavailable)
+	}
+	n, err := strconv.Atoi(r.Header.Get("Retry-After"))
+	if err != nil || n < 1 {
+		t.Fatalf("Retry-After %q", r.Header.Get("Retry-After"))
+	}
+	return n
+}
+
+// Item 1 of the hardening: concurrent password hashes are bounded; a burst
+// beyond the bound gets 503 + Retry-After instead of taking memory.
+func TestLoginHashBound(t *testing.T) {
+	s := rssptest.Start(t, rssptest.Options{Edit: func(c *config.Config) {
+		// A hash that takes a while, two slots, almost no queueing.
+		c.Security.Argon2Time, c.Security.Argon2Memory = 3, 8*1024
+		c.Security.PasswordHashSlots = 2
+		c.Security.PasswordHashWait = config.Duration{Duration: time.Millisecond}
+		c.Security.ThrottleAccountBurst, c.Security.ThrottleAddressBurst = -1, -1
+	}})
+	s.AddUser(t, user, password)
+	const n = 24
+	var wg sync.WaitGroup
+	res := make([]rssptest.Response, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			name := user
+			if i%2 == 1 {
+				name = "nobody" // unknown users queue alike
+			}
+			res[i] = basicLogin(t, s, name, "wrong password")
+		}()
+	}
+	wg.Wait()
+	busy := 0
+	for _, r := range res {
+		switch r.Status {
+		case http.StatusBadRequest:
+			if r.Error().Code != csc.ErrAuthenticationError {
+				t.Errorf("400 with %s", r.Body)
+			}
+		case http.StatusServiceUnavailable:
+			retryAfter(t, r, http.StatusServiceUnavailable)
+			busy++
+		default:
+			t.Errorf("status %d: %s", r.Status, r.Body)
+		}
+	}
+	if busy == 0 {
+		t.Fatalf("%d concurrent logins with 2 hash slots: none was refused as busy", n)
+	}
+	// The owner still logs in once the burst is over.
+	s.Login(t, user, password)
+}
+
+// Item 2: wrong passwords are throttled per account and per address, with
+// 429 + Retry-After and an audit row; the account recovers by itself.
+func TestLoginThrottle(t *testing.T) {
+	s := rssptest.Start(t, rssptest.Options{Edit: func(c *config.Config) {
+		c.Security.ThrottleAccountBurst = 3
+		c.Security.ThrottleAccountEvery = config.Duration{Duration: 400 * time.Millisecond}
+		c.Security.ThrottleAddressBurst = 6
+		c.Security.ThrottleAddressEvery = config.Duration{Duration: time.Hour}
+	}})
+	s.AddUser(t, user, password)
+	s.AddUser(t, "bob", password)
+	for i := range 3 {
+		if r := basicLogin(t, s, user, "guess"); r.Status != http.StatusBadRequest {
+			t.Fatalf("guess %d: %d %s", i, r.Status, r.Body)
+		}
+	}
+	// The account's bucket is empty: refused before the password is
+	// checked, the right one too (the trade-off, for a while).
+	retryAfter(t, basicLogin(t, s, user, "guess"), http.StatusTooManyRequests)
+	retryAfter(t, basicLogin(t, s, user, password), http.StatusTooManyRequests)
+	// Another account from the same address still works.
+	s.Login(t, "bob", password)
+	// It refills: no permanent lockout.
+	time.Sleep(450 * time.Millisecond)
+	s.Login(t, user, password)
+
+	// The address: 6 failures in all, whatever the account.
+	for i, name := range []string{"carol", "dave", "erin"} {
+		if r := basicLogin(t, s, name, "guess"); r.Status != http.StatusBadRequest {
+			t.Fatalf("address guess %d: %d %s", i, r.Status, r.Body)
+		}
+	}
+	retryAfter(t, basicLogin(t, s, "frank", "guess"), http.StatusTooManyRequests)
+	if n := retryAfter(t, basicLogin(t, s, "bob", password), http.StatusTooManyRequests); n < 60 {
+		t.Errorf("address Retry-After %d s, want about an hour", n)
+	}
+
+	rows := auditRows(t, s, "throttle")
+	var account, address bool
+	for _, e := range rows {
+		account = account || strings.Contains(e.Detail, "account "+user)
+		address = address || strings.Contains(e.Detail, "address 127.0.0.1")
+		if e.Result != "throttled" {
+			t.Errorf("throttle row result %q", e.Result)
+		}
+	}
+	if !account || !address {
+		t.Errorf("throttle audit rows %+v: want one for the account and one for the address", rows)
+	}
+}
