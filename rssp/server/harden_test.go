@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"context"
+	"database/sql"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strconv"
@@ -13,6 +15,8 @@ import (
 	"github.com/csctoken/csctoken/csc"
 	"github.com/csctoken/csctoken/internal/rssptest"
 	"github.com/csctoken/csctoken/rssp/config"
+	"github.com/csctoken/csctoken/rssp/keystore"
+	"github.com/csctoken/csctoken/rssp/service"
 	"github.com/csctoken/csctoken/rssp/store"
 	"github.com/csctoken/csctoken/rssp/store/sqlite"
 )
@@ -169,5 +173,133 @@ func TestLoginThrottle(t *testing.T) {
 	}
 	if !account || !address {
 		t.Errorf("throttle audit rows %+v: want one for the account and one for the address", rows)
+	}
+}
+
+// Item 3: two simultaneous redemptions of one refresh token: exactly one
+// wins; the other is a reuse and revokes the family, the winner's new
+// tokens included.
+func TestRefreshRace(t *testing.T) {
+	s := rssptest.Start(t, rssptest.Options{})
+	s.AddUser(t, user, password)
+	for round := range 5 {
+		req, _ := http.NewRequest(http.MethodPost, s.URL+"/auth/login", strings.NewReader(`{"rememberMe":true}`))
+		req.SetBasicAuth(user, password)
+		resp, err := s.Client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lr csc.LoginResponse
+		_ = json.NewDecoder(resp.Body).Decode(&lr)
+		resp.Body.Close()
+		if lr.RefreshToken == "" {
+			t.Fatalf("no refresh token")
+		}
+		const racers = 8
+		var (
+			wg    sync.WaitGroup
+			start = make(chan struct{})
+			res   = make([]rssptest.Response, racers)
+		)
+		for i := range racers {
+			wg.Go(func() {
+				<-start
+				res[i] = s.Call(t, "auth/login", "", map[string]any{"refresh_token": lr.RefreshToken})
+			})
+		}
+		close(start)
+		wg.Wait()
+		var winners []csc.LoginResponse
+		for _, r := range res {
+			switch {
+			case r.Status == http.StatusOK:
+				var w csc.LoginResponse
+				r.Decode(t, &w)
+				winners = append(winners, w)
+			case r.Status == http.StatusUnauthorized && r.Error().Code == csc.ErrInvalidToken:
+			default:
+				t.Fatalf("refresh: %d %s", r.Status, r.Body)
+			}
+		}
+		if len(winners) > 1 {
+			t.Fatalf("round %d: %d of %d simultaneous refreshes succeeded, want at most 1", round, len(winners), racers)
+		}
+		// Losers were reuse: the family is gone, the winner's tokens too.
+		for _, w := range winners {
+			if r := s.Call(t, "credentials/list", w.AccessToken, map[string]any{}); r.Status != http.StatusUnauthorized {
+				t.Errorf("round %d: the winner's access token after a reuse: %d %s", round, r.Status, r.Body)
+			}
+			if r := s.Call(t, "auth/login", "", map[string]any{"refresh_token": w.RefreshToken}); r.Status != http.StatusUnauthorized {
+				t.Errorf("round %d: the winner's refresh token after a reuse: %d %s", round, r.Status, r.Body)
+			}
+		}
+	}
+}
+
+// Item 4: another user's authorizeCheck on a decided out-of-band handle
+// takes nothing: the owner still gets the SAD.
+func TestAuthorizeCheckOwner(t *testing.T) {
+	srv := rssptest.Start(t, rssptest.Options{})
+	srv.AddUser(t, user, password)
+	srv.AddUser(t, "bob", password)
+	id, _ := srv.AddCredential(t, service.CredentialSpec{User: user, KeyType: keystore.ECP256, PIN: pin, OOB: true})
+	alice, bob := srv.Login(t, user, password), srv.Login(t, "bob", password)
+	r := srv.Call(t, "credentials/authorize", alice, map[string]any{"credentialID": id, "numSignatures": 1,
+		"authData": []map[string]string{{"id": "PIN", "value": pin}, {"id": "OOB"}}})
+	var ar csc.AuthorizeResponse
+	r.Decode(t, &ar)
+	if r.Status != http.StatusAccepted || ar.Handle == "" {
+		t.Fatalf("authorize: %d %s", r.Status, r.Body)
+	}
+	phone(t, srv, id, "approve")
+	if r := srv.Call(t, "credentials/authorizeCheck", bob, map[string]any{"handle": ar.Handle}); r.Status != http.StatusBadRequest {
+		t.Fatalf("bob's authorizeCheck on alice's handle: %d %s", r.Status, r.Body)
+	}
+	var got csc.AuthorizeResponse
+	rssptest.Must(t, srv.Call(t, "credentials/authorizeCheck", alice, map[string]any{"handle": ar.Handle})).Decode(t, &got)
+	if got.SAD == "" {
+		t.Fatal("alice got no SAD after bob's attempt")
+	}
+}
+
+// Item 5: a SAD is never issued without its audit row. A trigger makes the
+// audit table refuse "authorize" rows (as a full disk would refuse the
+// append): credentials/authorize must then fail and leave no SAD.
+func TestAuthorizeAuditAtomic(t *testing.T) {
+	srv := rssptest.Start(t, rssptest.Options{})
+	srv.AddUser(t, user, password)
+	id, _ := srv.AddCredential(t, service.CredentialSpec{User: user, KeyType: keystore.ECP256, PIN: pin, Multisign: 5})
+	tok := srv.Login(t, user, password)
+	dbPath := srv.App.Config.Path(srv.App.Config.Database.Path)
+	raw, err := sql.Open("sqlite", dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.Exec(`CREATE TRIGGER refuse_authorize BEFORE INSERT ON audit WHEN NEW.event = 'authorize'
+		BEGIN SELECT RAISE(ABORT, 'audit log unwritable'); END`); err != nil {
+		t.Fatal(err)
+	}
+	r := srv.Call(t, "credentials/authorize", tok, map[string]any{"credentialID": id, "numSignatures": 1,
+		"authData": []map[string]string{{"id": "PIN", "value": pin}}})
+	var ar csc.AuthorizeResponse
+	_ = json.Unmarshal(r.Body, &ar)
+	if r.Status == http.StatusOK || ar.SAD != "" {
+		t.Fatalf("authorize with an unwritable audit log: %d %s", r.Status, r.Body)
+	}
+	var sads int
+	if err := raw.QueryRow(`SELECT count(*) FROM sads`).Scan(&sads); err != nil {
+		t.Fatal(err)
+	}
+	if sads != 0 {
+		t.Fatalf("%d SADs in the store without their audit row", sads)
+	}
+	if _, err := raw.Exec(`DROP TRIGGER refuse_authorize`); err != nil {
+		t.Fatal(err)
+	}
+	rssptest.Must(t, srv.Call(t, "credentials/authorize", tok, map[string]any{"credentialID": id, "numSignatures": 1,
+		"authData": []map[string]string{{"id": "PIN", "value": pin}}}))
+	if n := srv.AuditCount(t, "authorize", id); n != 1 {
+		t.Fatalf("authorize ok rows %d, want 1", n)
 	}
 }

@@ -75,7 +75,9 @@ func (s *Service) Refresh(ctx context.Context, refresh string) (tok Tokens, err 
 	}
 	userID = t.UserID
 	if t.Revoked {
-		_ = s.store.RevokeFamily(ctx, t.Family)
+		if err := s.store.RevokeFamily(ctx, t.Family); err != nil {
+			return Tokens{}, err
+		}
 		return Tokens{}, fail(ErrInvalidToken, "The refresh token was revoked")
 	}
 	if !s.now().Before(t.ExpiresAt) {
@@ -85,39 +87,62 @@ func (s *Service) Refresh(ctx context.Context, refresh string) (tok Tokens, err 
 	if err != nil || u.Disabled {
 		return Tokens{}, fail(ErrInvalidToken, "The account is no longer active")
 	}
-	if err := s.store.RevokeToken(ctx, t.Hash); err != nil {
-		return Tokens{}, err
-	}
-	return s.issueTokens(ctx, t.UserID, t.Family, true)
-}
-
-func (s *Service) issueTokens(ctx context.Context, userID, family string, refresh bool) (Tokens, error) {
-	now := s.now()
-	access, err := secret.NewToken()
+	out, rows, err := s.newTokens(t.UserID, t.Family, true)
 	if err != nil {
 		return Tokens{}, err
 	}
-	if err := s.store.CreateToken(ctx, store.Token{
-		Hash: secret.TokenHash(access), Kind: store.AccessToken, UserID: userID, Scope: "service",
-		Family: family, ExpiresAt: now.Add(s.opt.AccessTokenTTL), CreatedAt: now,
-	}); err != nil {
+	// The compare-and-set: of two simultaneous redemptions exactly one
+	// rotates (and creates its new tokens in the same step); the other is
+	// a reuse, and ends the whole family, the winner's new tokens too.
+	if err := s.store.RotateToken(ctx, t.Hash, rows); errors.Is(err, store.ErrRevoked) {
+		if err := s.store.RevokeFamily(ctx, t.Family); err != nil {
+			return Tokens{}, err
+		}
+		return Tokens{}, fail(ErrInvalidToken, "The refresh token was revoked")
+	} else if err != nil {
 		return Tokens{}, err
 	}
+	return out, nil
+}
+
+func (s *Service) issueTokens(ctx context.Context, userID, family string, refresh bool) (Tokens, error) {
+	out, rows, err := s.newTokens(userID, family, refresh)
+	if err != nil {
+		return Tokens{}, err
+	}
+	for _, t := range rows {
+		if err := s.store.CreateToken(ctx, t); err != nil {
+			return Tokens{}, err
+		}
+	}
+	return out, nil
+}
+
+// newTokens makes an access token, and a refresh token when refresh is set,
+// of the family: the values to hand out and the rows to store.
+func (s *Service) newTokens(userID, family string, refresh bool) (Tokens, []store.Token, error) {
+	now := s.now()
+	access, err := secret.NewToken()
+	if err != nil {
+		return Tokens{}, nil, err
+	}
+	rows := []store.Token{{
+		Hash: secret.TokenHash(access), Kind: store.AccessToken, UserID: userID, Scope: "service",
+		Family: family, ExpiresAt: now.Add(s.opt.AccessTokenTTL), CreatedAt: now,
+	}}
 	out := Tokens{AccessToken: access, ExpiresIn: s.opt.AccessTokenTTL}
 	if refresh {
 		rt, err := secret.NewToken()
 		if err != nil {
-			return Tokens{}, err
+			return Tokens{}, nil, err
 		}
-		if err := s.store.CreateToken(ctx, store.Token{
+		rows = append(rows, store.Token{
 			Hash: secret.TokenHash(rt), Kind: store.RefreshToken, UserID: userID, Scope: "service",
 			Family: family, ExpiresAt: now.Add(s.opt.RefreshTokenTTL), CreatedAt: now,
-		}); err != nil {
-			return Tokens{}, err
-		}
+		})
 		out.RefreshToken = rt
 	}
-	return out, nil
+	return out, rows, nil
 }
 
 // Authenticate checks a bearer access token.

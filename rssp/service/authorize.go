@@ -44,8 +44,11 @@ func (s *Service) credLock(id string) *sync.Mutex {
 // Authorize checks the credential's factors and issues a SAD for
 // NumSignatures signatures; for SCAL2 the SAD is bound to the hashes.
 func (s *Service) Authorize(ctx context.Context, p Principal, r AuthorizeRequest) (sad SAD, err error) {
+	detail := fmt.Sprintf("numSignatures=%d", r.NumSignatures)
 	defer func() {
-		s.audit(ctx, "authorize", p.UserID, r.CredentialID, r.Hashes, err, fmt.Sprintf("numSignatures=%d", r.NumSignatures))
+		if sad.Value == "" { // an issued SAD has its row already (newSAD)
+			s.audit(ctx, "authorize", p.UserID, r.CredentialID, r.Hashes, err, detail)
+		}
 	}()
 	c, err := s.userCredential(ctx, p, r.CredentialID)
 	if err != nil {
@@ -81,7 +84,8 @@ func (s *Service) Authorize(ctx context.Context, p Principal, r AuthorizeRequest
 		}
 		return s.startOOB(ctx, c, u, r)
 	}
-	return s.newSAD(ctx, c, p.UserID, r.HashAlgorithm, r.Hashes, r.NumSignatures)
+	return s.newSAD(ctx, c, p.UserID, r.HashAlgorithm, r.Hashes, r.NumSignatures,
+		s.auditEvent(ctx, "authorize", p.UserID, c.ID, r.Hashes, nil, detail))
 }
 
 // checkHashes validates digests against their algorithm OID.
@@ -191,7 +195,9 @@ func factorName(kind error) string {
 	return "PIN"
 }
 
-func (s *Service) newSAD(ctx context.Context, c store.Credential, userID, hashAlg string, hashes [][]byte, n int) (SAD, error) {
+// newSAD issues a SAD and appends its audit row (an "ok" row of the
+// issuing event) in one step: never one without the other.
+func (s *Service) newSAD(ctx context.Context, c store.Credential, userID, hashAlg string, hashes [][]byte, n int, audit store.AuditEvent) (SAD, error) {
 	v, err := secret.NewToken()
 	if err != nil {
 		return SAD{}, err
@@ -203,7 +209,8 @@ func (s *Service) newSAD(ctx context.Context, c store.Credential, userID, hashAl
 	if err := s.store.CreateSAD(ctx, store.SAD{
 		Hash: secret.TokenHash(v), CredentialID: c.ID, UserID: userID, HashAlgo: hashAlg, Hashes: hashes,
 		Remaining: n, ExpiresAt: now.Add(s.opt.SADTTL), CreatedAt: now,
-	}); err != nil {
+	}, &audit); err != nil {
+		s.log.Error("SAD not issued", "event", audit.Event, "credential", c.ID, "err", err)
 		return SAD{}, err
 	}
 	return SAD{Value: v, ExpiresIn: s.opt.SADTTL}, nil
@@ -262,7 +269,11 @@ func sortedCopy(in [][]byte) [][]byte {
 // ExtendTransaction replaces a valid SAD by a new one with the same binding
 // and the signatures it has left (credentials/extendTransaction).
 func (s *Service) ExtendTransaction(ctx context.Context, p Principal, credID, value string, hashes [][]byte, hashAlg string) (sad SAD, err error) {
-	defer func() { s.audit(ctx, "extendTransaction", p.UserID, credID, hashes, err, "") }()
+	defer func() {
+		if sad.Value == "" {
+			s.audit(ctx, "extendTransaction", p.UserID, credID, hashes, err, "")
+		}
+	}()
 	c, err := s.userCredential(ctx, p, credID)
 	if err != nil {
 		return SAD{}, err
@@ -286,7 +297,8 @@ func (s *Service) ExtendTransaction(ctx context.Context, p Principal, credID, va
 	if err != nil {
 		return SAD{}, sadError(err)
 	}
-	return s.newSAD(ctx, c, p.UserID, taken.HashAlgo, taken.Hashes, old.Remaining)
+	return s.newSAD(ctx, c, p.UserID, taken.HashAlgo, taken.Hashes, old.Remaining,
+		s.auditEvent(ctx, "extendTransaction", p.UserID, credID, hashes, nil, ""))
 }
 
 func sadError(err error) error {

@@ -932,7 +932,7 @@ func (o *OAuth) issue(ctx context.Context, c store.OAuthCode, access string) (OA
 		return OAuthTokens{}, err
 	}
 	if err := o.s.store.CreateSAD(ctx, store.SAD{Hash: h, CredentialID: c.CredentialID, UserID: c.UserID,
-		HashAlgo: c.HashAlgo, Hashes: c.Hashes, Remaining: c.NumSignatures, ExpiresAt: exp, CreatedAt: now}); err != nil {
+		HashAlgo: c.HashAlgo, Hashes: c.Hashes, Remaining: c.NumSignatures, ExpiresAt: exp, CreatedAt: now}, nil); err != nil {
 		return OAuthTokens{}, err
 	}
 	return OAuthTokens{AccessToken: access, ExpiresIn: o.s.opt.SADTTL, Scope: ScopeCredential,

@@ -84,7 +84,9 @@ func (s *Service) AuthorizeCheck(ctx context.Context, p Principal, handle string
 	if s.pending == nil {
 		return SAD{}, badRequest("Invalid parameter handle")
 	}
-	pa, err := s.pending.TakePending(ctx, secret.TokenHash(handle), s.now())
+	// The store checks the owner before it takes anything: another user's
+	// handle is "unknown" and stays as it was.
+	pa, err := s.pending.TakePending(ctx, secret.TokenHash(handle), p.UserID, s.now())
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return SAD{}, badRequest("Invalid parameter handle (unknown or already used)")
@@ -92,9 +94,6 @@ func (s *Service) AuthorizeCheck(ctx context.Context, p Principal, handle string
 		return SAD{}, badRequest("The authorization request expired before the user approved it")
 	case err != nil:
 		return SAD{}, err
-	}
-	if pa.UserID != p.UserID {
-		return SAD{}, badRequest("Invalid parameter handle (unknown or already used)")
 	}
 	switch pa.Decision {
 	case store.Pending:
@@ -110,8 +109,13 @@ func (s *Service) AuthorizeCheck(ctx context.Context, p Principal, handle string
 	if err := s.checkUsable(c); err != nil {
 		return SAD{}, err
 	}
-	defer func() { s.audit(ctx, "authorize", p.UserID, pa.CredentialID, pa.Hashes, err, "out-of-band: approved") }()
-	return s.newSAD(ctx, c, pa.UserID, pa.HashAlgo, pa.Hashes, pa.NumSignatures)
+	const detail = "out-of-band: approved"
+	sad, err = s.newSAD(ctx, c, pa.UserID, pa.HashAlgo, pa.Hashes, pa.NumSignatures,
+		s.auditEvent(ctx, "authorize", p.UserID, pa.CredentialID, pa.Hashes, nil, detail))
+	if err != nil {
+		s.audit(ctx, "authorize", p.UserID, pa.CredentialID, pa.Hashes, err, detail)
+	}
+	return sad, err
 }
 
 // Approval is what the approval page shows.

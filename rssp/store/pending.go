@@ -72,11 +72,11 @@ type PendingStore interface {
 	// DecidePending moves a Pending authorization to Approved or Denied;
 	// ErrNotFound if unknown or already decided, ErrExpired after ExpiresAt.
 	DecidePending(ctx context.Context, approvalHash []byte, d Decision, now time.Time) error
-	// TakePending returns the authorization for a handle; when it is
+	// TakePending returns userID's authorization for a handle; when it is
 	// decided it is deleted in the same step (a handle yields one SAD).
-	// ErrNotFound for an unknown handle, ErrExpired (and deleted) after
-	// ExpiresAt.
-	TakePending(ctx context.Context, handleHash []byte, now time.Time) (PendingAuth, error)
+	// ErrNotFound for an unknown handle or another user's, which is left
+	// untouched; ErrExpired (and deleted) after ExpiresAt.
+	TakePending(ctx context.Context, handleHash []byte, userID string, now time.Time) (PendingAuth, error)
 
 	// SetChallenge replaces the credential's live challenge.
 	SetChallenge(ctx context.Context, c Challenge) error

@@ -155,14 +155,25 @@ type Store interface {
 	CreateToken(ctx context.Context, t Token) error
 	Token(ctx context.Context, hash []byte) (Token, error) // returns revoked/expired rows too
 	RevokeToken(ctx context.Context, hash []byte) error
+	// RotateToken is a refresh token's rotation as one compare-and-set: it
+	// revokes the token only if it is not revoked yet and creates next (as
+	// CreateToken would) in the same atomic step. ErrRevoked when it
+	// already was revoked (a replay, or the loser of two simultaneous
+	// redemptions: exactly one caller wins), ErrNotFound when missing;
+	// on any error nothing changes. A RevokeFamily after a lost rotation
+	// therefore also revokes the winner's new tokens.
+	RotateToken(ctx context.Context, hash []byte, next []Token) error
 	// RevokeFamily revokes every token of the family; an empty or unknown
 	// family revokes nothing and is not an error.
 	RevokeFamily(ctx context.Context, family string) error
 
 	// SADs.
 	// CreateSAD: ErrExists on a taken hash, ErrNotFound for an unknown user
-	// or credential; ExpiresAt and Remaining >= 1 are required.
-	CreateSAD(ctx context.Context, s SAD) error
+	// or credential; ExpiresAt and Remaining >= 1 are required. With a
+	// non-nil audit, the same atomic step appends *audit as ConsumeSAD
+	// does (and sets it on success): a SAD is never issued without its
+	// audit row; on failure neither is written.
+	CreateSAD(ctx context.Context, s SAD, audit *AuditEvent) error
 	SAD(ctx context.Context, hash []byte) (SAD, error)
 	// ConsumeSAD atomically takes n signatures from the SAD: ErrNotFound,
 	// ErrExpired (at now) or ErrExhausted (Remaining < n) leave it unchanged.

@@ -57,7 +57,7 @@ func benchSAD(b *testing.B, d *DB, now time.Time) []byte {
 	}
 	h := sha256.Sum256([]byte("bench SAD"))
 	err := d.CreateSAD(ctx, store.SAD{Hash: h[:], CredentialID: "c1", UserID: "u1", Remaining: math.MaxInt32,
-		ExpiresAt: now.Add(time.Hour)})
+		ExpiresAt: now.Add(time.Hour)}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

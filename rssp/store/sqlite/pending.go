@@ -103,7 +103,7 @@ func (d *DB) DecidePending(ctx context.Context, approvalHash []byte, dec store.D
 }
 
 // TakePending implements store.PendingStore.
-func (d *DB) TakePending(ctx context.Context, handleHash []byte, now time.Time) (store.PendingAuth, error) {
+func (d *DB) TakePending(ctx context.Context, handleHash []byte, userID string, now time.Time) (store.PendingAuth, error) {
 	nowN, err := requiredNanos(now)
 	if err != nil {
 		return store.PendingAuth{}, err
@@ -114,6 +114,9 @@ func (d *DB) TakePending(ctx context.Context, handleHash []byte, now time.Time) 
 		p, err = scanPending(tx.QueryRowContext(ctx, `SELECT `+pendingCols+` FROM pending_auth WHERE handle_hash = ?`, handleHash))
 		if err != nil {
 			return notFound(err)
+		}
+		if p.UserID != userID {
+			return store.ErrNotFound // another user's handle: untouched
 		}
 		expired := p.ExpiresAt.UnixNano() <= nowN
 		if p.Decision == store.Pending && !expired {

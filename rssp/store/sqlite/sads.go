@@ -31,7 +31,7 @@ func scanSAD(sc scanner) (store.SAD, error) {
 }
 
 // CreateSAD implements store.Store.
-func (d *DB) CreateSAD(ctx context.Context, s store.SAD) error {
+func (d *DB) CreateSAD(ctx context.Context, s store.SAD, audit *store.AuditEvent) error {
 	if len(s.Hash) == 0 {
 		return errors.New("sqlite: create SAD: empty hash")
 	}
@@ -46,8 +46,25 @@ func (d *DB) CreateSAD(ctx context.Context, s store.SAD) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: create SAD: created at: %w", err)
 	}
-	_, err = d.execStmt(ctx, stSADInsert,
-		s.Hash, s.CredentialID, s.UserID, s.HashAlgo, encodeList(s.Hashes), s.Remaining, expires, created)
+	var row *auditRow
+	if audit != nil {
+		if row, err = d.newAuditRow(*audit); err != nil {
+			return fmt.Errorf("sqlite: create SAD: audit: %w", err)
+		}
+	}
+	var insertErr error // the INSERT's own error, for the sentinels below
+	err = d.write(ctx, func(w *wtx) error {
+		if _, insertErr = w.exec(stSADInsert,
+			s.Hash, s.CredentialID, s.UserID, s.HashAlgo, encodeList(s.Hashes), s.Remaining, expires, created); insertErr != nil {
+			return insertErr
+		}
+		if row != nil {
+			if err := row.append(w); err != nil {
+				return fmt.Errorf("audit: %w", err)
+			}
+		}
+		return nil
+	})
 	switch {
 	case isTaken(err):
 		return fmt.Errorf("sqlite: create SAD: %w", store.ErrExists)
@@ -55,6 +72,9 @@ func (d *DB) CreateSAD(ctx context.Context, s store.SAD) error {
 		return fmt.Errorf("sqlite: create SAD: user %q or credential %q: %w", s.UserID, s.CredentialID, store.ErrNotFound)
 	case err != nil:
 		return fmt.Errorf("sqlite: create SAD: %w", err)
+	}
+	if row != nil {
+		*audit = row.e
 	}
 	return nil
 }

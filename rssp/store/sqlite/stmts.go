@@ -37,6 +37,8 @@ const (
 	stTokenInsert
 	stToken
 	stTokenRevoke
+	stTokenRotate
+	stTokenRevoked
 	stTokenRevokeFamily
 	stTokenPurge
 
@@ -80,6 +82,8 @@ var stmtSQL = [numStmts]string{
 	stTokenInsert:       `INSERT INTO tokens (` + tokenCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 	stToken:             `SELECT ` + tokenCols + ` FROM tokens WHERE hash = ?`,
 	stTokenRevoke:       `UPDATE tokens SET revoked = 1 WHERE hash = ?`,
+	stTokenRotate:       `UPDATE tokens SET revoked = 1 WHERE hash = ? AND revoked = 0`,
+	stTokenRevoked:      `SELECT revoked FROM tokens WHERE hash = ?`,
 	stTokenRevokeFamily: `UPDATE tokens SET revoked = 1 WHERE family = ? AND revoked = 0`,
 	stTokenPurge:        `DELETE FROM tokens WHERE expires_at <= ?`,
 

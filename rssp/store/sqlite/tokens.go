@@ -74,6 +74,65 @@ func (d *DB) RevokeToken(ctx context.Context, hash []byte) error {
 	return nil
 }
 
+// RotateToken implements store.Store: a conditional UPDATE (when it matched
+// nothing a SELECT in the same write says why), then the INSERTs of next.
+func (d *DB) RotateToken(ctx context.Context, hash []byte, next []store.Token) error {
+	type row struct {
+		t                store.Token
+		expires, created any
+	}
+	rows := make([]row, len(next))
+	for i, t := range next {
+		if len(t.Hash) == 0 {
+			return errors.New("sqlite: rotate token: empty hash")
+		}
+		expires, err := requiredNanos(t.ExpiresAt)
+		if err != nil {
+			return fmt.Errorf("sqlite: rotate token: expires at: %w", err)
+		}
+		created, err := nanos(t.CreatedAt)
+		if err != nil {
+			return fmt.Errorf("sqlite: rotate token: created at: %w", err)
+		}
+		rows[i] = row{t, expires, created}
+	}
+	err := d.write(ctx, func(w *wtx) error {
+		res, err := w.exec(stTokenRotate, hash)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n != 1 {
+			var revoked bool
+			if err := w.queryRow(stTokenRevoked, hash).Scan(&revoked); err != nil {
+				return notFound(err)
+			}
+			return store.ErrRevoked
+		}
+		for _, r := range rows {
+			t := r.t
+			_, err := w.exec(stTokenInsert, t.Hash, string(t.Kind), t.UserID, t.ClientID, t.Scope, t.Family,
+				r.expires, t.Revoked, r.created)
+			switch {
+			case isTaken(err):
+				return fmt.Errorf("new token: %w", store.ErrExists)
+			case isMissingParent(err):
+				return fmt.Errorf("new token: user %q: %w", t.UserID, store.ErrNotFound)
+			case err != nil:
+				return fmt.Errorf("new token: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: rotate token: %w", err)
+	}
+	return nil
+}
+
 // RevokeFamily implements store.Store.
 func (d *DB) RevokeFamily(ctx context.Context, family string) error {
 	if family == "" {

@@ -24,6 +24,7 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,6 +43,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("consume sad", func(t *testing.T) { testConsumeSAD(t, open) })
 	t.Run("consume sad concurrently", func(t *testing.T) { testConsumeSADConcurrently(t, open) })
 	t.Run("consume sad with audit concurrently", func(t *testing.T) { testConsumeSADAuditConcurrently(t, open) })
+	t.Run("create sad with audit", func(t *testing.T) { testCreateSADAudit(t, open) })
+	t.Run("rotate token", func(t *testing.T) { testRotateToken(t, open) })
+	t.Run("rotate token concurrently", func(t *testing.T) { testRotateTokenConcurrently(t, open) })
 	t.Run("purge", func(t *testing.T) { testPurge(t, open) })
 	t.Run("audit", func(t *testing.T) { testAudit(t, open) })
 	t.Run("audit concurrently", func(t *testing.T) { testAuditConcurrently(t, open) })
@@ -221,7 +225,7 @@ func mustCreateCredential(t *testing.T, s store.Store, c store.Credential) {
 
 func mustCreateSAD(t *testing.T, s store.Store, sad store.SAD) {
 	t.Helper()
-	if err := s.CreateSAD(t.Context(), sad); err != nil {
+	if err := s.CreateSAD(t.Context(), sad, nil); err != nil {
 		t.Fatalf("CreateSAD: %v", err)
 	}
 }
@@ -705,7 +709,7 @@ func testSADs(t *testing.T, open func(t *testing.T) store.Store) {
 	}
 	for _, tc := range creates {
 		t.Run(tc.name, func(t *testing.T) {
-			checkErr(t, "CreateSAD", s.CreateSAD(t.Context(), tc.sad), tc.wantErr)
+			checkErr(t, "CreateSAD", s.CreateSAD(t.Context(), tc.sad, nil), tc.wantErr)
 		})
 	}
 
@@ -1262,5 +1266,122 @@ func testAuditConcurrently(t *testing.T, open func(t *testing.T) store.Store) {
 	n, err := store.VerifyAudit(t.Context(), s)
 	if err != nil || n != workers*each {
 		t.Errorf("VerifyAudit = %d, %v; want %d, nil", n, err, workers*each)
+	}
+}
+
+// testCreateSADAudit: a SAD created with an audit row has it, with the
+// row's Seq set; a failed creation writes neither.
+func testCreateSADAudit(t *testing.T, open func(t *testing.T) store.Store) {
+	s := withCredential(t, open)
+	exp := t0.Add(time.Minute)
+	sad := sadFixture("issued", 3, exp)
+	in := store.AuditEvent{Time: t0, Event: "authorize", UserID: alice.ID, CredentialID: "c1", Result: "ok"}
+	e := in
+	if err := s.CreateSAD(t.Context(), sad, &e); err != nil {
+		t.Fatalf("CreateSAD: %v", err)
+	}
+	if e.Seq != 1 || len(e.Hash) == 0 {
+		t.Errorf("audit event after CreateSAD: %+v, want Seq 1 and its hash", e)
+	}
+	rows := allAudit(t, s)
+	if len(rows) != 1 {
+		t.Fatalf("audit rows %d, want 1", len(rows))
+	}
+	checkEqual(t, "audit row", rows[0], e)
+
+	// A taken hash: no SAD, no row, the event untouched.
+	again := in
+	checkErr(t, "CreateSAD taken", s.CreateSAD(t.Context(), sad, &again), store.ErrExists)
+	if !reflect.DeepEqual(again, in) {
+		t.Errorf("audit event changed by a failed CreateSAD: %+v", again)
+	}
+	bad := sadFixture("orphan", 1, exp)
+	bad.CredentialID = "c9"
+	checkErr(t, "CreateSAD unknown credential", s.CreateSAD(t.Context(), bad, &again), store.ErrNotFound)
+	if n := len(allAudit(t, s)); n != 1 {
+		t.Errorf("audit rows after failed CreateSADs: %d, want 1", n)
+	}
+}
+
+// testRotateToken: the compare-and-set of a refresh token's rotation.
+func testRotateToken(t *testing.T, open func(t *testing.T) store.Store) {
+	s := withUsers(t, open)
+	tok := store.Token{Hash: sum("rt"), Kind: store.RefreshToken, UserID: alice.ID, Family: "f",
+		ExpiresAt: t0.Add(time.Hour), CreatedAt: t0}
+	if err := s.CreateToken(t.Context(), tok); err != nil {
+		t.Fatal(err)
+	}
+	next := func(name string) []store.Token {
+		return []store.Token{
+			{Hash: sum(name + " access"), Kind: store.AccessToken, UserID: alice.ID, Family: "f", ExpiresAt: t0.Add(time.Hour), CreatedAt: t0},
+			{Hash: sum(name + " refresh"), Kind: store.RefreshToken, UserID: alice.ID, Family: "f", ExpiresAt: t0.Add(time.Hour), CreatedAt: t0},
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		hash    []byte
+		next    []store.Token
+		wantErr error
+	}{
+		{"fail new token of an unknown user", tok.Hash, []store.Token{{Hash: sum("x"), Kind: store.AccessToken,
+			UserID: "u-nobody", ExpiresAt: t0.Add(time.Hour)}}, store.ErrNotFound},
+		{"fail new token without expiry", tok.Hash, []store.Token{{Hash: sum("y"), Kind: store.AccessToken, UserID: alice.ID}}, errInvalid},
+		{"ok first rotation", tok.Hash, next("first"), nil},
+		{"fail second rotation", tok.Hash, next("second"), store.ErrRevoked},
+		{"fail unknown", sum("nope"), next("third"), store.ErrNotFound},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkErr(t, "RotateToken", s.RotateToken(t.Context(), tc.hash, tc.next), tc.wantErr)
+		})
+	}
+	got, err := s.Token(t.Context(), tok.Hash)
+	if err != nil || !got.Revoked {
+		t.Errorf("token after rotation: %+v, %v; want revoked", got, err)
+	}
+	// The winner's tokens exist; the failed calls' do not.
+	for _, n := range next("first") {
+		if _, err := s.Token(t.Context(), n.Hash); err != nil {
+			t.Errorf("new token of the rotation: %v", err)
+		}
+	}
+	for _, h := range [][]byte{sum("x"), sum("y"), next("second")[0].Hash, next("third")[0].Hash} {
+		_, err := s.Token(t.Context(), h)
+		checkErr(t, "token of a failed rotation", err, store.ErrNotFound)
+	}
+}
+
+// testRotateTokenConcurrently: of many simultaneous rotations of one
+// token, exactly one wins.
+func testRotateTokenConcurrently(t *testing.T, open func(t *testing.T) store.Store) {
+	s := withUsers(t, open)
+	const racers = 20
+	for round := range 5 {
+		tok := store.Token{Hash: sum(fmt.Sprint("race ", round)), Kind: store.RefreshToken, UserID: alice.ID,
+			Family: "f", ExpiresAt: t0.Add(time.Hour), CreatedAt: t0}
+		if err := s.CreateToken(t.Context(), tok); err != nil {
+			t.Fatal(err)
+		}
+		var (
+			wg    sync.WaitGroup
+			won   atomic.Int32
+			start = make(chan struct{})
+		)
+		for range racers {
+			wg.Go(func() {
+				<-start
+				switch err := s.RotateToken(t.Context(), tok.Hash, nil); {
+				case err == nil:
+					won.Add(1)
+				case errors.Is(err, store.ErrRevoked):
+				default:
+					t.Errorf("RotateToken: %v", err)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if n := won.Load(); n != 1 {
+			t.Fatalf("round %d: %d of %d simultaneous rotations won, want exactly 1", round, n, racers)
+		}
 	}
 }
