@@ -202,13 +202,16 @@ func (m *Module) remoteSign(st *state, s *session, op *signOp, j signJob) ([]byt
 // active for another try); SCAL2 ones at C_Sign, bound to the hash.
 func (m *Module) contextLogin(st *state, s *session, pin []byte) error {
 	t := s.tok
-	s.mu.Lock()
-	op := s.sign
-	if op == nil || !op.needCtxLogin || op.busy {
-		s.mu.Unlock()
-		return ck.CKR_OPERATION_NOT_INITIALIZED
+	var op *signOp
+	if err := s.locked(func() error {
+		op = s.sign
+		if op == nil || !op.needCtxLogin || op.busy {
+			return ck.CKR_OPERATION_NOT_INITIALIZED
+		}
+		return nil
+	}); err != nil {
+		return err
 	}
-	s.mu.Unlock()
 	if !t.isLoggedIn() {
 		return ck.CKR_USER_NOT_LOGGED_IN
 	}
@@ -217,10 +220,10 @@ func (m *Module) contextLogin(st *state, s *session, pin []byte) error {
 	}
 	p := string(pin)
 	if op.k.cred.SCAL >= 2 {
-		s.mu.Lock()
-		op.ctxPIN, op.ctxSAD = &p, nil
-		s.mu.Unlock()
-		return nil
+		return s.locked(func() error {
+			op.ctxPIN, op.ctxSAD = &p, nil
+			return nil
+		})
 	}
 	if t.svc == nil {
 		return errNoService
@@ -232,8 +235,8 @@ func (m *Module) contextLogin(st *state, s *session, pin []byte) error {
 	if err != nil {
 		return m.ctxErr(st, s, fmt.Errorf("authorize: %w", err))
 	}
-	s.mu.Lock()
-	op.ctxSAD, op.ctxPIN = &sad, nil
-	s.mu.Unlock()
-	return nil
+	return s.locked(func() error {
+		op.ctxSAD, op.ctxPIN = &sad, nil
+		return nil
+	})
 }

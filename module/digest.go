@@ -1,6 +1,7 @@
 package module
 
 import (
+	"fmt"
 	"hash"
 
 	"github.com/csctoken/csctoken/module/ck"
@@ -10,116 +11,121 @@ import (
 type digestOp struct {
 	h      hashAlg
 	hasher hash.Hash
-	multi  bool
+	multi  bool // C_DigestUpdate, C_DigestKey or C_DigestFinal was called
+	single bool // C_Digest was called (a length query, a buffer too small)
 }
 
 // DigestInit is C_DigestInit (SHA-1, SHA-224, SHA-256, SHA-384, SHA-512,
 // computed locally).
-func (m *Module) DigestInit(h SessionHandle, mech ck.Mechanism) (err error) {
-	defer m.finish("DigestInit", &err)
-	_, s, err := m.session(h)
-	if err != nil {
-		return err
-	}
-	ha, ok := hashByDigestMech(mech.Type)
-	if !ok {
-		return ck.CKR_MECHANISM_INVALID
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.digest != nil {
-		return ck.CKR_OPERATION_ACTIVE
-	}
-	s.digest = &digestOp{h: ha, hasher: ha.hash.New()}
-	return nil
+func (m *Module) DigestInit(h SessionHandle, mech ck.Mechanism) error {
+	return m.withSession("DigestInit", h, func(_ *state, s *session) error {
+		ha, ok := hashByDigestMech(mech.Type)
+		if !ok {
+			return ck.CKR_MECHANISM_INVALID
+		}
+		if s.digest != nil {
+			return ck.CKR_OPERATION_ACTIVE
+		}
+		s.digest = &digestOp{h: ha, hasher: ha.hash.New()}
+		return nil
+	})
 }
 
-// Digest is C_Digest, with C_Sign's buffer rules.
+// Digest is C_Digest, with C_Sign's rules: a length query or
+// CKR_BUFFER_TOO_SMALL keeps the operation, which then can only end with
+// C_Digest; any other answer ends it, CKR_OPERATION_ACTIVE after
+// C_DigestUpdate included.
 func (m *Module) Digest(h SessionHandle, data, out []byte) (n int, err error) {
-	defer m.finish("Digest", &err)
-	_, s, err := m.session(h)
-	if err != nil {
-		return 0, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	err = m.withSession("Digest", h, func(_ *state, s *session) error {
+		op := s.digest
+		if op == nil {
+			return ck.CKR_OPERATION_NOT_INITIALIZED
+		}
+		if op.multi {
+			s.digest = nil
+			return fmt.Errorf("C_Digest after C_DigestUpdate: %w", ck.CKR_OPERATION_ACTIVE)
+		}
+		op.single = true
+		size := op.h.hash.Size()
+		if out == nil {
+			n = size
+			return nil
+		}
+		if len(out) < size {
+			n = size
+			return ck.CKR_BUFFER_TOO_SMALL
+		}
+		s.digest = nil
+		hh := op.h.hash.New()
+		hh.Write(data)
+		n = copy(out, hh.Sum(nil))
+		return nil
+	})
+	return n, err
+}
+
+// continueDigest is the common start of the multi-part calls: the active
+// digest, marked multi-part; after a single-part C_Digest began the
+// operation it ends it with CKR_OPERATION_ACTIVE. Called with s.mu held
+// (inside withSession's f).
+func (s *session) continueDigest(fn string) (*digestOp, error) {
 	op := s.digest
-	if op == nil {
-		return 0, ck.CKR_OPERATION_NOT_INITIALIZED
+	switch {
+	case op == nil:
+		return nil, ck.CKR_OPERATION_NOT_INITIALIZED
+	case op.single:
+		s.digest = nil
+		return nil, fmt.Errorf("%s after a single-part C_Digest: %w", fn, ck.CKR_OPERATION_ACTIVE)
 	}
-	if op.multi {
-		return 0, ck.CKR_OPERATION_ACTIVE
-	}
-	size := op.h.hash.Size()
-	if out == nil {
-		return size, nil
-	}
-	if len(out) < size {
-		return size, ck.CKR_BUFFER_TOO_SMALL
-	}
-	s.digest = nil
-	hh := op.h.hash.New()
-	hh.Write(data)
-	return copy(out, hh.Sum(nil)), nil
+	op.multi = true
+	return op, nil
 }
 
 // DigestUpdate is C_DigestUpdate.
-func (m *Module) DigestUpdate(h SessionHandle, data []byte) (err error) {
-	defer m.finish("DigestUpdate", &err)
-	_, s, err := m.session(h)
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.digest == nil {
-		return ck.CKR_OPERATION_NOT_INITIALIZED
-	}
-	s.digest.multi = true
-	s.digest.hasher.Write(data)
-	return nil
+func (m *Module) DigestUpdate(h SessionHandle, data []byte) error {
+	return m.withSession("DigestUpdate", h, func(_ *state, s *session) error {
+		op, err := s.continueDigest("C_DigestUpdate")
+		if err != nil {
+			return err
+		}
+		op.hasher.Write(data)
+		return nil
+	})
 }
 
 // DigestKey is C_DigestKey: no key on this token can be digested (private
-// keys are sensitive, and there are no secret keys).
-func (m *Module) DigestKey(h SessionHandle, key ObjectHandle) (err error) {
-	defer m.finish("DigestKey", &err)
-	_, s, err := m.session(h)
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	active := s.digest != nil
-	s.mu.Unlock()
-	if !active {
-		return ck.CKR_OPERATION_NOT_INITIALIZED
-	}
-	if o := s.tok.objects().get(key); o == nil || !s.tok.visible(o) {
-		return ck.CKR_KEY_HANDLE_INVALID
-	}
-	return ck.CKR_KEY_INDIGESTIBLE
+// keys are sensitive, and there are no secret keys). Like a failed
+// C_DigestUpdate, the failure ends the operation.
+func (m *Module) DigestKey(h SessionHandle, key ObjectHandle) error {
+	return m.withSession("DigestKey", h, func(_ *state, s *session) error {
+		if _, err := s.continueDigest("C_DigestKey"); err != nil {
+			return err
+		}
+		s.digest = nil
+		if o := s.tok.objects().get(key); o == nil || !s.tok.visible(o) {
+			return ck.CKR_KEY_HANDLE_INVALID
+		}
+		return ck.CKR_KEY_INDIGESTIBLE
+	})
 }
 
-// DigestFinal is C_DigestFinal, with C_Sign's buffer rules.
+// DigestFinal is C_DigestFinal, with C_Digest's buffer rules.
 func (m *Module) DigestFinal(h SessionHandle, out []byte) (n int, err error) {
-	defer m.finish("DigestFinal", &err)
-	_, s, err := m.session(h)
-	if err != nil {
-		return 0, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	op := s.digest
-	if op == nil {
-		return 0, ck.CKR_OPERATION_NOT_INITIALIZED
-	}
-	size := op.h.hash.Size()
-	if out == nil {
-		return size, nil
-	}
-	if len(out) < size {
-		return size, ck.CKR_BUFFER_TOO_SMALL
-	}
-	s.digest = nil
-	return copy(out, op.hasher.Sum(nil)), nil
+	err = m.withSession("DigestFinal", h, func(_ *state, s *session) error {
+		op, err := s.continueDigest("C_DigestFinal")
+		if err != nil {
+			return err
+		}
+		n = op.h.hash.Size()
+		if out == nil {
+			return nil
+		}
+		if len(out) < n {
+			return ck.CKR_BUFFER_TOO_SMALL
+		}
+		s.digest = nil
+		n = copy(out, op.hasher.Sum(nil))
+		return nil
+	})
+	return n, err
 }

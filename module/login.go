@@ -19,9 +19,13 @@ import (
 //     min(multisign, PreauthCap) signatures: a wrong PIN is
 //     CKR_PIN_INCORRECT, a locked credential CKR_PIN_LOCKED, and the SADs
 //     are kept as pre-authorization. In browser mode the PIN is ignored.
-//   - CKU_SO: there is no security officer; always CKR_PIN_LOCKED (as if
-//     the SO PIN were locked; CKU_SO is a valid type, so not
-//     CKR_USER_TYPE_INVALID).
+//   - CKU_SO: the token has no security officer. As PKCS#11 says for
+//     any SO login: CKR_SESSION_READ_ONLY_EXISTS while a read-only
+//     session with the token is open, else
+//     CKR_USER_ANOTHER_ALREADY_LOGGED_IN while the user is logged in;
+//     otherwise CKR_PIN_LOCKED, the token's "no SO" answer (as if the SO
+//     PIN were locked: CKU_SO is a valid type, so not
+//     CKR_USER_TYPE_INVALID, and the PIN value is never the problem).
 //   - CKU_CONTEXT_SPECIFIC: the per-signature factor for a key with
 //     CKA_ALWAYS_AUTHENTICATE, right after C_SignInit.
 func (m *Module) Login(h SessionHandle, userType uint, pin []byte) (err error) {
@@ -32,7 +36,13 @@ func (m *Module) Login(h SessionHandle, userType uint, pin []byte) (err error) {
 	}
 	switch userType {
 	case ck.CKU_SO:
-		return ck.CKR_PIN_LOCKED
+		if all, rw := st.sessionCounts(s.tok); all > rw {
+			return ck.CKR_SESSION_READ_ONLY_EXISTS
+		}
+		if s.tok.isLoggedIn() {
+			return ck.CKR_USER_ANOTHER_ALREADY_LOGGED_IN
+		}
+		return fmt.Errorf("the token has no security officer: %w", ck.CKR_PIN_LOCKED)
 	case ck.CKU_CONTEXT_SPECIFIC:
 		return m.contextLogin(st, s, pin)
 	case ck.CKU_USER:

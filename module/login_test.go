@@ -30,7 +30,7 @@ func TestLoginUserTypes(t *testing.T) {
 		pin      []byte
 		want     ck.Error
 	}{
-		{"fail SO", ck.CKU_SO, []byte("x"), ck.CKR_PIN_LOCKED},
+		{"fail SO (no read-only session, not logged in)", ck.CKU_SO, []byte("x"), ck.CKR_PIN_LOCKED},
 		{"fail unknown type", 7, []byte("x"), ck.CKR_USER_TYPE_INVALID},
 		{"fail NULL PIN in pin mode", ck.CKU_USER, nil, ck.CKR_ARGUMENTS_BAD},
 		{"fail context-specific without operation", ck.CKU_CONTEXT_SPECIFIC, []byte("x"), ck.CKR_OPERATION_NOT_INITIALIZED},

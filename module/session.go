@@ -67,6 +67,28 @@ func (m *Module) session(h SessionHandle) (*state, *session, error) {
 	return st, s, nil
 }
 
+// withSession is the frame of every method that works on one session's
+// state: it recovers panics and maps the error (finish), looks h up and
+// runs f with the session's mutex held, released when f returns. f must
+// not wait on the network: what does (C_Sign, C_SignFinal) calls
+// withSession once before and once after its remote call.
+func (m *Module) withSession(op string, h SessionHandle, f func(st *state, s *session) error) (err error) {
+	defer m.finish(op, &err)
+	st, s, err := m.session(h)
+	if err != nil {
+		return err
+	}
+	return s.locked(func() error { return f(st, s) })
+}
+
+// locked runs f with s.mu held; the one place that takes the session's
+// mutex for an operation, so no function receives it held.
+func (s *session) locked(f func() error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return f()
+}
+
 // OpenSession is C_OpenSession. Read-write sessions are accepted on the
 // write-protected token (DESIGN.md); CKF_SERIAL_SESSION is required.
 // Notification callbacks are never called.

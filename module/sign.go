@@ -27,7 +27,7 @@ type signOp struct {
 	pss    pssSpec
 	hasher hash.Hash // hash-and-sign mechanisms
 	buf    []byte    // raw mechanisms, multi-part
-	multi  bool      // SignUpdate has been called
+	multi  bool      // C_SignUpdate or C_SignFinal was called
 
 	needCtxLogin bool    // CKA_ALWAYS_AUTHENTICATE key
 	ctxPIN       *string // C_Login(CKU_CONTEXT_SPECIFIC) value, SCAL2
@@ -35,6 +35,7 @@ type signOp struct {
 
 	result []byte // a signature not yet delivered (buffer too small)
 	busy   bool   // the remote call is in flight
+	single bool   // C_Sign was called (a length query, a buffer too small)
 
 	// ctx bounds the remote call; cancel ends it (C_SessionCancel, which
 	// also sets canceled).
@@ -78,19 +79,29 @@ func mechanismSpec(mech ck.Mechanism, k *keyInfo, forSign bool) (mechDef, pssSpe
 		}
 		h, ok1 := hashByDigestMech(p.HashAlg)
 		mgf, ok2 := hashByMGF(p.MGF)
-		if !ok1 || !ok2 || (md.hash != 0 && h.hash != md.hash) {
-			return mechDef{}, pssSpec{}, ck.CKR_MECHANISM_PARAM_INVALID
-		}
-		if int(p.SLen) > k.sigLen-h.hash.Size()-2 {
-			return mechDef{}, pssSpec{}, ck.CKR_MECHANISM_PARAM_INVALID
+		switch {
+		case !ok1 || !ok2:
+			return mechDef{}, pssSpec{}, fmt.Errorf("PSS hash or MGF unknown: %w", ck.CKR_MECHANISM_PARAM_INVALID)
+		case md.hash != 0 && h.hash != md.hash:
+			return mechDef{}, pssSpec{}, fmt.Errorf("PSS hash %v for a %v mechanism: %w", h.hash, md.hash, ck.CKR_MECHANISM_PARAM_INVALID)
+		case mgf.hash != h.hash:
+			// CSC carries RSASSA-PSS-params whose MGF1 hash the services
+			// require to be the message hash (csc.ParsePSSParams), and
+			// crypto/rsa verifies only that way: refused here, before a
+			// round trip.
+			return mechDef{}, pssSpec{}, fmt.Errorf("PSS MGF1 hash %v differs from the hash %v: %w", mgf.hash, h.hash, ck.CKR_MECHANISM_PARAM_INVALID)
+		case int(p.SLen) > k.sigLen-h.hash.Size()-2:
+			return mechDef{}, pssSpec{}, fmt.Errorf("PSS salt of %d bytes too long for the key: %w", p.SLen, ck.CKR_MECHANISM_PARAM_INVALID)
+		case forSign && p.SLen == 0:
+			// A salt-free PSS signature is valid, but signers on Go's
+			// crypto/rsa (the rssp) cannot make one (0 means "as long as
+			// possible" there) and refuse it (docs/mapping.md).
+			return mechDef{}, pssSpec{}, fmt.Errorf("PSS salt length 0 is not signed by the service: %w", ck.CKR_MECHANISM_PARAM_INVALID)
 		}
 		if forSign {
 			if _, _, ok := chooseSignAlgo(k.algos, schemePSS, h); !ok {
-				return mechDef{}, pssSpec{}, ck.CKR_MECHANISM_PARAM_INVALID
+				return mechDef{}, pssSpec{}, fmt.Errorf("PSS with %v not offered by the service: %w", h.hash, ck.CKR_MECHANISM_PARAM_INVALID)
 			}
-		} else if mgf.hash != h.hash {
-			// crypto/rsa verifies only with MGF1 over the message hash.
-			return mechDef{}, pssSpec{}, ck.CKR_MECHANISM_PARAM_INVALID
 		}
 		ps = pssSpec{hash: h, mgf: mgf, saltLen: int(p.SLen)}
 	}
@@ -150,129 +161,83 @@ func (m *Module) SignInit(h SessionHandle, mech ck.Mechanism, key ObjectHandle) 
 	op := &signOp{k: k, md: md, pss: ps, hasher: hasher}
 	t := s.tok
 	op.needCtxLogin = t.cfg.AlwaysAuthenticate && !t.browserMode() && k.cred.Auth == AuthPIN
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.sign != nil {
-		return ck.CKR_OPERATION_ACTIVE
-	}
-	s.sign = op
-	return nil
+	return s.locked(func() error {
+		if s.sign != nil {
+			return ck.CKR_OPERATION_ACTIVE
+		}
+		s.sign = op
+		return nil
+	})
 }
 
 // Sign is C_Sign. out == nil asks for the length, answered from the key
 // size without a remote call; the operation stays active then and after
-// CKR_BUFFER_TOO_SMALL. The remote call happens once per signature.
+// CKR_BUFFER_TOO_SMALL, and ends with any other answer (PKCS#11 §5.2),
+// CKR_OPERATION_ACTIVE after C_SignUpdate included. The remote call
+// happens once per signature.
 func (m *Module) Sign(h SessionHandle, data []byte, out []byte) (n int, err error) {
 	defer m.finish("Sign", &err)
-	st, s, err := m.session(h)
-	if err != nil {
-		return 0, err
-	}
-	s.mu.Lock()
-	op := s.sign
-	switch {
-	case op == nil:
-		s.mu.Unlock()
-		return 0, ck.CKR_OPERATION_NOT_INITIALIZED
-	case op.busy, op.multi:
-		s.mu.Unlock()
-		return 0, ck.CKR_OPERATION_ACTIVE
-	}
-	return m.completeSign(st, s, op, data, out, false)
+	return m.sign(h, data, out, false)
 }
 
-// SignUpdate is C_SignUpdate: hashes locally, streaming.
-func (m *Module) SignUpdate(h SessionHandle, data []byte) (err error) {
-	defer m.finish("SignUpdate", &err)
-	_, s, err := m.session(h)
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	op := s.sign
-	switch {
-	case op == nil:
-		return ck.CKR_OPERATION_NOT_INITIALIZED
-	case op.busy || op.result != nil:
-		return ck.CKR_OPERATION_ACTIVE
-	}
-	op.multi = true
-	if op.hasher != nil {
-		op.hasher.Write(data)
+// SignUpdate is C_SignUpdate: hashes locally, streaming. An error ends
+// the operation, as does a call after a single-part C_Sign (a length
+// query or CKR_BUFFER_TOO_SMALL) began one.
+func (m *Module) SignUpdate(h SessionHandle, data []byte) error {
+	return m.withSession("SignUpdate", h, func(_ *state, s *session) error {
+		op := s.sign
+		switch {
+		case op == nil:
+			return ck.CKR_OPERATION_NOT_INITIALIZED
+		case op.busy:
+			// Another thread's C_Sign waits on the service: not ours to end.
+			return ck.CKR_OPERATION_ACTIVE
+		case op.single:
+			s.sign = nil
+			return fmt.Errorf("C_SignUpdate after a single-part C_Sign: %w", ck.CKR_OPERATION_ACTIVE)
+		}
+		op.multi = true
+		if op.hasher != nil {
+			op.hasher.Write(data)
+			return nil
+		}
+		if len(op.buf)+len(data) > maxRawInput {
+			s.sign = nil
+			return ck.CKR_DATA_LEN_RANGE
+		}
+		op.buf = append(op.buf, data...)
 		return nil
-	}
-	if len(op.buf)+len(data) > maxRawInput {
-		s.sign = nil
-		return ck.CKR_DATA_LEN_RANGE
-	}
-	op.buf = append(op.buf, data...)
-	return nil
+	})
 }
 
-// SignFinal is C_SignFinal, with C_Sign's buffer rules.
+// SignFinal is C_SignFinal, with C_Sign's buffer rules; after a
+// single-part C_Sign began the operation it ends it with
+// CKR_OPERATION_ACTIVE.
 func (m *Module) SignFinal(h SessionHandle, out []byte) (n int, err error) {
 	defer m.finish("SignFinal", &err)
+	return m.sign(h, nil, out, true)
+}
+
+// sign is C_Sign (final false) and C_SignFinal (final true): the answer
+// decided under the session's lock (beginSign), the remote signature
+// without it, the result stored under it again (endSign).
+func (m *Module) sign(h SessionHandle, data, out []byte, final bool) (int, error) {
 	st, s, err := m.session(h)
 	if err != nil {
 		return 0, err
 	}
-	s.mu.Lock()
-	op := s.sign
-	switch {
-	case op == nil:
-		s.mu.Unlock()
-		return 0, ck.CKR_OPERATION_NOT_INITIALIZED
-	case op.busy:
-		s.mu.Unlock()
-		return 0, ck.CKR_OPERATION_ACTIVE
+	var (
+		n   int
+		op  *signOp
+		job signJob
+	)
+	err = s.locked(func() (err error) {
+		n, op, job, err = s.beginSign(data, out, final)
+		return err
+	})
+	if op == nil || err != nil {
+		return n, err
 	}
-	op.multi = true
-	return m.completeSign(st, s, op, nil, out, true)
-}
-
-// completeSign is the end of C_Sign and C_SignFinal. It is called with
-// s.mu held and releases it.
-func (m *Module) completeSign(st *state, s *session, op *signOp, data, out []byte, final bool) (int, error) {
-	end := func() {
-		if s.sign == op {
-			s.sign = nil
-		}
-	}
-	if op.result != nil {
-		defer s.mu.Unlock()
-		if out == nil {
-			return len(op.result), nil
-		}
-		if len(out) < len(op.result) {
-			return len(op.result), ck.CKR_BUFFER_TOO_SMALL
-		}
-		n := copy(out, op.result)
-		end()
-		return n, nil
-	}
-	if out == nil {
-		s.mu.Unlock()
-		return op.k.sigLen, nil
-	}
-	if len(out) < op.k.sigLen {
-		s.mu.Unlock()
-		return op.k.sigLen, ck.CKR_BUFFER_TOO_SMALL
-	}
-	if op.needCtxLogin && op.ctxPIN == nil && op.ctxSAD == nil {
-		end()
-		s.mu.Unlock()
-		return 0, fmt.Errorf("no C_Login(CKU_CONTEXT_SPECIFIC) for this signature: %w", ck.CKR_USER_NOT_LOGGED_IN)
-	}
-	job, err := op.prepare(data, final)
-	if err != nil {
-		end()
-		s.mu.Unlock()
-		return 0, err
-	}
-	op.busy = true
-	op.ctx, op.cancel = context.WithCancel(s.ctx)
-	s.mu.Unlock()
 
 	// The remote part runs on a goroutine of its own. A host thread that
 	// called in through cgo has its goroutine locked to it: each time that
@@ -293,31 +258,96 @@ func (m *Module) completeSign(st *state, s *session, op *signOp, data, out []byt
 		s.tok.logout()
 		s.tok.log.Info("service session expired; logged out")
 	}
-
 	op.cancel()
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	err = s.locked(func() error {
+		n, err = s.endSign(op, sig, err, out)
+		return err
+	})
+	return n, m.ctxErr(st, s, err)
+}
+
+// beginSign is the part of C_Sign / C_SignFinal that needs no service,
+// under s.mu: it answers a length query, a buffer too small or a result
+// already made (op == nil then), or returns the operation, marked busy,
+// and the job for the remote signature.
+func (s *session) beginSign(data, out []byte, final bool) (int, *signOp, signJob, error) {
+	op := s.sign
+	switch {
+	case op == nil:
+		return 0, nil, signJob{}, ck.CKR_OPERATION_NOT_INITIALIZED
+	case op.busy:
+		// Another thread's call waits on the service: not ours to end.
+		return 0, nil, signJob{}, ck.CKR_OPERATION_ACTIVE
+	case !final && op.multi:
+		s.sign = nil
+		return 0, nil, signJob{}, fmt.Errorf("C_Sign after C_SignUpdate: %w", ck.CKR_OPERATION_ACTIVE)
+	case final && op.single:
+		s.sign = nil
+		return 0, nil, signJob{}, fmt.Errorf("C_SignFinal after a single-part C_Sign: %w", ck.CKR_OPERATION_ACTIVE)
+	}
+	if final {
+		op.multi = true
+	} else {
+		op.single = true
+	}
+	if op.result != nil {
+		if out == nil {
+			return len(op.result), nil, signJob{}, nil
+		}
+		if len(out) < len(op.result) {
+			return len(op.result), nil, signJob{}, ck.CKR_BUFFER_TOO_SMALL
+		}
+		s.sign = nil
+		return copy(out, op.result), nil, signJob{}, nil
+	}
+	if out == nil {
+		return op.k.sigLen, nil, signJob{}, nil
+	}
+	if len(out) < op.k.sigLen {
+		return op.k.sigLen, nil, signJob{}, ck.CKR_BUFFER_TOO_SMALL
+	}
+	if op.needCtxLogin && op.ctxPIN == nil && op.ctxSAD == nil {
+		s.sign = nil
+		return 0, nil, signJob{}, fmt.Errorf("no C_Login(CKU_CONTEXT_SPECIFIC) for this signature: %w", ck.CKR_USER_NOT_LOGGED_IN)
+	}
+	job, err := op.prepare(data, final)
+	if err != nil {
+		s.sign = nil
+		return 0, nil, signJob{}, err
+	}
+	op.busy = true
+	op.ctx, op.cancel = context.WithCancel(s.ctx)
+	return 0, op, job, nil
+}
+
+// endSign stores the outcome of op's remote signature, under s.mu: the
+// signature copied to out, or kept for the next call when out is too
+// small; the operation ends otherwise.
+func (s *session) endSign(op *signOp, sig []byte, err error, out []byte) (int, error) {
 	op.busy = false
-	if op.canceled {
+	end := func() {
+		if s.sign == op {
+			s.sign = nil
+		}
+	}
+	switch {
+	case op.canceled:
 		// C_SessionCancel ended the operation; a signature the service
 		// made anyway is not handed out.
 		end()
-		if st.ctx.Err() != nil || s.ctx.Err() != nil {
-			return 0, m.ctxErr(st, s, context.Canceled)
+		if s.ctx.Err() != nil {
+			return 0, context.Canceled // ctxErr says which
 		}
 		return 0, fmt.Errorf("signature cancelled by C_SessionCancel: %w", ck.CKR_FUNCTION_CANCELED)
-	}
-	if err != nil {
+	case err != nil:
 		end()
-		return 0, m.ctxErr(st, s, err)
-	}
-	if len(out) < len(sig) {
+		return 0, err
+	case len(out) < len(sig):
 		op.result = sig
 		return len(sig), ck.CKR_BUFFER_TOO_SMALL
 	}
-	n := copy(out, sig)
 	end()
-	return n, nil
+	return copy(out, sig), nil
 }
 
 // prepare turns the operation's input into the hash to sign and the

@@ -165,7 +165,9 @@ func (t *token) mechanismInfos() map[uint]MechanismInfo {
 		for _, mt := range k.mechs {
 			mi, ok := out[mt]
 			if !ok {
-				mi = MechanismInfo{MinKeySize: uint(k.bits), MaxKeySize: uint(k.bits), Flags: ck.CKF_SIGN | ck.CKF_VERIFY}
+				// CKF_HW: the service's device signs (verification is
+				// local, but the flag describes the mechanism).
+				mi = MechanismInfo{MinKeySize: uint(k.bits), MaxKeySize: uint(k.bits), Flags: ck.CKF_HW | ck.CKF_SIGN | ck.CKF_VERIFY}
 				if k.keyType == ck.CKK_EC {
 					mi.Flags |= ck.CKF_EC_F_P | ck.CKF_EC_NAMEDCURVE | ck.CKF_EC_UNCOMPRESS
 				}

@@ -3,6 +3,7 @@ package module
 import (
 	"crypto/ecdsa"
 	"crypto/rsa"
+	"fmt"
 	"hash"
 	"math/big"
 
@@ -49,76 +50,63 @@ func (m *Module) VerifyInit(h SessionHandle, mech ck.Mechanism, key ObjectHandle
 		return err
 	}
 	op := &verifyOp{k: k, md: md, pss: ps, hasher: hasher}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.verify != nil {
-		return ck.CKR_OPERATION_ACTIVE
-	}
-	s.verify = op
-	return nil
-}
-
-// Verify is C_Verify.
-func (m *Module) Verify(h SessionHandle, data, sig []byte) (err error) {
-	defer m.finish("Verify", &err)
-	_, s, err := m.session(h)
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	op := s.verify
-	if op == nil {
-		return ck.CKR_OPERATION_NOT_INITIALIZED
-	}
-	if op.multi {
-		return ck.CKR_OPERATION_ACTIVE
-	}
-	s.verify = nil
-	return op.check(data, sig, false)
-}
-
-// VerifyUpdate is C_VerifyUpdate.
-func (m *Module) VerifyUpdate(h SessionHandle, data []byte) (err error) {
-	defer m.finish("VerifyUpdate", &err)
-	_, s, err := m.session(h)
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	op := s.verify
-	if op == nil {
-		return ck.CKR_OPERATION_NOT_INITIALIZED
-	}
-	op.multi = true
-	if op.hasher != nil {
-		op.hasher.Write(data)
+	return s.locked(func() error {
+		if s.verify != nil {
+			return ck.CKR_OPERATION_ACTIVE
+		}
+		s.verify = op
 		return nil
-	}
-	if len(op.buf)+len(data) > maxRawInput {
-		s.verify = nil
-		return ck.CKR_DATA_LEN_RANGE
-	}
-	op.buf = append(op.buf, data...)
-	return nil
+	})
 }
 
-// VerifyFinal is C_VerifyFinal.
-func (m *Module) VerifyFinal(h SessionHandle, sig []byte) (err error) {
-	defer m.finish("VerifyFinal", &err)
-	_, s, err := m.session(h)
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	op := s.verify
-	if op == nil {
-		return ck.CKR_OPERATION_NOT_INITIALIZED
-	}
-	s.verify = nil
-	return op.check(nil, sig, true)
+// Verify is C_Verify. It always ends the operation (PKCS#11 §5.2; there
+// is no length query), CKR_OPERATION_ACTIVE after C_VerifyUpdate
+// included.
+func (m *Module) Verify(h SessionHandle, data, sig []byte) error {
+	return m.withSession("Verify", h, func(_ *state, s *session) error {
+		op := s.verify
+		if op == nil {
+			return ck.CKR_OPERATION_NOT_INITIALIZED
+		}
+		s.verify = nil
+		if op.multi {
+			return fmt.Errorf("C_Verify after C_VerifyUpdate: %w", ck.CKR_OPERATION_ACTIVE)
+		}
+		return op.check(data, sig, false)
+	})
+}
+
+// VerifyUpdate is C_VerifyUpdate; an error ends the operation.
+func (m *Module) VerifyUpdate(h SessionHandle, data []byte) error {
+	return m.withSession("VerifyUpdate", h, func(_ *state, s *session) error {
+		op := s.verify
+		if op == nil {
+			return ck.CKR_OPERATION_NOT_INITIALIZED
+		}
+		op.multi = true
+		if op.hasher != nil {
+			op.hasher.Write(data)
+			return nil
+		}
+		if len(op.buf)+len(data) > maxRawInput {
+			s.verify = nil
+			return ck.CKR_DATA_LEN_RANGE
+		}
+		op.buf = append(op.buf, data...)
+		return nil
+	})
+}
+
+// VerifyFinal is C_VerifyFinal; it always ends the operation.
+func (m *Module) VerifyFinal(h SessionHandle, sig []byte) error {
+	return m.withSession("VerifyFinal", h, func(_ *state, s *session) error {
+		op := s.verify
+		if op == nil {
+			return ck.CKR_OPERATION_NOT_INITIALIZED
+		}
+		s.verify = nil
+		return op.check(nil, sig, true)
+	})
 }
 
 func (op *verifyOp) check(data, sig []byte, final bool) error {
