@@ -57,7 +57,8 @@ func guard(op string, rv *C.CK_RV) {
 }
 
 // inBytes returns the n bytes at p for reading (nil for NULL; pkcs11.c
-// has checked that NULL comes with n == 0). The slice aliases C memory and
+// has checked that NULL comes with n == 0, but for the calls whose
+// argument errors end an operation, which check it themselves). The slice aliases C memory and
 // must not outlive the call.
 func inBytes(p unsafe.Pointer, n C.CK_ULONG) ([]byte, bool) {
 	if p == nil {
@@ -129,6 +130,20 @@ func version(v ck.Version) C.CK_VERSION {
 // ulong converts a module count; ck.UnavailableInformation becomes
 // CK_UNAVAILABLE_INFORMATION whatever the width of CK_ULONG.
 func ulong(v uint) C.CK_ULONG { return C.CK_ULONG(v) }
+
+// endOperation ends the session's operations named in flags and answers
+// rv, or the session's error (an invalid handle). The calls that end the
+// active operation whatever they answer (C_Sign, C_SignFinal, C_Digest,
+// C_DigestFinal, C_Verify, C_VerifyFinal: PKCS#11 §5.2) end it on
+// arguments they cannot use too (a NULL length pointer, a NULL buffer with
+// a length: rv CKR_ARGUMENTS_BAD); C_SignInit, C_VerifyInit and
+// C_DigestInit with a NULL mechanism end it (PKCS#11 3.0; rv CKR_OK).
+func endOperation(h C.CK_SESSION_HANDLE, flags uint, rv C.CK_RV) C.CK_RV {
+	if err := mod.EndOperation(module.SessionHandle(h), flags); err != nil {
+		return rvOf(err)
+	}
+	return rv
+}
 
 // lengthResult stores n in *pul when the code says the length is valid:
 // on success and with CKR_BUFFER_TOO_SMALL.
@@ -515,6 +530,9 @@ func goFindObjectsFinal(h C.CK_SESSION_HANDLE) (rv C.CK_RV) {
 //export goDigestInit
 func goDigestInit(h C.CK_SESSION_HANDLE, pMech *C.CK_MECHANISM) (rv C.CK_RV) {
 	defer guard("DigestInit", &rv)
+	if pMech == nil {
+		return endOperation(h, ck.CKF_DIGEST, C.CKR_OK)
+	}
 	mech, ok := mechanism(pMech)
 	if !ok {
 		return C.CKR_ARGUMENTS_BAD
@@ -526,8 +544,8 @@ func goDigestInit(h C.CK_SESSION_HANDLE, pMech *C.CK_MECHANISM) (rv C.CK_RV) {
 func goDigest(h C.CK_SESSION_HANDLE, pData *C.CK_BYTE, dataLen C.CK_ULONG, pOut *C.CK_BYTE, pulOut *C.CK_ULONG) (rv C.CK_RV) {
 	defer guard("Digest", &rv)
 	data, ok := inBytes(unsafe.Pointer(pData), dataLen)
-	if !ok {
-		return C.CKR_ARGUMENTS_BAD
+	if !ok || (pData == nil && dataLen != 0) || pulOut == nil {
+		return endOperation(h, ck.CKF_DIGEST, C.CKR_ARGUMENTS_BAD)
 	}
 	n, err := mod.Digest(module.SessionHandle(h), data, outBytes(unsafe.Pointer(pOut), *pulOut))
 	return lengthResult(err, n, pulOut)
@@ -552,6 +570,9 @@ func goDigestKey(h C.CK_SESSION_HANDLE, key C.CK_OBJECT_HANDLE) (rv C.CK_RV) {
 //export goDigestFinal
 func goDigestFinal(h C.CK_SESSION_HANDLE, pOut *C.CK_BYTE, pulOut *C.CK_ULONG) (rv C.CK_RV) {
 	defer guard("DigestFinal", &rv)
+	if pulOut == nil {
+		return endOperation(h, ck.CKF_DIGEST, C.CKR_ARGUMENTS_BAD)
+	}
 	n, err := mod.DigestFinal(module.SessionHandle(h), outBytes(unsafe.Pointer(pOut), *pulOut))
 	return lengthResult(err, n, pulOut)
 }
@@ -561,6 +582,9 @@ func goDigestFinal(h C.CK_SESSION_HANDLE, pOut *C.CK_BYTE, pulOut *C.CK_ULONG) (
 //export goSignInit
 func goSignInit(h C.CK_SESSION_HANDLE, pMech *C.CK_MECHANISM, key C.CK_OBJECT_HANDLE) (rv C.CK_RV) {
 	defer guard("SignInit", &rv)
+	if pMech == nil {
+		return endOperation(h, ck.CKF_SIGN, C.CKR_OK)
+	}
 	mech, ok := mechanism(pMech)
 	if !ok {
 		return C.CKR_ARGUMENTS_BAD
@@ -575,8 +599,8 @@ func goSignInit(h C.CK_SESSION_HANDLE, pMech *C.CK_MECHANISM, key C.CK_OBJECT_HA
 func goSign(h C.CK_SESSION_HANDLE, pData *C.CK_BYTE, dataLen C.CK_ULONG, pSig *C.CK_BYTE, pulSig *C.CK_ULONG) (rv C.CK_RV) {
 	defer guard("Sign", &rv)
 	data, ok := inBytes(unsafe.Pointer(pData), dataLen)
-	if !ok {
-		return C.CKR_ARGUMENTS_BAD
+	if !ok || (pData == nil && dataLen != 0) || pulSig == nil {
+		return endOperation(h, ck.CKF_SIGN, C.CKR_ARGUMENTS_BAD)
 	}
 	n, err := mod.Sign(module.SessionHandle(h), data, outBytes(unsafe.Pointer(pSig), *pulSig))
 	return lengthResult(err, n, pulSig)
@@ -595,6 +619,9 @@ func goSignUpdate(h C.CK_SESSION_HANDLE, pPart *C.CK_BYTE, partLen C.CK_ULONG) (
 //export goSignFinal
 func goSignFinal(h C.CK_SESSION_HANDLE, pSig *C.CK_BYTE, pulSig *C.CK_ULONG) (rv C.CK_RV) {
 	defer guard("SignFinal", &rv)
+	if pulSig == nil {
+		return endOperation(h, ck.CKF_SIGN, C.CKR_ARGUMENTS_BAD)
+	}
 	n, err := mod.SignFinal(module.SessionHandle(h), outBytes(unsafe.Pointer(pSig), *pulSig))
 	return lengthResult(err, n, pulSig)
 }
@@ -602,6 +629,9 @@ func goSignFinal(h C.CK_SESSION_HANDLE, pSig *C.CK_BYTE, pulSig *C.CK_ULONG) (rv
 //export goVerifyInit
 func goVerifyInit(h C.CK_SESSION_HANDLE, pMech *C.CK_MECHANISM, key C.CK_OBJECT_HANDLE) (rv C.CK_RV) {
 	defer guard("VerifyInit", &rv)
+	if pMech == nil {
+		return endOperation(h, ck.CKF_VERIFY, C.CKR_OK)
+	}
 	mech, ok := mechanism(pMech)
 	if !ok {
 		return C.CKR_ARGUMENTS_BAD
@@ -614,8 +644,8 @@ func goVerify(h C.CK_SESSION_HANDLE, pData *C.CK_BYTE, dataLen C.CK_ULONG, pSig 
 	defer guard("Verify", &rv)
 	data, ok1 := inBytes(unsafe.Pointer(pData), dataLen)
 	sig, ok2 := inBytes(unsafe.Pointer(pSig), sigLen)
-	if !ok1 || !ok2 {
-		return C.CKR_ARGUMENTS_BAD
+	if !ok1 || !ok2 || (pData == nil && dataLen != 0) || (pSig == nil && sigLen != 0) {
+		return endOperation(h, ck.CKF_VERIFY, C.CKR_ARGUMENTS_BAD)
 	}
 	return rvOf(mod.Verify(module.SessionHandle(h), data, sig))
 }
@@ -634,8 +664,8 @@ func goVerifyUpdate(h C.CK_SESSION_HANDLE, pPart *C.CK_BYTE, partLen C.CK_ULONG)
 func goVerifyFinal(h C.CK_SESSION_HANDLE, pSig *C.CK_BYTE, sigLen C.CK_ULONG) (rv C.CK_RV) {
 	defer guard("VerifyFinal", &rv)
 	sig, ok := inBytes(unsafe.Pointer(pSig), sigLen)
-	if !ok {
-		return C.CKR_ARGUMENTS_BAD
+	if !ok || (pSig == nil && sigLen != 0) {
+		return endOperation(h, ck.CKF_VERIFY, C.CKR_ARGUMENTS_BAD)
 	}
 	return rvOf(mod.VerifyFinal(module.SessionHandle(h), sig))
 }

@@ -559,7 +559,8 @@ CK_RV C_DecryptFinal(CK_SESSION_HANDLE hSession CSCT_UNUSED, CK_BYTE_PTR pLastPa
 CK_RV C_DigestInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism)
 {
 	CSCT_ENTER(CHILD_SESSION);
-	REQUIRE(pMechanism != NULL && BUF_OK(pMechanism->pParameter, pMechanism->ulParameterLen));
+	/* NULL ends the active digest (PKCS#11 3.0): Go's business. */
+	REQUIRE(pMechanism == NULL || BUF_OK(pMechanism->pParameter, pMechanism->ulParameterLen));
 	return goDigestInit(hSession, pMechanism);
 }
 
@@ -567,7 +568,7 @@ CK_RV C_Digest(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen
 	       CK_ULONG_PTR pulDigestLen)
 {
 	CSCT_ENTER(CHILD_SESSION);
-	REQUIRE(BUF_OK(pData, ulDataLen) && pulDigestLen != NULL);
+	/* Bad arguments end the digest too (PKCS#11 §5.2): checked in Go. */
 	return goDigest(hSession, pData, ulDataLen, pDigest, pulDigestLen);
 }
 
@@ -587,7 +588,6 @@ CK_RV C_DigestKey(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hKey)
 CK_RV C_DigestFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pDigest, CK_ULONG_PTR pulDigestLen)
 {
 	CSCT_ENTER(CHILD_SESSION);
-	REQUIRE(pulDigestLen != NULL);
 	return goDigestFinal(hSession, pDigest, pulDigestLen);
 }
 
@@ -596,7 +596,7 @@ CK_RV C_DigestFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pDigest, CK_ULONG_PT
 CK_RV C_SignInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
 {
 	CSCT_ENTER(CHILD_SESSION);
-	REQUIRE(pMechanism != NULL && BUF_OK(pMechanism->pParameter, pMechanism->ulParameterLen));
+	REQUIRE(pMechanism == NULL || BUF_OK(pMechanism->pParameter, pMechanism->ulParameterLen));
 	return goSignInit(hSession, pMechanism, hKey);
 }
 
@@ -604,7 +604,7 @@ CK_RV C_Sign(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, 
 	     CK_ULONG_PTR pulSignatureLen)
 {
 	CSCT_ENTER(CHILD_SESSION);
-	REQUIRE(BUF_OK(pData, ulDataLen) && pulSignatureLen != NULL);
+	/* Bad arguments end the signature too (PKCS#11 §5.2): checked in Go. */
 	return goSign(hSession, pData, ulDataLen, pSignature, pulSignatureLen);
 }
 
@@ -618,7 +618,6 @@ CK_RV C_SignUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPar
 CK_RV C_SignFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen)
 {
 	CSCT_ENTER(CHILD_SESSION);
-	REQUIRE(pulSignatureLen != NULL);
 	return goSignFinal(hSession, pSignature, pulSignatureLen);
 }
 
@@ -632,7 +631,7 @@ CK_RV C_SignRecover(CK_SESSION_HANDLE hSession CSCT_UNUSED, CK_BYTE_PTR pData CS
 CK_RV C_VerifyInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
 {
 	CSCT_ENTER(CHILD_SESSION);
-	REQUIRE(pMechanism != NULL && BUF_OK(pMechanism->pParameter, pMechanism->ulParameterLen));
+	REQUIRE(pMechanism == NULL || BUF_OK(pMechanism->pParameter, pMechanism->ulParameterLen));
 	return goVerifyInit(hSession, pMechanism, hKey);
 }
 
@@ -640,7 +639,7 @@ CK_RV C_Verify(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen
 	       CK_ULONG ulSignatureLen)
 {
 	CSCT_ENTER(CHILD_SESSION);
-	REQUIRE(BUF_OK(pData, ulDataLen) && BUF_OK(pSignature, ulSignatureLen));
+	/* Bad arguments end the verification too (PKCS#11 §5.2): checked in Go. */
 	return goVerify(hSession, pData, ulDataLen, pSignature, ulSignatureLen);
 }
 
@@ -654,7 +653,6 @@ CK_RV C_VerifyUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulP
 CK_RV C_VerifyFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen)
 {
 	CSCT_ENTER(CHILD_SESSION);
-	REQUIRE(BUF_OK(pSignature, ulSignatureLen));
 	return goVerifyFinal(hSession, pSignature, ulSignatureLen);
 }
 

@@ -439,6 +439,42 @@ func verify(c *x509.Certificate, mech string, input, sig []byte) error {
 	return fmt.Errorf("unknown mechanism %s", mech)
 }
 
+// TestOperationLifecycleCABI: the rules of the operation lifecycle
+// (PKCS#11 2.40 §5.2, §5.10-5.12; 3.0's *Init with a NULL mechanism) that
+// the C side takes part in, one driver run per rule. Each case in
+// driver.c ends by checking that the operation is over.
+func TestOperationLifecycleCABI(t *testing.T) {
+	lib, drv := library(t, true), driver(t)
+	tests := []struct{ name, rule string }{
+		{"digest-null-length", "C_Digest with pulDigestLen NULL: CKR_ARGUMENTS_BAD, the digest ends"},
+		{"digest-null-data", "C_Digest with pData NULL and a length: CKR_ARGUMENTS_BAD, the digest ends"},
+		{"digestfinal-null-length", "C_DigestFinal with pulDigestLen NULL ends the digest"},
+		{"sign-null-length", "C_Sign with pulSignatureLen NULL ends the signature"},
+		{"sign-null-data", "C_Sign with pData NULL and a length ends the signature"},
+		{"signfinal-null-length", "C_SignFinal with pulSignatureLen NULL ends the signature"},
+		{"verify-null-signature", "C_Verify with pSignature NULL and a length ends the verification"},
+		{"verifyfinal-null-signature", "C_VerifyFinal with pSignature NULL and a length ends the verification"},
+		{"digest-after-update", "C_Digest after C_DigestUpdate: CKR_OPERATION_ACTIVE, then over"},
+		{"sign-after-update", "C_Sign after C_SignUpdate: CKR_OPERATION_ACTIVE, then over"},
+		{"verify-after-update", "C_Verify after C_VerifyUpdate: CKR_OPERATION_ACTIVE, then over"},
+		{"digestfinal-after-length-query", "C_DigestFinal after a C_Digest length query fails, then over"},
+		{"signfinal-after-length-query", "C_SignFinal after a C_Sign length query fails, then over"},
+		{"init-null-mechanism", "C_DigestInit/C_SignInit/C_VerifyInit(NULL) end the active operation"},
+		{"length-query-keeps", "a length query and CKR_BUFFER_TOO_SMALL keep the operation"},
+		{"login-so", "C_Login(CKU_SO): READ_ONLY_EXISTS, USER_ANOTHER_ALREADY_LOGGED_IN, then PIN_LOCKED"},
+		{"mechanism-flags", "remote signature mechanisms carry CKF_HW, local digests do not"},
+		{"pss-params", "PSS with an MGF1 hash unlike the hash, or salt 0: CKR_MECHANISM_PARAM_INVALID at C_SignInit"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, twoServices)
+			if _, stderr, err := e.run(t, time.Minute, drv, lib, "lifecycle", tt.name); err != nil {
+				t.Errorf("%s: %v\n%s", tt.rule, err, stderr)
+			}
+		})
+	}
+}
+
 // TestFork: a forked child never enters the parent's Go runtime; it gets
 // CKR_CRYPTOKI_NOT_INITIALIZED, then an empty C-only module after its own
 // C_Initialize, exits quickly, and the parent keeps signing.

@@ -8,6 +8,7 @@
  *   driver LIB finalize-while-signing
  *   driver LIB atexit [busy]        C_CloseSession/C_Finalize from atexit
  *   driver LIB real                 the shipped build without a service
+ *   driver LIB lifecycle CASE       one rule of the operation lifecycle
  *
  * Failures go to stderr as "FAIL file:line: ..." and make the exit status
  * 1. Signatures and certificates go to stdout for the Go side to verify
@@ -53,7 +54,8 @@ static const char *rvname(CK_RV rv)
 		N(CKR_SIGNATURE_LEN_RANGE) N(CKR_TOKEN_WRITE_PROTECTED) N(CKR_USER_ALREADY_LOGGED_IN)
 		N(CKR_USER_NOT_LOGGED_IN) N(CKR_USER_TYPE_INVALID) N(CKR_RANDOM_SEED_NOT_SUPPORTED)
 		N(CKR_BUFFER_TOO_SMALL) N(CKR_CRYPTOKI_NOT_INITIALIZED) N(CKR_CRYPTOKI_ALREADY_INITIALIZED)
-		N(CKR_FUNCTION_NOT_PARALLEL) N(CKR_KEY_INDIGESTIBLE)
+		N(CKR_FUNCTION_NOT_PARALLEL) N(CKR_KEY_INDIGESTIBLE) N(CKR_SESSION_READ_ONLY_EXISTS)
+		N(CKR_USER_ANOTHER_ALREADY_LOGGED_IN)
 #undef N
 	}
 	snprintf(buf, sizeof(buf), "CKR_0x%lx", (unsigned long)rv);
@@ -193,9 +195,13 @@ static void sign_verify(CK_SESSION_HANDLE h, CK_MECHANISM *mech, const char *mna
 	unsigned char sig[1024];
 	CK_ULONG len = 0;
 
+	/* arguments the library refuses end the operation (PKCS#11 §5.2) */
 	MUST(p11->C_SignInit(h, mech, priv));
 	EXPECT(p11->C_Sign(h, (CK_BYTE_PTR)in, inlen, NULL, NULL), CKR_ARGUMENTS_BAD);
+	EXPECT(p11->C_Sign(h, (CK_BYTE_PTR)in, inlen, NULL, &len), CKR_OPERATION_NOT_INITIALIZED);
+	MUST(p11->C_SignInit(h, mech, priv));
 	EXPECT(p11->C_Sign(h, NULL, inlen, NULL, &len), CKR_ARGUMENTS_BAD);
+	MUST(p11->C_SignInit(h, mech, priv));
 	/* size query: no remote call, the operation stays active */
 	EXPECT(p11->C_Sign(h, (CK_BYTE_PTR)in, inlen, NULL, &len), CKR_OK);
 	CHECK(len == want_len, "%s %s: size query %lu, want %lu", mname, label, len, want_len);
@@ -722,9 +728,7 @@ static void abi_sign(CK_SESSION_HANDLE h)
 	static const unsigned char abc_sha256[32] = {
 		0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40, 0xde, 0x5d, 0xae, 0x22, 0x23,
 		0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
-	EXPECT(p11->C_DigestInit(h, NULL), CKR_ARGUMENTS_BAD);
 	MUST(p11->C_DigestInit(h, &(CK_MECHANISM){CKM_SHA256, NULL, 0}));
-	EXPECT(p11->C_Digest(h, (CK_BYTE_PTR) "abc", 3, NULL, NULL), CKR_ARGUMENTS_BAD);
 	EXPECT(p11->C_Digest(h, (CK_BYTE_PTR) "abc", 3, NULL, &len), CKR_OK);
 	CHECK(len == 32, "digest size query %lu", len);
 	len = 31;
@@ -736,7 +740,6 @@ static void abi_sign(CK_SESSION_HANDLE h)
 	sha256(h, msg, sizeof(msg) - 1, hash);
 
 	/* argument and mechanism checks */
-	EXPECT(p11->C_SignInit(h, NULL, key), CKR_ARGUMENTS_BAD);
 	EXPECT(p11->C_SignInit(h, &(CK_MECHANISM){CKM_RSA_PKCS_PSS, NULL, 24}, key), CKR_ARGUMENTS_BAD);
 	EXPECT(p11->C_SignInit(h, &(CK_MECHANISM){CKM_RSA_PKCS_PSS, &pss, 8}, key), CKR_MECHANISM_PARAM_INVALID);
 	EXPECT(p11->C_SignInit(h, &m_ecdsa, key), CKR_KEY_TYPE_INCONSISTENT);
@@ -756,7 +759,6 @@ static void abi_sign(CK_SESSION_HANDLE h)
 	EXPECT(p11->C_SignUpdate(h, NULL, 5), CKR_ARGUMENTS_BAD);
 	MUST(p11->C_SignUpdate(h, (CK_BYTE_PTR)msg, 4));
 	MUST(p11->C_SignUpdate(h, (CK_BYTE_PTR)msg + 4, sizeof(msg) - 5));
-	EXPECT(p11->C_SignFinal(h, NULL, NULL), CKR_ARGUMENTS_BAD);
 	EXPECT(p11->C_SignFinal(h, NULL, &len), CKR_OK);
 	CHECK(len == 256, "SignFinal size query %lu", len);
 	len = sizeof(out);
@@ -1165,12 +1167,159 @@ static int cmd_real(void)
 	return 0;
 }
 
+/* ---- lifecycle CASE: the operation lifecycle through the C ABI ----------
+ * PKCS#11 2.40 §5.2: C_Digest, C_DigestFinal, C_Sign, C_SignFinal, C_Verify
+ * and C_VerifyFinal end the active operation unless they answer a length
+ * query or CKR_BUFFER_TOO_SMALL, arguments the library refuses included;
+ * 3.0 §5.11-5.13: *Init with a NULL mechanism ends it. cabi_test.go's
+ * TestOperationLifecycleCABI names the cases; each one ends with the
+ * operation over (the probe answers CKR_OPERATION_NOT_INITIALIZED). */
+
+#define LC_OVER(call) EXPECT(call, CKR_OPERATION_NOT_INITIALIZED)
+
+static int cmd_lifecycle(const char *name)
+{
+	static const char msg[] = "lifecycle";
+	CK_MECHANISM sha256 = {CKM_SHA256, NULL, 0};
+	CK_MECHANISM ecdsa = {CKM_ECDSA_SHA256, NULL, 0};
+	CK_SESSION_HANDLE h;
+	CK_OBJECT_HANDLE priv, pub;
+	unsigned char out[512], sig[64];
+	CK_ULONG len = sizeof(out), siglen = sizeof(sig);
+	CK_BYTE_PTR m = (CK_BYTE_PTR)msg;
+	CK_ULONG mlen = sizeof(msg) - 1;
+
+	MUST(init_os_locking());
+	h = open_session(0, 1);
+	login(h);
+	priv = find1(h, CKO_PRIVATE_KEY, "Key p256");
+	pub = find1(h, CKO_PUBLIC_KEY, "Key p256");
+	MUST(p11->C_SignInit(h, &ecdsa, priv));
+	MUST(p11->C_Sign(h, m, mlen, sig, &siglen));
+
+	if (strcmp(name, "digest-null-length") == 0) {
+		MUST(p11->C_DigestInit(h, &sha256));
+		EXPECT(p11->C_Digest(h, m, mlen, NULL, NULL), CKR_ARGUMENTS_BAD);
+		LC_OVER(p11->C_Digest(h, m, mlen, NULL, &len));
+	} else if (strcmp(name, "digest-null-data") == 0) {
+		MUST(p11->C_DigestInit(h, &sha256));
+		EXPECT(p11->C_Digest(h, NULL, mlen, out, &len), CKR_ARGUMENTS_BAD);
+		LC_OVER(p11->C_Digest(h, m, mlen, NULL, &len));
+	} else if (strcmp(name, "digestfinal-null-length") == 0) {
+		MUST(p11->C_DigestInit(h, &sha256));
+		MUST(p11->C_DigestUpdate(h, m, mlen));
+		EXPECT(p11->C_DigestFinal(h, NULL, NULL), CKR_ARGUMENTS_BAD);
+		LC_OVER(p11->C_DigestFinal(h, NULL, &len));
+	} else if (strcmp(name, "sign-null-length") == 0) {
+		MUST(p11->C_SignInit(h, &ecdsa, priv));
+		EXPECT(p11->C_Sign(h, m, mlen, NULL, NULL), CKR_ARGUMENTS_BAD);
+		LC_OVER(p11->C_Sign(h, m, mlen, NULL, &len));
+	} else if (strcmp(name, "sign-null-data") == 0) {
+		MUST(p11->C_SignInit(h, &ecdsa, priv));
+		EXPECT(p11->C_Sign(h, NULL, mlen, out, &len), CKR_ARGUMENTS_BAD);
+		LC_OVER(p11->C_Sign(h, m, mlen, NULL, &len));
+	} else if (strcmp(name, "signfinal-null-length") == 0) {
+		MUST(p11->C_SignInit(h, &ecdsa, priv));
+		MUST(p11->C_SignUpdate(h, m, mlen));
+		EXPECT(p11->C_SignFinal(h, NULL, NULL), CKR_ARGUMENTS_BAD);
+		LC_OVER(p11->C_SignFinal(h, NULL, &len));
+	} else if (strcmp(name, "verify-null-signature") == 0) {
+		MUST(p11->C_VerifyInit(h, &ecdsa, pub));
+		EXPECT(p11->C_Verify(h, m, mlen, NULL, siglen), CKR_ARGUMENTS_BAD);
+		LC_OVER(p11->C_VerifyFinal(h, sig, siglen));
+	} else if (strcmp(name, "verifyfinal-null-signature") == 0) {
+		MUST(p11->C_VerifyInit(h, &ecdsa, pub));
+		MUST(p11->C_VerifyUpdate(h, m, mlen));
+		EXPECT(p11->C_VerifyFinal(h, NULL, siglen), CKR_ARGUMENTS_BAD);
+		LC_OVER(p11->C_VerifyFinal(h, sig, siglen));
+	} else if (strcmp(name, "digest-after-update") == 0) {
+		MUST(p11->C_DigestInit(h, &sha256));
+		MUST(p11->C_DigestUpdate(h, m, mlen));
+		EXPECT(p11->C_Digest(h, m, mlen, out, &len), CKR_OPERATION_ACTIVE);
+		LC_OVER(p11->C_DigestFinal(h, out, &len));
+	} else if (strcmp(name, "sign-after-update") == 0) {
+		MUST(p11->C_SignInit(h, &ecdsa, priv));
+		MUST(p11->C_SignUpdate(h, m, mlen));
+		EXPECT(p11->C_Sign(h, m, mlen, out, &len), CKR_OPERATION_ACTIVE);
+		LC_OVER(p11->C_SignFinal(h, out, &len));
+	} else if (strcmp(name, "verify-after-update") == 0) {
+		MUST(p11->C_VerifyInit(h, &ecdsa, pub));
+		MUST(p11->C_VerifyUpdate(h, m, mlen));
+		EXPECT(p11->C_Verify(h, m, mlen, sig, siglen), CKR_OPERATION_ACTIVE);
+		LC_OVER(p11->C_VerifyFinal(h, sig, siglen));
+	} else if (strcmp(name, "digestfinal-after-length-query") == 0) {
+		/* Once C_Digest began the operation, C_DigestFinal does not answer
+		 * the digest of an empty input. */
+		MUST(p11->C_DigestInit(h, &sha256));
+		MUST(p11->C_Digest(h, m, mlen, NULL, &len));
+		len = sizeof(out);
+		EXPECT(p11->C_DigestFinal(h, out, &len), CKR_OPERATION_ACTIVE);
+		LC_OVER(p11->C_DigestFinal(h, out, &len));
+	} else if (strcmp(name, "signfinal-after-length-query") == 0) {
+		MUST(p11->C_SignInit(h, &ecdsa, priv));
+		MUST(p11->C_Sign(h, m, mlen, NULL, &len));
+		len = sizeof(out);
+		EXPECT(p11->C_SignFinal(h, out, &len), CKR_OPERATION_ACTIVE);
+		LC_OVER(p11->C_SignFinal(h, out, &len));
+	} else if (strcmp(name, "init-null-mechanism") == 0) {
+		MUST(p11->C_DigestInit(h, &sha256));
+		MUST(p11->C_SignInit(h, &ecdsa, priv));
+		MUST(p11->C_VerifyInit(h, &ecdsa, pub));
+		EXPECT(p11->C_DigestInit(h, NULL), CKR_OK);
+		EXPECT(p11->C_SignInit(h, NULL, priv), CKR_OK);
+		EXPECT(p11->C_VerifyInit(h, NULL, pub), CKR_OK);
+		LC_OVER(p11->C_DigestFinal(h, out, &len));
+		LC_OVER(p11->C_SignFinal(h, out, &len));
+		LC_OVER(p11->C_VerifyFinal(h, sig, siglen));
+		EXPECT(p11->C_SignInit(12345, NULL, priv), CKR_SESSION_HANDLE_INVALID);
+	} else if (strcmp(name, "length-query-keeps") == 0) {
+		MUST(p11->C_DigestInit(h, &sha256));
+		MUST(p11->C_Digest(h, m, mlen, NULL, &len));
+		len = 1;
+		EXPECT(p11->C_Digest(h, m, mlen, out, &len), CKR_BUFFER_TOO_SMALL);
+		len = sizeof(out);
+		MUST(p11->C_Digest(h, m, mlen, out, &len));
+		LC_OVER(p11->C_Digest(h, m, mlen, out, &len));
+	} else if (strcmp(name, "login-so") == 0) {
+		CK_SESSION_HANDLE ro = open_session(0, 0);
+		EXPECT(p11->C_Login(h, CKU_SO, (CK_UTF8CHAR_PTR) "so", 2), CKR_SESSION_READ_ONLY_EXISTS);
+		MUST(p11->C_CloseSession(ro));
+		EXPECT(p11->C_Login(h, CKU_SO, (CK_UTF8CHAR_PTR) "so", 2), CKR_USER_ANOTHER_ALREADY_LOGGED_IN);
+		MUST(p11->C_Logout(h));
+		EXPECT(p11->C_Login(h, CKU_SO, (CK_UTF8CHAR_PTR) "so", 2), CKR_PIN_LOCKED);
+	} else if (strcmp(name, "mechanism-flags") == 0) {
+		CK_MECHANISM_INFO mi;
+		MUST(p11->C_GetMechanismInfo(0, CKM_ECDSA_SHA256, &mi));
+		CHECK((mi.flags & (CKF_HW | CKF_SIGN)) == (CKF_HW | CKF_SIGN), "ECDSA-SHA256 flags %lx: no CKF_HW", mi.flags);
+		MUST(p11->C_GetMechanismInfo(0, CKM_SHA256, &mi));
+		CHECK(mi.flags == CKF_DIGEST, "SHA256 flags %lx", mi.flags);
+	} else if (strcmp(name, "pss-params") == 0) {
+		CK_OBJECT_HANDLE rsa = find1(h, CKO_PRIVATE_KEY, "Key rsa2048");
+		CK_RSA_PKCS_PSS_PARAMS bad_mgf = {CKM_SHA256, CKG_MGF1_SHA1, 32};
+		CK_RSA_PKCS_PSS_PARAMS no_salt = {CKM_SHA256, CKG_MGF1_SHA256, 0};
+		CK_RSA_PKCS_PSS_PARAMS good = {CKM_SHA256, CKG_MGF1_SHA256, 32};
+		EXPECT(p11->C_SignInit(h, &(CK_MECHANISM){CKM_SHA256_RSA_PKCS_PSS, &bad_mgf, sizeof(bad_mgf)}, rsa),
+		       CKR_MECHANISM_PARAM_INVALID);
+		EXPECT(p11->C_SignInit(h, &(CK_MECHANISM){CKM_SHA256_RSA_PKCS_PSS, &no_salt, sizeof(no_salt)}, rsa),
+		       CKR_MECHANISM_PARAM_INVALID);
+		MUST(p11->C_SignInit(h, &(CK_MECHANISM){CKM_SHA256_RSA_PKCS_PSS, &good, sizeof(good)}, rsa));
+		len = sizeof(out);
+		MUST(p11->C_Sign(h, m, mlen, out, &len));
+		LC_OVER(p11->C_Sign(h, m, mlen, out, &len));
+	} else {
+		fprintf(stderr, "unknown lifecycle case %s\n", name);
+		return 2;
+	}
+	MUST(p11->C_Finalize(NULL));
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int rc;
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: %s LIB abi|fork|threads|finalize-while-signing|atexit [busy]|real\n", argv[0]);
+		fprintf(stderr, "usage: %s LIB abi|fork|threads|finalize-while-signing|atexit [busy]|real|lifecycle CASE\n", argv[0]);
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1187,6 +1336,8 @@ int main(int argc, char **argv)
 		rc = cmd_atexit(argc > 3 && strcmp(argv[3], "busy") == 0);
 	else if (strcmp(argv[2], "real") == 0)
 		rc = cmd_real();
+	else if (strcmp(argv[2], "lifecycle") == 0 && argc > 3)
+		rc = cmd_lifecycle(argv[3]);
 	else {
 		fprintf(stderr, "unknown test %s\n", argv[2]);
 		return 2;
