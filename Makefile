@@ -1,4 +1,4 @@
-# csctoken — see README.md. Targets: build, test, demo, bench, clean.
+# csctoken — see README.md. Targets: build, test, demo, bench, man, clean.
 GO      ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
@@ -17,7 +17,7 @@ FUZZ := ./csc:FuzzDecodeBase64:200000 ./csc:FuzzParsePSSParams:150000 \
 	./cscclient:FuzzDecodeInfo:20000 ./cscclient:FuzzDecodeCredentialInfo:20000 \
 	./cscclient:FuzzDecodeSignHash:20000 ./cscclient:FuzzErrorBody:15000 ./cscclient:FuzzECDSA:20000
 
-.PHONY: all build test check unit race fuzz keyring demo bench clean FORCE
+.PHONY: all build test check unit race fuzz keyring demo bench man clean FORCE
 
 all: build
 
@@ -37,6 +37,14 @@ build/csctoken: FORCE
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $@ ./cmd/csctoken
 
 FORCE:
+
+# Manual pages, generated from the commands themselves (their help):
+# build/man/csctoken.1 and build/man/rssp.8. SOURCE_DATE_EPOCH fixes the
+# date for reproducible packages.
+man: build/rssp build/csctoken
+	@mkdir -p build/man
+	build/csctoken gen-man >build/man/csctoken.1
+	build/rssp gen-man >build/man/rssp.8
 
 test: check unit keyring race fuzz
 

@@ -3,7 +3,6 @@ package main
 import (
 	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -41,11 +40,7 @@ func (r *report) problem(format string, args ...any) {
 // problems, the token store, and per slot the token, the service's
 // reachability, the login and the objects. It fails when it found a
 // problem.
-func (c *cli) cmdDoctor(args []string) error {
-	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
-	if err := c.parseFlags(fs, args); err != nil {
-		return err
-	}
+func (c *cli) cmdDoctor() error {
 	r := &report{c: c}
 	defer func() {
 		fmt.Fprintln(c.stdout)

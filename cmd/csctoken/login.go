@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"time"
 
@@ -14,29 +13,29 @@ import (
 	"github.com/csctoken/csctoken/module/cscservice"
 )
 
+// loginOptions are the flags of csctoken login.
+type loginOptions struct {
+	service       string
+	passwordStdin bool
+}
+
 // cmdLogin logs in to each service and keeps the token (refresh token
 // included) where the module finds it: auth = "basic" with the user name of
 // the config and a password from the terminal (or stdin, auth/login with
 // rememberMe); auth = "oauth2" in the browser (the service's login and
 // consent pages; the URL is printed too, for a browser elsewhere).
-func (c *cli) cmdLogin(args []string) error {
-	fs := flag.NewFlagSet("login", flag.ContinueOnError)
-	name := fs.String("service", "", "the service to log in to (default: all)")
-	pwStdin := fs.Bool("password-stdin", false, "read the password from stdin (one line per service)")
-	if err := c.parseFlags(fs, args); err != nil {
-		return err
-	}
+func (c *cli) cmdLogin(o loginOptions) error {
 	cfg, err := c.loadConfig()
 	if err != nil {
 		return err
 	}
-	svcs, err := pick(cfg, *name)
+	svcs, err := pick(cfg, o.service)
 	if err != nil {
 		return err
 	}
 	failed := 0
 	for _, sc := range svcs {
-		if err := c.login(sc, *pwStdin); err != nil {
+		if err := c.login(sc, o.passwordStdin); err != nil {
 			fmt.Fprintf(c.stderr, "csctoken: login to %q failed: %v\n", sc.Name, err)
 			failed++
 		}
@@ -128,19 +127,17 @@ func (c *cli) tokenPlace(ctx context.Context, s *cscservice.Service) string {
 	return "no place (not stored)"
 }
 
+// logoutOptions are the flags of csctoken logout.
+type logoutOptions struct{ service string }
+
 // cmdLogout revokes the tokens at the service (auth/revoke, or oauth2/revoke
 // for auth = "oauth2") and forgets them.
-func (c *cli) cmdLogout(args []string) error {
-	fs := flag.NewFlagSet("logout", flag.ContinueOnError)
-	name := fs.String("service", "", "the service to log out of (default: all)")
-	if err := c.parseFlags(fs, args); err != nil {
-		return err
-	}
+func (c *cli) cmdLogout(o logoutOptions) error {
 	cfg, err := c.loadConfig()
 	if err != nil {
 		return err
 	}
-	svcs, err := pick(cfg, *name)
+	svcs, err := pick(cfg, o.service)
 	if err != nil {
 		return err
 	}

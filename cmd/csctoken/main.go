@@ -2,32 +2,20 @@
 // reads the module's config (the same lookup as libcsctoken.so:
 // $CSCTOKEN_CONFIG, ~/.config/csctoken/csctoken.toml,
 // /etc/csctoken/csctoken.toml; or --config), logs in to the CSC services,
-// shows what the module sees and signs through the module's own code, in
-// process (never by loading libcsctoken.so, see DESIGN.md).
-//
-//	csctoken login  [--service NAME] [--password-stdin]   (auth = "oauth2": in the browser)
-//	csctoken logout [--service NAME]
-//	csctoken status [--service NAME]
-//	csctoken list   [--service NAME] [--pem]
-//	csctoken sign   --service NAME [--credential ID | --label L] --mechanism rsa-pkcs|rsa-pss|ecdsa
-//	                [--hash sha256|sha384|sha512] --in FILE --out SIG [--pin-stdin] [--raw]
-//	csctoken doctor
-//	csctoken version
-//
-// Every command takes --config FILE and --verbose (the module and client
-// log on stderr).
+// shows what the module sees, signs through the module's own code, in
+// process (never by loading libcsctoken.so, see DESIGN.md), and registers
+// the module with programs. `csctoken --help` and `csctoken COMMAND --help`
+// describe each command and flag; commands.go holds the command tree.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime"
 	"strings"
 	"syscall"
 
@@ -41,30 +29,6 @@ import (
 // version is set by the Makefile (-ldflags -X main.version=...).
 var version = "dev"
 
-const usage = `usage: csctoken COMMAND [flags]
-
-commands:
-  login  [--service NAME] [--password-stdin]   log in to the service(s) and keep the token
-                                               (auth = "oauth2": in the browser)
-  logout [--service NAME]                      revoke and forget the service token(s)
-  status [--service NAME]                      services, logins, tokens, credentials
-  list   [--service NAME] [--pem]              credentials and certificates
-  sign   --service NAME [--credential ID | --label L] --mechanism rsa-pkcs|rsa-pss|ecdsa
-         [--hash sha256|sha384|sha512] --in FILE --out SIG [--pin-stdin] [--raw]
-                                               sign a file through the PKCS#11 module code
-  doctor                                       what the module sees, and what is wrong
-  register [--nss DIR]... [--firefox] [--thunderbird] [--p11-kit] [--java FILE] [--remove] [--library PATH] [--name NAME]
-                                               register the module with NSS databases (modutil; --firefox, --thunderbird: every
-                                               profile of the user, XDG, dot directory, Snap, Flatpak), p11-kit (a .module file) or Java (a SunPKCS11 config FILE); idempotent
-                                               and p11-kit (as root: /etc/pkcs11/modules); idempotent
-  version
-
-flags of every command:
-  --config FILE   the module config (default: $CSCTOKEN_CONFIG, then
-                  ~/.config/csctoken/csctoken.toml, then /etc/csctoken/csctoken.toml)
-  --verbose       log the module's and the client's work on stderr
-`
-
 func main() {
 	if err := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
 		var ue usageError
@@ -73,7 +37,10 @@ func main() {
 		case errors.As(err, &se):
 		case errors.As(err, &ue):
 			fmt.Fprintln(os.Stderr, "csctoken:", err)
-			fmt.Fprint(os.Stderr, usage)
+			var in inCommand
+			if errors.As(err, &in) {
+				fmt.Fprintf(os.Stderr, "Run '%s --help' for usage.\n", in.command)
+			}
 			os.Exit(2)
 		default:
 			fmt.Fprintln(os.Stderr, "csctoken:", err)
@@ -82,7 +49,8 @@ func main() {
 	}
 }
 
-// usageError is a mistake on the command line (exit 2, with the usage).
+// usageError is a mistake on the command line (exit 2, with a pointer to
+// the command's help).
 type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
@@ -121,74 +89,28 @@ type cli struct {
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	c := &cli{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr, input: newLineReader(stdin)}
-	// Global flags may come before the command.
-	gfs := flag.NewFlagSet("csctoken", flag.ContinueOnError)
-	gfs.SetOutput(io.Discard)
-	c.commonFlags(gfs)
-	if err := gfs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, usage)
-			return nil
-		}
-		return usageError{err.Error()}
+	c := &cli{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr, input: newLineReader(stdin),
+		log: slog.New(slog.DiscardHandler)}
+	root := c.newRootCmd()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	cmd, err := root.ExecuteContextC(ctx)
+	if errors.As(err, new(usageError)) {
+		return inCommand{err, cmd.CommandPath()}
 	}
-	args = gfs.Args()
-	if len(args) == 0 {
-		return usageError{"missing command"}
-	}
-	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "login":
-		return c.cmdLogin(rest)
-	case "logout":
-		return c.cmdLogout(rest)
-	case "status":
-		return c.cmdStatus(rest)
-	case "list":
-		return c.cmdList(rest)
-	case "sign":
-		return c.cmdSign(rest)
-	case "doctor":
-		return c.cmdDoctor(rest)
-	case "register":
-		return c.cmdRegister(rest)
-	case "version", "--version":
-		fmt.Fprintf(stdout, "csctoken %s (PKCS#11 library %d.%d, Cryptoki %d.%d, %s %s/%s)\n", version,
-			module.LibraryVersion.Major, module.LibraryVersion.Minor,
-			module.CryptokiVersion.Major, module.CryptokiVersion.Minor,
-			runtime.Version(), runtime.GOOS, runtime.GOARCH)
-		return nil
-	case "help":
-		fmt.Fprint(stdout, usage)
-		return nil
-	}
-	return usageError{"unknown command " + cmd}
+	return err
 }
 
-// commonFlags are accepted before the command and by every command.
-func (c *cli) commonFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.configPath, "config", c.configPath, "module config file")
-	fs.BoolVar(&c.verbose, "verbose", c.verbose, "log on stderr")
+// inCommand is an error of a command line, with the command whose help
+// explains it.
+type inCommand struct {
+	error
+	command string
 }
 
-// parseFlags parses a command's flags (anywhere among its arguments) and
-// refuses positional arguments.
-func (c *cli) parseFlags(fs *flag.FlagSet, args []string) error {
-	fs.SetOutput(io.Discard)
-	c.commonFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return usageError{fmt.Sprintf("%s: %v", fs.Name(), err)}
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))}
-	}
-	c.log = slog.New(slog.DiscardHandler)
-	if c.verbose {
-		c.log = slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return nil
-}
+func (e inCommand) Unwrap() error { return e.error }
 
 // errNoConfig says where a config was looked for.
 var errNoConfig = fmt.Errorf("no config file: write one at ~/.config/csctoken/csctoken.toml (or set $%s, or pass --config); see `csctoken doctor`", config.EnvConfig)

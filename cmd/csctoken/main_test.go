@@ -374,11 +374,14 @@ func TestCLIMisc(t *testing.T) {
 		want  string
 	}{
 		{"ok version", []string{"version"}, false, "csctoken dev"},
-		{"ok help", []string{"help"}, false, "usage: csctoken"},
+		{"ok help", []string{"help"}, false, "Usage:"},
+		{"ok --help", []string{"--help"}, false, "Available Commands"},
+		{"ok sign --help", []string{"sign", "--help"}, false, "--mechanism string"},
+		{"ok --version", []string{"--version"}, false, "csctoken dev (PKCS#11 library"},
 		{"fail register without a target", []string{"register"}, true, "--nss DIR, --firefox, --thunderbird, --p11-kit and/or --java FILE"},
 		{"fail no command", nil, true, "missing command"},
 		{"fail unknown command", []string{"frobnicate"}, true, "unknown command"},
-		{"fail unknown flag", []string{"status", "--colour"}, true, "flag provided but not defined"},
+		{"fail unknown flag", []string{"status", "--colour"}, true, "unknown flag: --colour"},
 		{"fail sign without --out", []string{"sign", "--in", "x", "--mechanism", "ecdsa"}, true, "--in and --out are required"},
 		{"fail missing config", []string{"status", "--config", "/nonexistent/csctoken.toml"}, false, "--config"},
 	}

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -26,31 +25,20 @@ var libraryPaths = []string{
 	"/usr/lib/libcsctoken.so",
 }
 
-// multiFlag is a flag that may be given several times.
-type multiFlag []string
-
-func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
-func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+// registerOptions are the flags of csctoken register.
+type registerOptions struct {
+	nss                                  []string
+	firefox, thunderbird, p11kit, remove bool
+	java, library, name                  string
+}
 
 // cmdRegister registers libcsctoken.so with NSS databases (modutil): the
 // ones given, and with --firefox and --thunderbird those of the user's
 // Firefox and Thunderbird profiles; with p11-kit (a .module file); for Java (a
 // SunPKCS11 configuration file); or removes it.
 // All are idempotent.
-func (c *cli) cmdRegister(args []string) error {
-	fs := flag.NewFlagSet("register", flag.ContinueOnError)
-	var nss multiFlag
-	fs.Var(&nss, "nss", "NSS database directory (sql:DIR or DIR); may be repeated")
-	firefox := fs.Bool("firefox", false, "the NSS databases of every Firefox profile of the user")
-	thunderbird := fs.Bool("thunderbird", false, "the NSS databases of every Thunderbird profile of the user")
-	p11kit := fs.Bool("p11-kit", false, "register with p11-kit")
-	java := fs.String("java", "", "write a SunPKCS11 configuration FILE for Java (keytool, jarsigner: -providerArg FILE)")
-	remove := fs.Bool("remove", false, "remove the registration instead")
-	lib := fs.String("library", "", "the module (default: found next to csctoken or in the system's PKCS#11 directories)")
-	name := fs.String("name", "csctoken", "the module's name in NSS and p11-kit")
-	if err := c.parseFlags(fs, args); err != nil {
-		return err
-	}
+func (c *cli) cmdRegister(o registerOptions) error {
+	nss, firefox, thunderbird, p11kit, java, remove, lib, name := o.nss, &o.firefox, &o.thunderbird, &o.p11kit, &o.java, &o.remove, &o.library, &o.name
 	if len(nss) == 0 && !*firefox && !*thunderbird && !*p11kit && *java == "" {
 		return usageError{"register: give --nss DIR, --firefox, --thunderbird, --p11-kit and/or --java FILE"}
 	}

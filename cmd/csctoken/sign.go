@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math/big"
@@ -53,23 +52,20 @@ func signMechanism(name, hash string) (ck.Mechanism, uint, error) {
 	return ck.Mechanism{}, 0, usageError{fmt.Sprintf("sign: --mechanism %q: want rsa-pkcs, rsa-pss or ecdsa", name)}
 }
 
+// signOptions are the flags of csctoken sign.
+type signOptions struct {
+	service, credential, label string
+	mechanism, hash            string
+	in, out                    string
+	pinStdin, raw              bool
+}
+
 // cmdSign signs a file through the module, as a PKCS#11 program would:
 // C_Initialize, C_OpenSession, C_Login with the PIN, C_FindObjects,
 // C_SignInit, C_SignUpdate..., C_SignFinal.
-func (c *cli) cmdSign(args []string) error {
-	fs := flag.NewFlagSet("sign", flag.ContinueOnError)
-	name := fs.String("service", "", "the service (token label)")
-	credID := fs.String("credential", "", "the credential ID")
-	keyLabel := fs.String("label", "", "the key's label (the credential's description)")
-	mechFlag := fs.String("mechanism", "", "rsa-pkcs, rsa-pss or ecdsa")
-	hash := fs.String("hash", "sha256", "sha256, sha384 or sha512")
-	in := fs.String("in", "", "the file to sign (- for stdin)")
-	out := fs.String("out", "", "where to write the signature (- for stdout)")
-	pinStdin := fs.Bool("pin-stdin", false, "read the PIN from the first line of stdin")
-	raw := fs.Bool("raw", false, "ECDSA: write r||s (PKCS#11's form) instead of DER")
-	if err := c.parseFlags(fs, args); err != nil {
-		return err
-	}
+func (c *cli) cmdSign(o signOptions) error {
+	name, credID, keyLabel, mechFlag, hash := &o.service, &o.credential, &o.label, &o.mechanism, &o.hash
+	in, out, pinStdin, raw := &o.in, &o.out, &o.pinStdin, &o.raw
 	switch {
 	case *in == "" || *out == "":
 		return usageError{"sign: --in and --out are required"}

@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
-	"flag"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -16,20 +15,18 @@ import (
 	"github.com/csctoken/csctoken/module/config"
 )
 
+// statusOptions are the flags of csctoken status.
+type statusOptions struct{ service string }
+
 // cmdStatus shows, per service: reachability, the login and its token,
 // where the token is kept, and the credentials with their certificates'
 // validity.
-func (c *cli) cmdStatus(args []string) error {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	name := fs.String("service", "", "only this service")
-	if err := c.parseFlags(fs, args); err != nil {
-		return err
-	}
+func (c *cli) cmdStatus(o statusOptions) error {
 	cfg, err := c.loadConfig()
 	if err != nil {
 		return err
 	}
-	svcs, err := pick(cfg, *name)
+	svcs, err := pick(cfg, o.service)
 	if err != nil {
 		return err
 	}
@@ -203,21 +200,22 @@ func authDesc(a module.AuthMode) string {
 	return a.String()
 }
 
+// listOptions are the flags of csctoken list.
+type listOptions struct {
+	service string
+	pem     bool
+}
+
 // cmdList lists the credentials: ID, description, key, SCAL, how they are
 // authorized, the certificate's subject and expiry; with --pem, the
 // certificate chains in PEM instead.
-func (c *cli) cmdList(args []string) error {
-	fs := flag.NewFlagSet("list", flag.ContinueOnError)
-	name := fs.String("service", "", "only this service")
-	asPEM := fs.Bool("pem", false, "print the certificate chains in PEM (end-entity first)")
-	if err := c.parseFlags(fs, args); err != nil {
-		return err
-	}
+func (c *cli) cmdList(o listOptions) error {
+	asPEM := &o.pem
 	cfg, err := c.loadConfig()
 	if err != nil {
 		return err
 	}
-	svcs, err := pick(cfg, *name)
+	svcs, err := pick(cfg, o.service)
 	if err != nil {
 		return err
 	}

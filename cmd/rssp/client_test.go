@@ -45,7 +45,7 @@ func TestClientAdd(t *testing.T) {
 		{"fail short secret", "short\n", []string{"--id", "x6", "--redirect-uri", "https://a.example/cb", "--secret-stdin"}, "", "16 characters"},
 		{"fail public for a user", "", []string{"--id", "x7", "--redirect-uri", "https://a.example/cb", "--public", "--user", "alice"}, "", "confidential"},
 		{"fail unknown user", "", []string{"--id", "x8", "--user", "bob"}, "", "no user"},
-		{"fail secret as a flag", "", []string{"--id", "x9", "--redirect-uri", "https://a.example/cb", "--secret", "s3cr3t-s3cr3t-s3cr3t"}, "", "flag provided but not defined"},
+		{"fail secret as a flag", "", []string{"--id", "x9", "--redirect-uri", "https://a.example/cb", "--secret", "s3cr3t-s3cr3t-s3cr3t"}, "", "unknown flag: --secret"},
 	}
 	var secrets []string
 	for _, tc := range tests {

@@ -1,131 +1,194 @@
 // Command rssp is csctoken's remote signing server: a CSC API v2 service
 // with its own keys (software keystore or PKCS#11 HSM), CA and TSA.
-//
-//	rssp init --dir D [--listen ADDR] [--name NAME]
-//	          [--backend pkcs11 --pkcs11-module PATH --pkcs11-token LABEL --pkcs11-pin-file FILE]
-//	rssp serve --config D/rssp.toml
-//	rssp admin --config D/rssp.toml user add NAME --password-stdin
-//	rssp admin --config F credential add --user NAME --key rsa-2048|rsa-3072|ec-p256|ec-p384 --pin-stdin
-//	           [--scal 1|2] [--otp totp|online] [--oob] [--auth explicit|oauth2code]
-//	           [--multisign N] [--description TEXT]
-//	rssp admin --config F credential list [--user NAME]
-//	rssp admin --config F credential disable|enable|unlock ID
-//	rssp admin --config F audit verify
-//	rssp admin --config F client add --id ID --redirect-uri URI [--redirect-uri URI2 ...]
-//	           [--public | --secret-stdin] [--name NAME] [--user NAME]
-//	rssp version
+// `rssp --help` and `rssp COMMAND --help` describe each command and flag:
+// init (a working setup in a directory), serve, admin (users, credentials,
+// OAuth2 clients, the audit chain) and version. admin.go holds the admin
+// commands.
 package main
 
 import (
 	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 
+	"github.com/spf13/cobra"
+
+	"github.com/csctoken/csctoken/internal/clidoc"
 	"github.com/csctoken/csctoken/rssp/app"
 	"github.com/csctoken/csctoken/rssp/config"
-	"github.com/csctoken/csctoken/rssp/keystore"
-	"github.com/csctoken/csctoken/rssp/service"
 )
 
 // version is set by the Makefile (-ldflags -X main.version=...).
 var version = "dev"
-
-const usage = `usage:
-  rssp init --dir D [--listen ADDR] [--name NAME]
-            [--backend pkcs11 --pkcs11-module PATH --pkcs11-token LABEL --pkcs11-pin-file FILE]
-  rssp serve --config D/rssp.toml
-  rssp admin --config F user add NAME --password-stdin
-  rssp admin --config F credential add --user NAME --key rsa-2048|rsa-3072|ec-p256|ec-p384 --pin-stdin
-                 [--scal 1|2] [--otp totp|online] [--oob] [--auth explicit|oauth2code]
-                 [--multisign N] [--description TEXT]
-  rssp admin --config F credential list [--user NAME]
-  rssp admin --config F credential disable|enable|unlock ID
-  rssp admin --config F audit verify
-  rssp admin --config F client add --id ID --redirect-uri URI [--redirect-uri URI2 ...]
-                 [--public | --secret-stdin] [--name NAME] [--user NAME]
-  rssp version
-`
 
 func main() {
 	if err := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "rssp:", err)
 		var ue usageError
 		if errors.As(err, &ue) {
-			fmt.Fprint(os.Stderr, usage)
+			var in inCommand
+			if errors.As(err, &in) {
+				fmt.Fprintf(os.Stderr, "Run '%s --help' for usage.\n", in.command)
+			}
 			os.Exit(2)
 		}
 		os.Exit(1)
 	}
 }
 
+// usageError is a mistake on the command line (exit 2, with a pointer to
+// the command's help).
 type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
+// inCommand is an error of a command line, with the command whose help
+// explains it.
+type inCommand struct {
+	error
+	command string
+}
+
+func (e inCommand) Unwrap() error { return e.error }
+
+// cli is one run of the command.
+type cli struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	configPath     string // admin and serve: --config
+}
+
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr}
+	root := c.newRootCmd()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	cmd, err := root.ExecuteC()
+	if errors.As(err, new(usageError)) {
+		return inCommand{err, cmd.CommandPath()}
+	}
+	return err
+}
+
+func (c *cli) newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "rssp COMMAND",
+		Short: "Remote signing server (CSC API v2 and v1) with its own keys, CA and TSA",
+		Long: `rssp is csctoken's remote signing server: a Cloud Signature Consortium API v2
+(and v1) service with its own OAuth2 authorization server, keys in a software
+keystore or a PKCS#11 HSM, a built-in CA and time-stamping authority, and an
+audit chain of every authorization and signature.
+
+Start with "rssp init --dir DIR", then "rssp serve --config DIR/rssp.toml",
+and enrol users and their credentials with "rssp admin".`,
+		Version:       version,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		Args:          cobra.ArbitraryArgs,
+		RunE:          groupRun,
+	}
+	root.SetVersionTemplate("rssp {{.Version}}\n")
+	root.AddCommand(c.initCmd(), c.serveCmd(), c.adminCmd(), c.versionCmd(), clidoc.ManCmd(root, "8"))
+	clidoc.Setup(root, func(err error) error { return usageError{err.Error()} })
+	return root
+}
+
+// groupRun answers a command that only groups others when it is called
+// without one of them, or with an unknown one.
+func groupRun(cmd *cobra.Command, args []string) error {
+	var names []string
+	for _, k := range cmd.Commands() {
+		if k.IsAvailableCommand() && k.Name() != "help" && k.Name() != "completion" {
+			names = append(names, k.Name())
+		}
+	}
 	if len(args) == 0 {
-		return usageError{"missing command"}
+		return usageError{fmt.Sprintf("%s needs a command: %s", cmd.CommandPath(), strings.Join(names, ", "))}
 	}
-	switch args[0] {
-	case "init":
-		return cmdInit(args[1:], stdout)
-	case "serve":
-		return cmdServe(args[1:])
-	case "admin":
-		return cmdAdmin(args[1:], stdin, stdout, stderr)
-	case "version", "--version":
-		fmt.Fprintln(stdout, "rssp", version)
-		return nil
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return nil
-	}
-	return usageError{"unknown command " + args[0]}
+	return usageError{fmt.Sprintf("unknown command %q for %s (commands: %s)", args[0], cmd.CommandPath(), strings.Join(names, ", "))}
 }
 
-// parse parses flags anywhere among the arguments and returns the others.
-func parse(fs *flag.FlagSet, args []string) ([]string, error) {
-	fs.SetOutput(io.Discard)
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, usageError{err.Error()}
+// noArgs refuses positional arguments with a usage error.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageError{fmt.Sprintf("%s: unexpected argument %q", cmd.CommandPath(), args[0])}
+	}
+	return nil
+}
+
+// exactArgs wants n positional arguments, named in what.
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageError{fmt.Sprintf("%s needs %s", cmd.CommandPath(), what)}
 		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
+		return nil
 	}
 }
 
-func cmdInit(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("init", flag.ContinueOnError)
-	dir := fs.String("dir", "", "directory to create the setup in")
-	var o app.InitOptions
-	fs.StringVar(&o.Listen, "listen", "127.0.0.1:8443", "address to listen on")
-	fs.StringVar(&o.Name, "name", "csctoken RSSP", "service name")
-	backend := fs.String("backend", "soft", "soft or pkcs11")
-	fs.StringVar(&o.PKCS11Module, "pkcs11-module", "", "PKCS#11 module path")
-	fs.StringVar(&o.PKCS11Token, "pkcs11-token", "", "PKCS#11 token label")
-	fs.StringVar(&o.PKCS11PINFile, "pkcs11-pin-file", "", "file holding the token's user PIN")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
+func (c *cli) versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			fmt.Fprintln(c.stdout, "rssp", version)
+			return nil
+		},
 	}
-	if *dir == "" || len(pos) > 0 {
-		return usageError{"init needs --dir D and no other arguments"}
+}
+
+// initOptions are the flags of rssp init.
+type initOptions struct {
+	dir, backend string
+	app.InitOptions
+}
+
+func (c *cli) initCmd() *cobra.Command {
+	var o initOptions
+	cmd := &cobra.Command{
+		Use:   "init --dir DIR",
+		Short: "Write a working setup (config, keys, CA, TLS certificate, database) into a directory",
+		Long: `Write a complete setup into DIR: rssp.toml, the embedded database (rssp.db),
+the key-encryption key (kek), the credential CA, the time-stamping authority,
+and a TLS certificate whose trust root, DIR/tls-ca.pem, clients trust. It
+refuses a directory that already holds an rssp.toml.
+
+Keys of credentials go into the software keystore (sealed with the
+key-encryption key), or with --backend pkcs11 into a PKCS#11 token.`,
+		Example: `  rssp init --dir /srv/rssp
+  rssp init --dir /srv/rssp-hsm --backend pkcs11 --pkcs11-module /usr/lib/softhsm/libsofthsm2.so \
+      --pkcs11-token rssp --pkcs11-pin-file /srv/hsm-pin`,
+		Args: noArgs,
+		RunE: func(*cobra.Command, []string) error { return c.cmdInit(o) },
 	}
-	switch *backend {
+	fs := cmd.Flags()
+	fs.StringVar(&o.dir, "dir", "", "the directory to create the setup in (required)")
+	fs.StringVar(&o.Listen, "listen", "127.0.0.1:8443", "the address to listen on")
+	fs.StringVar(&o.Name, "name", "csctoken RSSP", "the service's name (CSC info, consent pages)")
+	fs.StringVar(&o.backend, "backend", "soft", "where credentials' keys live: soft (software keystore) or pkcs11")
+	fs.StringVar(&o.PKCS11Module, "pkcs11-module", "", "--backend pkcs11: the PKCS#11 module's path")
+	fs.StringVar(&o.PKCS11Token, "pkcs11-token", "", "--backend pkcs11: the token's label")
+	fs.StringVar(&o.PKCS11PINFile, "pkcs11-pin-file", "", "--backend pkcs11: a file holding the token's user PIN")
+	_ = cmd.MarkFlagDirname("dir")
+	_ = cmd.MarkFlagFilename("pkcs11-module", "so")
+	_ = cmd.RegisterFlagCompletionFunc("backend", cobra.FixedCompletions([]string{"soft", "pkcs11"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+func (c *cli) cmdInit(o initOptions) error {
+	if o.dir == "" {
+		return usageError{"init needs --dir DIR"}
+	}
+	switch o.backend {
 	case "soft":
 		if o.PKCS11Module != "" || o.PKCS11Token != "" || o.PKCS11PINFile != "" {
 			return usageError{"--pkcs11-* flags need --backend pkcs11"}
@@ -137,41 +200,64 @@ func cmdInit(args []string, stdout io.Writer) error {
 	default:
 		return usageError{"--backend must be soft or pkcs11"}
 	}
-	r, err := app.Init(context.Background(), *dir, o)
+	r, err := app.Init(context.Background(), o.dir, o.InitOptions)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "rssp set up in %s\n  config:      %s\n  database:    %s\n  KEK:         %s (keep it secret; back it up)\n  TLS root:    %s (clients trust this)\n  CA root:     %s\nstart it with: rssp serve --config %s\n",
-		*dir, r.Config, r.Database, r.KEK, r.TLSCA, r.CARoot, r.Config)
+	fmt.Fprintf(c.stdout, "rssp set up in %s\n  config:      %s\n  database:    %s\n  KEK:         %s (keep it secret; back it up)\n  TLS root:    %s (clients trust this)\n  CA root:     %s\nstart it with: %s serve --config %s\n",
+		o.dir, r.Config, r.Database, r.KEK, r.TLSCA, r.CARoot, self(), r.Config)
 	return nil
 }
 
-func loadConfig(fs *flag.FlagSet, args []string) (config.Config, []string, error) {
-	cfgPath := fs.String("config", "", "path of rssp.toml")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return config.Config{}, nil, err
+// self is how to run this program again: its path when it was started by
+// a path (build/rssp), else its name.
+func self() string {
+	if len(os.Args) > 0 && strings.Contains(os.Args[0], "/") && !strings.HasSuffix(os.Args[0], ".test") {
+		return os.Args[0]
 	}
-	if *cfgPath == "" {
-		return config.Config{}, nil, usageError{"--config F is required"}
-	}
-	c, err := config.Load(*cfgPath)
-	return c, pos, err
+	return "rssp"
 }
 
-func cmdServe(args []string) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	c, pos, err := loadConfig(fs, args)
+// configFlag adds --config to a command that reads rssp.toml.
+func (c *cli) configFlag(cmd *cobra.Command, persistent bool) {
+	fs := cmd.Flags()
+	if persistent {
+		fs = cmd.PersistentFlags()
+	}
+	fs.StringVar(&c.configPath, "config", "", "the server's rssp.toml (required; rssp init writes DIR/rssp.toml)")
+	_ = cmd.MarkPersistentFlagFilename("config", "toml")
+}
+
+// loadConfig loads --config.
+func (c *cli) loadConfig() (config.Config, error) {
+	if c.configPath == "" {
+		return config.Config{}, usageError{"--config F is required (the rssp.toml that rssp init wrote)"}
+	}
+	return config.Load(c.configPath)
+}
+
+func (c *cli) serveCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve --config DIR/rssp.toml",
+		Short: "Run the server",
+		Long: `Run the server of rssp.toml until SIGINT or SIGTERM; it logs on stderr (the
+log section of rssp.toml), one line per request and never a secret.`,
+		Args: noArgs,
+		RunE: func(*cobra.Command, []string) error { return c.cmdServe() },
+	}
+	c.configFlag(cmd, false)
+	return cmd
+}
+
+func (c *cli) cmdServe() error {
+	cfg, err := c.loadConfig()
 	if err != nil {
 		return err
 	}
-	if len(pos) > 0 {
-		return usageError{"serve takes no arguments"}
-	}
-	log := app.NewLogger(c, os.Stderr)
+	log := app.NewLogger(cfg, os.Stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	a, err := app.Open(ctx, c, log)
+	a, err := app.Open(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -180,7 +266,7 @@ func cmdServe(args []string) error {
 	if err != nil {
 		return err
 	}
-	log.Info("rssp serving", "version", version, "url", c.PublicURL+"/csc/v2", "backend", c.Keystore.Backend)
+	log.Info("rssp serving", "version", version, "url", cfg.PublicURL+"/csc/v2", "backend", cfg.Keystore.Backend)
 	return a.Serve(ctx, ln)
 }
 
@@ -190,226 +276,4 @@ func readSecret(stdin io.Reader, what string) (string, error) {
 		return "", fmt.Errorf("reading the %s from standard input: %w", what, err)
 	}
 	return strings.TrimRight(line, "\r\n"), nil
-}
-
-func cmdAdmin(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("admin", flag.ContinueOnError)
-	// admin-level flags; sub-command flags are parsed below from the rest.
-	var rest []string
-	cfgArgs := []string{}
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--config" || a == "-config" {
-			if i+1 < len(args) {
-				cfgArgs = append(cfgArgs, a, args[i+1])
-				i++
-			}
-			continue
-		}
-		if strings.HasPrefix(a, "--config=") || strings.HasPrefix(a, "-config=") {
-			cfgArgs = append(cfgArgs, a)
-			continue
-		}
-		rest = append(rest, a)
-	}
-	c, _, err := loadConfig(fs, cfgArgs)
-	if err != nil {
-		return err
-	}
-	if len(rest) < 2 {
-		if len(rest) == 1 && rest[0] == "client" {
-			return usageError{"client add --id ID --redirect-uri URI [--public] [--name NAME]"}
-		}
-		return usageError{"admin needs a command"}
-	}
-	ctx := context.Background()
-	c.Log.Level = "error"
-	a, err := app.Open(ctx, c, app.NewLogger(c, os.Stderr))
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	svc := a.Service
-	cmd, sub := rest[0]+" "+rest[1], rest[2:]
-	switch cmd {
-	case "user add":
-		fs := flag.NewFlagSet("user add", flag.ContinueOnError)
-		pwStdin := fs.Bool("password-stdin", false, "read the password from standard input")
-		pos, err := parse(fs, sub)
-		if err != nil {
-			return err
-		}
-		if len(pos) != 1 || !*pwStdin {
-			return usageError{"user add NAME --password-stdin"}
-		}
-		pw, err := readSecret(stdin, "password")
-		if err != nil {
-			return err
-		}
-		u, err := svc.AddUser(ctx, pos[0], pw)
-		if err != nil {
-			return describe(err)
-		}
-		fmt.Fprintln(stdout, u.ID)
-		return nil
-	case "credential add":
-		fs := flag.NewFlagSet("credential add", flag.ContinueOnError)
-		var spec service.CredentialSpec
-		fs.StringVar(&spec.User, "user", "", "owner")
-		key := fs.String("key", "", "rsa-2048, rsa-3072, ec-p256 or ec-p384")
-		pinStdin := fs.Bool("pin-stdin", false, "read the PIN from standard input")
-		fs.IntVar(&spec.SCAL, "scal", 1, "1 or 2")
-		fs.StringVar(&spec.OTP, "otp", "", "totp (authenticator app) or online (sent by credentials/getChallenge)")
-		fs.BoolVar(&spec.OOB, "oob", false, "add an out-of-band approval factor (PasswordOOB)")
-		fs.IntVar(&spec.Multisign, "multisign", 1, "signatures per authorization")
-		fs.StringVar(&spec.Description, "description", "", "label")
-		fs.StringVar(&spec.AuthMode, "auth", "explicit", "explicit or oauth2code")
-		pos, err := parse(fs, sub)
-		if err != nil {
-			return err
-		}
-		if len(pos) != 0 || spec.User == "" || *key == "" {
-			return usageError{"credential add --user NAME --key TYPE --pin-stdin [...]"}
-		}
-		kt, err := keystore.ParseKeyType(*key)
-		if err != nil {
-			return usageError{err.Error()}
-		}
-		spec.KeyType = kt
-		if *pinStdin {
-			if spec.PIN, err = readSecret(stdin, "PIN"); err != nil {
-				return err
-			}
-		}
-		cred, uri, err := svc.AddCredential(ctx, spec)
-		if err != nil {
-			return describe(err)
-		}
-		fmt.Fprintln(stdout, cred.ID)
-		if uri != "" {
-			fmt.Fprintln(stderr, uri)
-		}
-		return nil
-	case "credential list":
-		fs := flag.NewFlagSet("credential list", flag.ContinueOnError)
-		user := fs.String("user", "", "only this user's")
-		if _, err := parse(fs, sub); err != nil {
-			return err
-		}
-		creds, err := svc.Credentials(ctx, *user)
-		if err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tUSER\tKEY\tSCAL\tMULTISIGN\tAUTH\tOTP\tSTATE\tDESCRIPTION")
-		for _, c := range creds {
-			st := "enabled"
-			switch {
-			case c.Locked:
-				st = "locked"
-			case c.Disabled:
-				st = "disabled"
-			}
-			otp := c.OTPType
-			if otp == "" {
-				otp = "-"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\n", c.ID, c.UserID, c.KeyType, c.SCAL, c.Multisign, c.AuthMode, otp, st, c.Description)
-		}
-		return tw.Flush()
-	case "credential disable", "credential enable", "credential unlock":
-		if len(sub) != 1 {
-			return usageError{cmd + " ID"}
-		}
-		switch rest[1] {
-		case "disable":
-			err = svc.SetDisabled(ctx, sub[0], true)
-		case "enable":
-			err = svc.SetDisabled(ctx, sub[0], false)
-		default:
-			err = svc.Unlock(ctx, sub[0])
-		}
-		if err != nil {
-			return fmt.Errorf("credential %s: %w", sub[0], err)
-		}
-		fmt.Fprintf(stdout, "credential %s: %s\n", sub[0], map[string]string{"disable": "disabled", "enable": "enabled", "unlock": "unlocked"}[rest[1]])
-		return nil
-	case "audit verify":
-		n, err := svc.VerifyAudit(ctx)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "audit chain intact: %d rows verified\n", n)
-		return nil
-	case "client add":
-		return clientAdd(ctx, svc, sub, stdin, stdout, stderr)
-	}
-	return usageError{"unknown admin command " + cmd}
-}
-
-// describe returns the client-facing description of a service error.
-func describe(err error) error {
-	var p *service.Problem
-	if errors.As(err, &p) {
-		return errors.New(p.Description)
-	}
-	return err
-}
-
-// stringList is a repeatable string flag.
-type stringList []string
-
-func (l *stringList) String() string { return strings.Join(*l, " ") }
-
-func (l *stringList) Set(v string) error {
-	*l = append(*l, v)
-	return nil
-}
-
-// clientAdd registers an OAuth2 client. A confidential client's secret is
-// generated and printed once on standard output (or read from standard
-// input with --secret-stdin); only its argon2id hash is stored.
-func clientAdd(ctx context.Context, svc *service.Service, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("client add", flag.ContinueOnError)
-	var spec service.ClientSpec
-	fs.StringVar(&spec.ID, "id", "", "client ID")
-	fs.StringVar(&spec.Name, "name", "", "name shown on the consent page (default: the ID)")
-	fs.Var((*stringList)(&spec.RedirectURIs), "redirect-uri", "redirect URI (repeatable; http://127.0.0.1/... matches any port)")
-	fs.BoolVar(&spec.Public, "public", false, "public client: no secret, PKCE only")
-	secretStdin := fs.Bool("secret-stdin", false, "read the confidential client's secret from standard input")
-	fs.StringVar(&spec.User, "user", "", "confidential client: the account its client_credentials tokens act for")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 0 || spec.ID == "" || (len(spec.RedirectURIs) == 0 && spec.User == "") {
-		return usageError{"client add --id ID --redirect-uri URI [--redirect-uri URI2 ...] [--public | --secret-stdin] [--name NAME] [--user NAME]"}
-	}
-	if *secretStdin {
-		if spec.Public {
-			return usageError{"--secret-stdin is for confidential clients; a --public client has no secret"}
-		}
-		if spec.Secret, err = readSecret(stdin, "client secret"); err != nil {
-			return err
-		}
-		if spec.Secret == "" {
-			return errors.New("client add: the client secret read from standard input is empty")
-		}
-	}
-	c, sec, err := svc.AddOAuthClient(ctx, spec)
-	if err != nil {
-		return fmt.Errorf("client add: %w", describe(err))
-	}
-	switch {
-	case c.Public():
-		fmt.Fprintln(stdout, c.ID)
-		fmt.Fprintf(stderr, "public client %s registered (PKCE S256, no secret)\n", c.ID)
-	case *secretStdin:
-		fmt.Fprintln(stdout, c.ID)
-		fmt.Fprintf(stderr, "confidential client %s registered with the secret from standard input (stored hashed)\n", c.ID)
-	default:
-		fmt.Fprintln(stdout, sec)
-		fmt.Fprintf(stderr, "confidential client %s registered; its secret, above, is shown only now (stored hashed)\n", c.ID)
-	}
-	return nil
 }

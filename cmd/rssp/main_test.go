@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"database/sql"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -120,9 +121,5 @@ func TestUsageErrors(t *testing.T) {
 }
 
 func asUsage(err error, ue *usageError) bool {
-	u, ok := err.(usageError)
-	if ok {
-		*ue = u
-	}
-	return ok
+	return errors.As(err, ue)
 }

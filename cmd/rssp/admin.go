@@ -1,0 +1,312 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/csctoken/csctoken/rssp/app"
+	"github.com/csctoken/csctoken/rssp/keystore"
+	"github.com/csctoken/csctoken/rssp/service"
+	"github.com/csctoken/csctoken/rssp/store"
+)
+
+// The admin commands work on the server's state directly (its database
+// and keystore, through rssp.toml); the server may run meanwhile.
+
+func (c *cli) adminCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "admin --config DIR/rssp.toml COMMAND",
+		Short: "Manage users, credentials, OAuth2 clients and the audit chain",
+		Long: `Manage the server's users, credentials and OAuth2 clients, and check its audit
+chain, directly in its database and keystore (the server may run meanwhile).
+Secrets (passwords, PINs, client secrets) are read from standard input, never
+from flags.`,
+		Args: cobra.ArbitraryArgs,
+		RunE: groupRun,
+	}
+	c.configFlag(cmd, true)
+	user := &cobra.Command{Use: "user", Short: "Manage user accounts", Args: cobra.ArbitraryArgs, RunE: groupRun}
+	user.AddCommand(c.userAddCmd())
+	cred := &cobra.Command{Use: "credential", Short: "Manage credentials (keys and their certificates)", Args: cobra.ArbitraryArgs, RunE: groupRun}
+	cred.AddCommand(c.credentialAddCmd(), c.credentialListCmd(),
+		c.credentialStateCmd("disable", "Disable a credential: it signs no more until enabled"),
+		c.credentialStateCmd("enable", "Enable a disabled credential"),
+		c.credentialStateCmd("unlock", "Unlock a credential locked by wrong PINs or OTPs"))
+	audit := &cobra.Command{Use: "audit", Short: "Check the audit chain", Args: cobra.ArbitraryArgs, RunE: groupRun}
+	audit.AddCommand(c.auditVerifyCmd())
+	client := &cobra.Command{Use: "client", Short: "Manage OAuth2 clients", Args: cobra.ArbitraryArgs, RunE: groupRun}
+	client.AddCommand(c.clientAddCmd())
+	cmd.AddCommand(user, cred, audit, client)
+	return cmd
+}
+
+// withService opens the server's state for one admin command.
+func (c *cli) withService(f func(ctx context.Context, svc *service.Service) error) error {
+	cfg, err := c.loadConfig()
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	cfg.Log.Level = "error"
+	a, err := app.Open(ctx, cfg, app.NewLogger(cfg, os.Stderr))
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	return f(ctx, a.Service)
+}
+
+func (c *cli) userAddCmd() *cobra.Command {
+	var pwStdin bool
+	cmd := &cobra.Command{
+		Use:   "add NAME --password-stdin",
+		Short: "Create a user account; prints its ID",
+		Long: `Create a user account NAME with the password read from the first line of
+standard input (stored as an argon2id hash). Prints the new user's ID.`,
+		Example: `  echo 'a long password' | rssp admin --config /srv/rssp/rssp.toml user add alice --password-stdin`,
+		Args:    exactArgs(1, "the user's NAME"),
+		RunE: func(_ *cobra.Command, args []string) error {
+			if !pwStdin {
+				return usageError{"user add NAME --password-stdin: the password comes from standard input"}
+			}
+			pw, err := readSecret(c.stdin, "password")
+			if err != nil {
+				return err
+			}
+			return c.withService(func(ctx context.Context, svc *service.Service) error {
+				u, err := svc.AddUser(ctx, args[0], pw)
+				if err != nil {
+					return describe(err)
+				}
+				fmt.Fprintln(c.stdout, u.ID)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&pwStdin, "password-stdin", false, "read the password from standard input (required)")
+	return cmd
+}
+
+func (c *cli) credentialAddCmd() *cobra.Command {
+	var spec service.CredentialSpec
+	var key string
+	var pinStdin bool
+	cmd := &cobra.Command{
+		Use:   "add --user NAME --key TYPE --pin-stdin",
+		Short: "Create a credential: a key, its certificate and how it is authorized; prints its ID",
+		Long: `Create a credential for a user: a new key (in the software keystore or the HSM),
+a certificate from the built-in CA, and its authorization factors: the PIN read
+from standard input, optionally a TOTP or online OTP and an out-of-band
+approval. Prints the new credential ID on stdout; with --otp totp, the
+otpauth:// URI for the user's authenticator app on stderr.`,
+		Example: `  echo 123456 | rssp admin --config /srv/rssp/rssp.toml credential add --user alice --key rsa-2048 --pin-stdin --multisign 10`,
+		Args:    noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			if spec.User == "" || key == "" {
+				return usageError{"credential add needs --user NAME and --key TYPE"}
+			}
+			kt, err := keystore.ParseKeyType(key)
+			if err != nil {
+				return usageError{err.Error()}
+			}
+			spec.KeyType = kt
+			if pinStdin {
+				if spec.PIN, err = readSecret(c.stdin, "PIN"); err != nil {
+					return err
+				}
+			}
+			return c.withService(func(ctx context.Context, svc *service.Service) error {
+				cred, uri, err := svc.AddCredential(ctx, spec)
+				if err != nil {
+					return describe(err)
+				}
+				fmt.Fprintln(c.stdout, cred.ID)
+				if uri != "" {
+					fmt.Fprintln(c.stderr, uri)
+				}
+				return nil
+			})
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&spec.User, "user", "", "the owner's user name (required)")
+	fs.StringVar(&key, "key", "", "the key type: rsa-2048, rsa-3072, ec-p256 or ec-p384 (required)")
+	fs.BoolVar(&pinStdin, "pin-stdin", false, "read the credential's PIN from standard input")
+	fs.IntVar(&spec.SCAL, "scal", 1, "sole control assurance level: 1 (an authorization covers up to --multisign signatures) or 2 (bound to the hashes, used once)")
+	fs.StringVar(&spec.OTP, "otp", "", "an OTP factor: totp (authenticator app) or online (sent by credentials/getChallenge)")
+	fs.BoolVar(&spec.OOB, "oob", false, "add an out-of-band approval factor (PasswordOOB)")
+	fs.IntVar(&spec.Multisign, "multisign", 1, "signatures per authorization (SCAL1)")
+	fs.StringVar(&spec.Description, "description", "", "the credential's description (the key's label in programs)")
+	fs.StringVar(&spec.AuthMode, "auth", "explicit", "explicit (PIN/OTP in credentials/authorize) or oauth2code (the consent page only)")
+	_ = cmd.RegisterFlagCompletionFunc("key", cobra.FixedCompletions([]string{"rsa-2048", "rsa-3072", "ec-p256", "ec-p384"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("otp", cobra.FixedCompletions([]string{"totp", "online"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("auth", cobra.FixedCompletions([]string{"explicit", "oauth2code"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+func (c *cli) credentialListCmd() *cobra.Command {
+	var user string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List credentials",
+		Args:  noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			return c.withService(func(ctx context.Context, svc *service.Service) error {
+				creds, err := svc.Credentials(ctx, user)
+				if err != nil {
+					return err
+				}
+				return writeCredentials(c.stdout, creds)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&user, "user", "", "only this user's credentials (default: everyone's)")
+	return cmd
+}
+
+// writeCredentials prints the credential table.
+func writeCredentials(w io.Writer, creds []store.Credential) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tUSER\tKEY\tSCAL\tMULTISIGN\tAUTH\tOTP\tSTATE\tDESCRIPTION")
+	for _, c := range creds {
+		st := "enabled"
+		switch {
+		case c.Locked:
+			st = "locked"
+		case c.Disabled:
+			st = "disabled"
+		}
+		otp := c.OTPType
+		if otp == "" {
+			otp = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\n", c.ID, c.UserID, c.KeyType, c.SCAL, c.Multisign, c.AuthMode, otp, st, c.Description)
+	}
+	return tw.Flush()
+}
+
+// credentialStateCmd is credential disable, enable or unlock.
+func (c *cli) credentialStateCmd(verb, short string) *cobra.Command {
+	done := map[string]string{"disable": "disabled", "enable": "enabled", "unlock": "unlocked"}[verb]
+	return &cobra.Command{
+		Use:   verb + " ID",
+		Short: short,
+		Args:  exactArgs(1, "the credential ID"),
+		RunE: func(_ *cobra.Command, args []string) error {
+			id := args[0]
+			return c.withService(func(ctx context.Context, svc *service.Service) error {
+				var err error
+				switch verb {
+				case "disable":
+					err = svc.SetDisabled(ctx, id, true)
+				case "enable":
+					err = svc.SetDisabled(ctx, id, false)
+				default:
+					err = svc.Unlock(ctx, id)
+				}
+				if err != nil {
+					return fmt.Errorf("credential %s: %w", id, err)
+				}
+				fmt.Fprintf(c.stdout, "credential %s: %s\n", id, done)
+				return nil
+			})
+		},
+	}
+}
+
+func (c *cli) auditVerifyCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "verify",
+		Short: "Check the audit log's hash chain; names the first row that was changed",
+		Args:  noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			return c.withService(func(ctx context.Context, svc *service.Service) error {
+				n, err := svc.VerifyAudit(ctx)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(c.stdout, "audit chain intact: %d rows verified\n", n)
+				return nil
+			})
+		},
+	}
+}
+
+// describe returns the client-facing description of a service error.
+func describe(err error) error {
+	var p *service.Problem
+	if errors.As(err, &p) {
+		return errors.New(p.Description)
+	}
+	return err
+}
+
+func (c *cli) clientAddCmd() *cobra.Command {
+	var spec service.ClientSpec
+	var secretStdin bool
+	cmd := &cobra.Command{
+		Use:   "add --id ID --redirect-uri URI",
+		Short: "Register an OAuth2 client",
+		Long: `Register an OAuth2 client of the server's authorization server. A public client
+(--public: desktop and mobile programs) has no secret and uses PKCE. A
+confidential client's secret is generated and printed once on stdout (or read
+from standard input with --secret-stdin); only its argon2id hash is stored.
+Loopback redirect URIs (http://127.0.0.1/..., http://[::1]/...) match any port.`,
+		Example: `  rssp admin --config /srv/rssp/rssp.toml client add --id desktop --redirect-uri http://127.0.0.1/callback --public`,
+		Args:    noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			return c.clientAdd(spec, secretStdin)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&spec.ID, "id", "", "the client ID (required)")
+	fs.StringVar(&spec.Name, "name", "", "the name shown on the consent page (default: the ID)")
+	fs.StringArrayVar(&spec.RedirectURIs, "redirect-uri", nil, "a redirect URI; repeatable (http://127.0.0.1/... matches any port)")
+	fs.BoolVar(&spec.Public, "public", false, "a public client: no secret, PKCE only")
+	fs.BoolVar(&secretStdin, "secret-stdin", false, "read the confidential client's secret from standard input")
+	fs.StringVar(&spec.User, "user", "", "a confidential client: the account its client_credentials tokens act for")
+	return cmd
+}
+
+// clientAdd registers an OAuth2 client.
+func (c *cli) clientAdd(spec service.ClientSpec, secretStdin bool) error {
+	if spec.ID == "" || (len(spec.RedirectURIs) == 0 && spec.User == "") {
+		return usageError{"client add --id ID --redirect-uri URI [--redirect-uri URI2 ...] [--public | --secret-stdin] [--name NAME] [--user NAME]"}
+	}
+	if secretStdin {
+		if spec.Public {
+			return usageError{"--secret-stdin is for confidential clients; a --public client has no secret"}
+		}
+		var err error
+		if spec.Secret, err = readSecret(c.stdin, "client secret"); err != nil {
+			return err
+		}
+		if spec.Secret == "" {
+			return errors.New("client add: the client secret read from standard input is empty")
+		}
+	}
+	return c.withService(func(ctx context.Context, svc *service.Service) error {
+		cl, sec, err := svc.AddOAuthClient(ctx, spec)
+		if err != nil {
+			return fmt.Errorf("client add: %w", describe(err))
+		}
+		switch {
+		case cl.Public():
+			fmt.Fprintln(c.stdout, cl.ID)
+			fmt.Fprintf(c.stderr, "public client %s registered (PKCE S256, no secret)\n", cl.ID)
+		case secretStdin:
+			fmt.Fprintln(c.stdout, cl.ID)
+			fmt.Fprintf(c.stderr, "confidential client %s registered with the secret from standard input (stored hashed)\n", cl.ID)
+		default:
+			fmt.Fprintln(c.stdout, sec)
+			fmt.Fprintf(c.stderr, "confidential client %s registered; its secret, above, is shown only now (stored hashed)\n", cl.ID)
+		}
+		return nil
+	})
+}
