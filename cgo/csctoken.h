@@ -12,10 +12,23 @@
 #ifndef CSCTOKEN_H
 #define CSCTOKEN_H 1
 
+#ifdef _WIN32
+/* Windows: the header then declares every C_* function
+ * __declspec(dllexport), so that the DLL exports them (and, as nothing
+ * else is marked, nothing else; see exports.go). Its structures are
+ * packed (#pragma pack(1)) and CK_ULONG is 32 bits: the Windows PKCS#11
+ * ABI. pkcs11.c asserts the layouts for each platform. */
+#define CRYPTOKI_EXPORTS 1
+#endif
+
 #include <p11-kit/pkcs11.h>
 
 #ifndef CKF_INTERFACE_FORK_SAFE /* the header has no PKCS#11 3.0 */
 #define CSCT_OWN_V3_TYPES 1
+
+#ifdef _WIN32
+#pragma pack(push, cryptoki, 1) /* as p11-kit's header does for its own */
+#endif
 
 #define CKF_INTERFACE_FORK_SAFE 0x00000001UL
 #define CKF_END_OF_MESSAGE 0x00000001UL
@@ -32,7 +45,7 @@ typedef CK_INTERFACE_PTR *CK_INTERFACE_PTR_PTR;
  * ones: a prototype and a CK_<name> pointer type for each. */
 #define CSCT_DECLARE_V3(name, args) \
 	typedef CK_RV (*CK_##name) args; \
-	CK_RV name args
+	CK_RV CK_SPEC name args
 
 CSCT_DECLARE_V3(C_GetInterfaceList, (CK_INTERFACE_PTR pInterfacesList, CK_ULONG_PTR pulCount));
 CSCT_DECLARE_V3(C_GetInterface, (CK_UTF8CHAR_PTR pInterfaceName, CK_VERSION_PTR pVersion,
@@ -188,6 +201,55 @@ typedef struct CK_FUNCTION_LIST_3_0 {
 } CK_FUNCTION_LIST_3_0;
 typedef CK_FUNCTION_LIST_3_0 *CK_FUNCTION_LIST_3_0_PTR;
 
+#ifdef _WIN32
+#pragma pack(pop, cryptoki)
+#endif
+
 #endif /* CKF_INTERFACE_FORK_SAFE */
+
+/*
+ * Accessors for the Go half. On Windows the structures are packed, so some
+ * fields are unaligned (CK_ATTRIBUTE.pValue and CK_MECHANISM.pParameter at
+ * offset 4, CK_INFO.flags at 34), and cgo cannot address them from Go. Go
+ * reads and writes them only through these functions, identical on every
+ * platform; csct_attr and csct_mech are ordinary (unpacked) structures.
+ * (Their field names avoid the lower-case aliases p11-kit's header
+ * defines as macros, such as value and parameter.)
+ */
+struct csct_attr {
+	CK_ATTRIBUTE_TYPE type;
+	void *ptr;
+	CK_ULONG length;
+};
+
+/* csct_attr_at returns entry i of a template. */
+static inline struct csct_attr csct_attr_at(const CK_ATTRIBUTE *t, CK_ULONG i)
+{
+	struct csct_attr a = {t[i].type, t[i].pValue, t[i].ulValueLen};
+	return a;
+}
+
+/* csct_attr_set_len stores the length answered for entry i. */
+static inline void csct_attr_set_len(CK_ATTRIBUTE *t, CK_ULONG i, CK_ULONG len)
+{
+	t[i].ulValueLen = len;
+}
+
+struct csct_mech {
+	CK_MECHANISM_TYPE type;
+	void *ptr;
+	CK_ULONG length;
+};
+
+static inline struct csct_mech csct_mech_of(const CK_MECHANISM *m)
+{
+	struct csct_mech r = {m->mechanism, m->pParameter, m->ulParameterLen};
+	return r;
+}
+
+static inline void csct_info_set_flags(CK_INFO *info, CK_FLAGS flags)
+{
+	info->flags = flags;
+}
 
 #endif /* CSCTOKEN_H */

@@ -33,9 +33,24 @@
 //
 // Only the C_* symbols are exported: exports.o is a GNU ld version script
 // (a text file; cgo accepts no -Wl,--version-script flag but does accept
-// object files, and ld reads a non-object input as a linker script). This
-// is done for Linux; macOS would need -exported_symbols_list and Windows a
-// .def file and packed structures.
+// object files, and ld reads a non-object input as a linker script). macOS
+// would need -exported_symbols_list.
+//
+// # Windows
+//
+// `make windows` cross-builds csctoken.dll with mingw-w64: a
+// -buildmode=c-archive build linked by x86_64-w64-mingw32-gcc -shared
+// (Go's own c-shared link would export every goXxx function through the
+// .def file it writes). csctoken.h defines CRYPTOKI_EXPORTS, so p11-kit's
+// header declares the C_* functions __declspec(dllexport), and those are
+// the DLL's only exports. On Windows CK_ULONG is 32 bits and PKCS#11
+// structures are packed (#pragma pack(1)), so CK_ATTRIBUTE.pValue,
+// CK_MECHANISM.pParameter and CK_INFO.flags sit at unaligned offsets that
+// Go cannot address: exports.go reads and writes them through the
+// accessors of csctoken.h (csct_attr_at, csct_mech_of, ...), on every
+// platform alike. pkcs11.c asserts the size and field offsets of every
+// structure the module reads or writes, for Windows x64 and for LP64.
+// Windows has no fork, so the fork guard below is compiled out there.
 //
 // # Threads, finalization, exit
 //
@@ -74,7 +89,8 @@
 //
 // The module reads the config found by module/config ($CSCTOKEN_CONFIG,
 // then $XDG_CONFIG_HOME/csctoken/csctoken.toml, then
-// /etc/csctoken/csctoken.toml) at each C_Initialize; newService (service
+// /etc/csctoken/csctoken.toml; on Windows %APPDATA%\csctoken\csctoken.toml,
+// then %ProgramData%\csctoken\csctoken.toml) at each C_Initialize; newService (service
 // files) builds each slot's service. The log is off by default;
 // CSCTOKEN_LOG=/path (or the config's `log`) appends to that file, created
 // with mode 0600; it never contains a PIN, password, token or SAD.

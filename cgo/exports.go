@@ -1,7 +1,7 @@
 package main
 
 /*
-#cgo pkg-config: p11-kit-1
+#cgo !windows pkg-config: p11-kit-1
 #cgo linux LDFLAGS: -Wl,--as-needed ${SRCDIR}/exports.o
 #include "csctoken.h"
 
@@ -96,14 +96,13 @@ func template(p *C.CK_ATTRIBUTE, n C.CK_ULONG) ([]ck.Attribute, bool) {
 	if p == nil || uint64(n) > maxCount {
 		return nil, false
 	}
-	cs := unsafe.Slice(p, int(n))
-	out := make([]ck.Attribute, len(cs))
-	for i := range cs {
-		a := &cs[i]
-		if a.pValue == nil && a.ulValueLen != 0 || uint64(a.ulValueLen) > maxValue {
+	out := make([]ck.Attribute, int(n))
+	for i := range out {
+		a := C.csct_attr_at(p, C.CK_ULONG(i))
+		if a.ptr == nil && a.length != 0 || uint64(a.length) > maxValue {
 			return nil, false
 		}
-		v, _ := copyBytes(a.pValue, a.ulValueLen)
+		v, _ := copyBytes(a.ptr, a.length)
 		out[i] = ck.Attribute{Type: uint(a._type), Value: v}
 	}
 	return out, true
@@ -111,11 +110,12 @@ func template(p *C.CK_ATTRIBUTE, n C.CK_ULONG) ([]ck.Attribute, bool) {
 
 // mechanism converts a CK_MECHANISM (checked non-NULL by pkcs11.c).
 func mechanism(p *C.CK_MECHANISM) (ck.Mechanism, bool) {
-	if uint64(p.ulParameterLen) > maxValue {
+	m := C.csct_mech_of(p)
+	if uint64(m.length) > maxValue {
 		return ck.Mechanism{}, false
 	}
-	param, ok := copyBytes(p.pParameter, p.ulParameterLen)
-	return ck.Mechanism{Type: uint(p.mechanism), Parameter: param}, ok
+	param, ok := copyBytes(m.ptr, m.length)
+	return ck.Mechanism{Type: uint(m._type), Parameter: param}, ok
 }
 
 // putFixed copies a space-padded fixed-width field into C memory.
@@ -199,7 +199,7 @@ func goFinalize() (rv C.CK_RV) {
 func fillInfo(p *C.CK_INFO, info module.Info) {
 	p.cryptokiVersion = version(info.CryptokiVersion)
 	putFixed(unsafe.Pointer(&p.manufacturerID), len(p.manufacturerID), info.ManufacturerID[:])
-	p.flags = C.CK_FLAGS(info.Flags)
+	C.csct_info_set_flags(p, C.CK_FLAGS(info.Flags))
 	putFixed(unsafe.Pointer(&p.libraryDescription), len(p.libraryDescription), info.LibraryDescription[:])
 	p.libraryVersion = version(info.LibraryVersion)
 }
@@ -461,22 +461,16 @@ func goGetAttributeValue(h C.CK_SESSION_HANDLE, obj C.CK_OBJECT_HANDLE, pTmpl *C
 	if uint64(n) > maxCount {
 		return C.CKR_ARGUMENTS_BAD
 	}
-	var cs []C.CK_ATTRIBUTE
-	if n > 0 {
-		cs = unsafe.Slice(pTmpl, int(n))
-	}
-	reqs := make([]module.AttributeRequest, len(cs))
-	for i := range cs {
-		reqs[i] = module.AttributeRequest{
-			Type: uint(cs[i]._type),
-			Buf:  outBytes(cs[i].pValue, cs[i].ulValueLen),
-		}
+	reqs := make([]module.AttributeRequest, int(n))
+	for i := range reqs {
+		a := C.csct_attr_at(pTmpl, C.CK_ULONG(i))
+		reqs[i] = module.AttributeRequest{Type: uint(a._type), Buf: outBytes(a.ptr, a.length)}
 	}
 	rv = rvOf(mod.GetAttributeValue(module.SessionHandle(h), module.ObjectHandle(obj), reqs))
 	switch rv {
 	case C.CKR_OK, C.CKR_ATTRIBUTE_SENSITIVE, C.CKR_ATTRIBUTE_TYPE_INVALID, C.CKR_BUFFER_TOO_SMALL:
-		for i := range cs {
-			cs[i].ulValueLen = ulong(reqs[i].Len)
+		for i := range reqs {
+			C.csct_attr_set_len(pTmpl, C.CK_ULONG(i), ulong(reqs[i].Len))
 		}
 	}
 	return rv

@@ -16,14 +16,123 @@
  * neither waits on the network), so C_Finalize never waits for a C_Sign
  * in flight.
  */
+#ifdef _WIN32
+#define WIN32_LEAN_AND_MEAN
+#include <windows.h> /* before pkcs11.h, whose lower-case macros would rename its fields */
+#else
 #include <pthread.h>
+#include <unistd.h>
+#endif
 #include <stdatomic.h>
 #include <stddef.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "csctoken.h"
 #include "_cgo_export.h"
+
+/* ---- platform ----------------------------------------------------------- */
+
+#ifdef _WIN32
+/* Windows has no fork: the process that loaded the DLL is the only one,
+ * so csct_getpid is constant and the fork guard's child branches are dead
+ * code. C_Initialize and C_Finalize serialise on a slim reader/writer lock
+ * (no winpthreads dependency). */
+typedef int csct_pid_t;
+static inline csct_pid_t csct_getpid(void)
+{
+	return 1;
+}
+static SRWLOCK csct_life = SRWLOCK_INIT;
+#define csct_life_lock() AcquireSRWLockExclusive(&csct_life)
+#define csct_life_unlock() ReleaseSRWLockExclusive(&csct_life)
+#else
+typedef pid_t csct_pid_t;
+#define csct_getpid getpid
+/* Serialises C_Initialize and C_Finalize in the loading process. */
+static pthread_mutex_t csct_life = PTHREAD_MUTEX_INITIALIZER;
+#define csct_life_lock() pthread_mutex_lock(&csct_life)
+#define csct_life_unlock() pthread_mutex_unlock(&csct_life)
+#endif
+
+/*
+ * The ABI, per platform: what a host compiled against any PKCS#11 header
+ * of that platform passes. On Windows CK_ULONG is 32 bits and every
+ * structure is packed (1-byte alignment), so pointers can sit at odd
+ * offsets; elsewhere (LP64) CK_ULONG is 64 bits and structures have their
+ * natural alignment. The module reads or writes each structure below.
+ */
+#define CSCT_LAYOUT(type, size) _Static_assert(sizeof(type) == (size), #type " has the wrong size")
+#define CSCT_AT(type, field, off) \
+	_Static_assert(offsetof(type, field) == (off), #type "." #field " is at the wrong offset")
+#if defined(_WIN32) && defined(_WIN64)
+_Static_assert(sizeof(CK_ULONG) == 4, "CK_ULONG is 32 bits on Windows");
+CSCT_LAYOUT(CK_VERSION, 2);
+CSCT_LAYOUT(CK_INFO, 72);
+CSCT_AT(CK_INFO, manufacturerID, 2);
+CSCT_AT(CK_INFO, flags, 34);
+CSCT_AT(CK_INFO, libraryDescription, 38);
+CSCT_AT(CK_INFO, libraryVersion, 70);
+CSCT_LAYOUT(CK_SLOT_INFO, 104);
+CSCT_AT(CK_SLOT_INFO, flags, 96);
+CSCT_AT(CK_SLOT_INFO, firmwareVersion, 102);
+CSCT_LAYOUT(CK_TOKEN_INFO, 160);
+CSCT_AT(CK_TOKEN_INFO, flags, 96);
+CSCT_AT(CK_TOKEN_INFO, ulFreePrivateMemory, 136);
+CSCT_AT(CK_TOKEN_INFO, hardwareVersion, 140);
+CSCT_AT(CK_TOKEN_INFO, utcTime, 144);
+CSCT_LAYOUT(CK_SESSION_INFO, 16);
+CSCT_AT(CK_SESSION_INFO, ulDeviceError, 12);
+CSCT_LAYOUT(CK_MECHANISM_INFO, 12);
+CSCT_LAYOUT(CK_ATTRIBUTE, 16);
+CSCT_AT(CK_ATTRIBUTE, pValue, 4);
+CSCT_AT(CK_ATTRIBUTE, ulValueLen, 12);
+CSCT_LAYOUT(CK_MECHANISM, 16);
+CSCT_AT(CK_MECHANISM, pParameter, 4);
+CSCT_AT(CK_MECHANISM, ulParameterLen, 12);
+CSCT_LAYOUT(CK_RSA_PKCS_PSS_PARAMS, 12);
+CSCT_LAYOUT(CK_C_INITIALIZE_ARGS, 44);
+CSCT_AT(CK_C_INITIALIZE_ARGS, flags, 32);
+CSCT_AT(CK_C_INITIALIZE_ARGS, pReserved, 36);
+CSCT_LAYOUT(CK_INTERFACE, 20);
+CSCT_AT(CK_INTERFACE, flags, 16);
+CSCT_AT(CK_FUNCTION_LIST, C_Initialize, 2);
+CSCT_LAYOUT(CK_FUNCTION_LIST, 2 + 68 * 8);
+#elif !defined(_WIN32) && defined(__LP64__)
+_Static_assert(sizeof(CK_ULONG) == 8, "CK_ULONG is 64 bits on LP64 systems");
+CSCT_LAYOUT(CK_VERSION, 2);
+CSCT_LAYOUT(CK_INFO, 88);
+CSCT_AT(CK_INFO, manufacturerID, 2);
+CSCT_AT(CK_INFO, flags, 40);
+CSCT_AT(CK_INFO, libraryDescription, 48);
+CSCT_AT(CK_INFO, libraryVersion, 80);
+CSCT_LAYOUT(CK_SLOT_INFO, 112);
+CSCT_AT(CK_SLOT_INFO, flags, 96);
+CSCT_AT(CK_SLOT_INFO, firmwareVersion, 106);
+CSCT_LAYOUT(CK_TOKEN_INFO, 208);
+CSCT_AT(CK_TOKEN_INFO, flags, 96);
+CSCT_AT(CK_TOKEN_INFO, ulFreePrivateMemory, 176);
+CSCT_AT(CK_TOKEN_INFO, hardwareVersion, 184);
+CSCT_AT(CK_TOKEN_INFO, utcTime, 188);
+CSCT_LAYOUT(CK_SESSION_INFO, 32);
+CSCT_AT(CK_SESSION_INFO, ulDeviceError, 24);
+CSCT_LAYOUT(CK_MECHANISM_INFO, 24);
+CSCT_LAYOUT(CK_ATTRIBUTE, 24);
+CSCT_AT(CK_ATTRIBUTE, pValue, 8);
+CSCT_AT(CK_ATTRIBUTE, ulValueLen, 16);
+CSCT_LAYOUT(CK_MECHANISM, 24);
+CSCT_AT(CK_MECHANISM, pParameter, 8);
+CSCT_AT(CK_MECHANISM, ulParameterLen, 16);
+CSCT_LAYOUT(CK_RSA_PKCS_PSS_PARAMS, 24);
+CSCT_LAYOUT(CK_C_INITIALIZE_ARGS, 48);
+CSCT_AT(CK_C_INITIALIZE_ARGS, flags, 32);
+CSCT_AT(CK_C_INITIALIZE_ARGS, pReserved, 40);
+CSCT_LAYOUT(CK_INTERFACE, 24);
+CSCT_AT(CK_INTERFACE, flags, 16);
+CSCT_AT(CK_FUNCTION_LIST, C_Initialize, 8);
+CSCT_LAYOUT(CK_FUNCTION_LIST, 8 + 68 * 8);
+#else
+#error "csctoken: no ABI layout checks for this platform; add them above"
+#endif
 
 #define CSCT_UNUSED __attribute__((unused))
 
@@ -67,11 +176,9 @@ _Static_assert(sizeof(CK_FUNCTION_LIST_3_0) == sizeof(CK_FUNCTION_LIST) + 24 * s
 /* ---- library state ------------------------------------------------------ */
 
 /* The process that loaded the library, whose Go runtime serves calls. */
-static pid_t csct_load_pid;
+static csct_pid_t csct_load_pid;
 /* 1 while the Go module is initialized; changed only under csct_life. */
 static atomic_int csct_ready;
-/* Serialises C_Initialize and C_Finalize in the loading process. */
-static pthread_mutex_t csct_life = PTHREAD_MUTEX_INITIALIZER;
 /* In a forked child: the pid in which the empty C-only module is
  * initialized (0: none). Comparing with getpid() also resets the state in
  * grandchildren, with or without fork handlers. */
@@ -91,7 +198,7 @@ static void csct_pad(unsigned char *dst, size_t n, const char *s)
 
 __attribute__((constructor)) static void csct_on_load(void)
 {
-	csct_load_pid = getpid();
+	csct_load_pid = csct_getpid();
 	csct_child_info.cryptokiVersion.major = 2;
 	csct_child_info.cryptokiVersion.minor = 40;
 	csct_pad(csct_child_info.manufacturerID, sizeof(csct_child_info.manufacturerID), "csctoken");
@@ -114,7 +221,7 @@ void csct_set_identity(const CK_INFO *info)
  * C_Initialize. */
 #define CSCT_ENTER(child_rv)                                                                        \
 	do {                                                                                       \
-		pid_t me_ = getpid();                                                              \
+		csct_pid_t me_ = csct_getpid();                                                    \
 		if (me_ != csct_load_pid)                                                          \
 			return atomic_load(&csct_child_pid) == me_ ? (child_rv)                    \
 								   : CKR_CRYPTOKI_NOT_INITIALIZED; \
@@ -219,7 +326,7 @@ CK_RV C_Initialize(CK_VOID_PTR pInitArgs)
 	CK_C_INITIALIZE_ARGS *args = pInitArgs;
 	CK_FLAGS flags = 0;
 	int mutexes = 0, reserved = 0;
-	pid_t me = getpid();
+	csct_pid_t me = csct_getpid();
 	CK_RV rv;
 
 	if (args != NULL) {
@@ -239,17 +346,17 @@ CK_RV C_Initialize(CK_VOID_PTR pInitArgs)
 		atomic_store(&csct_child_pid, me);
 		return CKR_OK;
 	}
-	pthread_mutex_lock(&csct_life);
+	csct_life_lock();
 	rv = goInitialize(flags, mutexes, reserved);
 	if (rv == CKR_OK || rv == CKR_CRYPTOKI_ALREADY_INITIALIZED)
 		atomic_store(&csct_ready, 1);
-	pthread_mutex_unlock(&csct_life);
+	csct_life_unlock();
 	return rv;
 }
 
 CK_RV C_Finalize(CK_VOID_PTR pReserved)
 {
-	pid_t me = getpid();
+	csct_pid_t me = csct_getpid();
 	CK_RV rv;
 
 	if (me != csct_load_pid) {
@@ -262,17 +369,17 @@ CK_RV C_Finalize(CK_VOID_PTR pReserved)
 	if (!atomic_load(&csct_ready))
 		return CKR_CRYPTOKI_NOT_INITIALIZED;
 	REQUIRE(pReserved == NULL);
-	pthread_mutex_lock(&csct_life);
+	csct_life_lock();
 	rv = goFinalize();
 	if (rv == CKR_OK || rv == CKR_CRYPTOKI_NOT_INITIALIZED)
 		atomic_store(&csct_ready, 0);
-	pthread_mutex_unlock(&csct_life);
+	csct_life_unlock();
 	return rv;
 }
 
 CK_RV C_GetInfo(CK_INFO_PTR pInfo)
 {
-	pid_t me = getpid();
+	csct_pid_t me = csct_getpid();
 
 	if (me != csct_load_pid) {
 		if (atomic_load(&csct_child_pid) != me)
@@ -291,7 +398,7 @@ CK_RV C_GetInfo(CK_INFO_PTR pInfo)
 
 CK_RV C_GetSlotList(CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList, CK_ULONG_PTR pulCount)
 {
-	pid_t me = getpid();
+	csct_pid_t me = csct_getpid();
 
 	if (me != csct_load_pid) {
 		if (atomic_load(&csct_child_pid) != me)
@@ -322,7 +429,7 @@ CK_RV C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo)
 
 CK_RV C_WaitForSlotEvent(CK_FLAGS flags, CK_SLOT_ID_PTR pSlot, CK_VOID_PTR pReserved)
 {
-	pid_t me = getpid();
+	csct_pid_t me = csct_getpid();
 
 	if (me != csct_load_pid) {
 		if (atomic_load(&csct_child_pid) != me)

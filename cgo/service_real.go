@@ -8,7 +8,7 @@ import (
 )
 
 // loadConfig is the module's config loader: nil means config.LoadDefault
-// ($CSCTOKEN_CONFIG, then the XDG user file, then /etc/csctoken).
+// ($CSCTOKEN_CONFIG, then the user's file, then the machine's).
 var loadConfig func() (*config.Config, error)
 
 // newService builds the Service of one [[service]] table: the CSC client
