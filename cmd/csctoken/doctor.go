@@ -64,7 +64,7 @@ func (c *cli) cmdDoctor() error {
 		r.problem("%v", err)
 		return fail()
 	case path == "":
-		r.problem("no config file: looked at $%s, %s and /etc/csctoken/csctoken.toml", config.EnvConfig, userConfigPath())
+		r.problem("no config file: looked at $%s, %s", config.EnvConfig, strings.Join(config.Candidates(), ", "))
 		return fail()
 	}
 	r.ok("file %s (%s)", path, c.configSource())
@@ -126,13 +126,6 @@ func (c *cli) cmdDoctor() error {
 		c.doctorSlot(r, p, id, cfg.Services[id])
 	}
 	return fail()
-}
-
-func userConfigPath() string {
-	if x := os.Getenv("XDG_CONFIG_HOME"); x != "" {
-		return x + "/csctoken/csctoken.toml"
-	}
-	return "~/.config/csctoken/csctoken.toml"
 }
 
 // configSource says how the config file was found.

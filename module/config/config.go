@@ -3,7 +3,10 @@
 //
 // Lookup order (Find): $CSCTOKEN_CONFIG, then
 // $XDG_CONFIG_HOME/csctoken/csctoken.toml (~/.config/csctoken/csctoken.toml
-// when XDG_CONFIG_HOME is unset), then /etc/csctoken/csctoken.toml.
+// when XDG_CONFIG_HOME is unset), then /etc/csctoken/csctoken.toml. On
+// Windows: $CSCTOKEN_CONFIG, then %APPDATA%\csctoken\csctoken.toml (the
+// user's), then %ProgramData%\csctoken\csctoken.toml (the machine's, where
+// IT deploys it).
 // No file at all is "no config": zero services, no error.
 //
 // Decoding is strict: unknown keys and invalid values are collected as
@@ -171,14 +174,7 @@ func Find() (string, error) {
 		}
 		return p, nil
 	}
-	var candidates []string
-	if x := os.Getenv("XDG_CONFIG_HOME"); x != "" && filepath.IsAbs(x) {
-		candidates = append(candidates, filepath.Join(x, "csctoken", "csctoken.toml"))
-	} else if home, err := os.UserHomeDir(); err == nil {
-		candidates = append(candidates, filepath.Join(home, ".config", "csctoken", "csctoken.toml"))
-	}
-	candidates = append(candidates, "/etc/csctoken/csctoken.toml")
-	for _, c := range candidates {
+	for _, c := range Candidates() {
 		if _, err := os.Stat(c); err == nil {
 			return c, nil
 		} else if !errors.Is(err, fs.ErrNotExist) {
