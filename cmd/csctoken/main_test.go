@@ -214,9 +214,14 @@ func TestCLIFlow(t *testing.T) {
 		`reachable: yes: "csctoken test RSSP", CSC 2.0.0.2`, "login: alice; access token valid until",
 		"token kept in: the file "+storeDir, "credentials: 2", rsaID+` "RSA key": certificate valid`, ecID+` "EC key": certificate valid`)
 	list := runCLI(t, "", "list", cfgFlag).must(t)
-	list.contains(t, "stdout", "SERVICE", rsaID, ecID, "RSA 2048", "EC P-256", "PIN", "CN=alice")
-	if !regexp.MustCompile(`(?m)^Test RSSP\s+` + rsaID + `\s+RSA key\s+RSA 2048\s+1\s+PIN\s+`).MatchString(list.stdout) {
-		t.Errorf("list row of the RSA key not as expected:\n%s", list.stdout)
+	list.contains(t, "stdout", "Test RSSP ("+srv.URL, rsaID, ecID, "RSA 2048", "EC P-256", "PIN", "CN=alice")
+	rsaBlock := regexp.MustCompile(`(?m)^  "RSA key"\n    credential:  ` + rsaID + `\n    key: +RSA 2048, SCAL 1, authorized with PIN\n    certificate: .*CN=alice.*\n    CKA_ID: +([0-9a-f]{40}) +\(pkcs11-tool --id ([0-9a-f]{40})\)\n    CKA_LABEL: +RSA key\n    URI: +(pkcs11:token=Test%20RSSP;id=(%[0-9A-F]{2}){20};type=private)\n`)
+	m := rsaBlock.FindStringSubmatch(list.stdout)
+	if m == nil || m[1] != m[2] {
+		t.Fatalf("list block of the RSA key not as expected:\n%s", list.stdout)
+	}
+	if want := "pkcs11:token=Test%20RSSP;id=%" + strings.ToUpper(strings.Join(regexp.MustCompile("..").FindAllString(m[1], -1), "%")) + ";type=private"; m[3] != want {
+		t.Errorf("URI %s, want %s", m[3], want)
 	}
 	certs := certsFromPEM(t, runCLI(t, "", "list", "--pem", cfgFlag).must(t).stdout)
 	if certs[rsaID] == nil || certs[ecID] == nil {

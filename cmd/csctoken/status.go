@@ -5,10 +5,8 @@ import (
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"text/tabwriter"
 	"time"
 
 	"github.com/csctoken/csctoken/module"
@@ -198,74 +196,6 @@ func authDesc(a module.AuthMode) string {
 		return "browser"
 	}
 	return a.String()
-}
-
-// listOptions are the flags of csctoken list.
-type listOptions struct {
-	service string
-	pem     bool
-}
-
-// cmdList lists the credentials: ID, description, key, SCAL, how they are
-// authorized, the certificate's subject and expiry; with --pem, the
-// certificate chains in PEM instead.
-func (c *cli) cmdList(o listOptions) error {
-	asPEM := &o.pem
-	cfg, err := c.loadConfig()
-	if err != nil {
-		return err
-	}
-	svcs, err := pick(cfg, o.service)
-	if err != nil {
-		return err
-	}
-	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	if !*asPEM {
-		fmt.Fprintln(tw, "SERVICE\tID\tDESCRIPTION\tKEY\tSCAL\tAUTH\tSUBJECT\tEXPIRES")
-	}
-	failed := 0
-	for _, sc := range svcs {
-		creds, err := c.credentials(c.ctx, sc)
-		if err != nil {
-			fmt.Fprintf(c.stderr, "csctoken: %q: %v\n", sc.Name, err)
-			failed++
-			continue
-		}
-		for _, cr := range creds {
-			cert := leaf(cr)
-			if *asPEM {
-				fmt.Fprintf(c.stdout, "# %s: %s %s\n", sc.Name, cr.ID, cr.Description)
-				for _, der := range cr.Certificates {
-					_ = pem.Encode(c.stdout, &pem.Block{Type: "CERTIFICATE", Bytes: der})
-				}
-				continue
-			}
-			subject, expires := "-", "-"
-			if cert != nil {
-				subject = cert.Subject.String()
-				expires = cert.NotAfter.Local().Format(time.DateOnly)
-				if time.Now().After(cert.NotAfter) {
-					expires += " (EXPIRED)"
-				}
-			}
-			desc := cr.Description
-			if desc == "" {
-				desc = "-"
-			}
-			if !cr.Enabled {
-				desc += " (disabled)"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", sc.Name, cr.ID, desc, keyDesc(cr, cert),
-				max(cr.SCAL, 1), authDesc(cr.Auth), subject, expires)
-		}
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	if failed > 0 {
-		return silentError{fmt.Sprintf("%d service(s) failed", failed)}
-	}
-	return nil
 }
 
 // credentials lists one service's credentials through the adapter, as the
