@@ -20,7 +20,7 @@
 // number of signatures and every document's label and hash, and asks for
 // the credential's factors, checked by the service (failures counted, the
 // credential locks at the limit). The credential token it leads to is bound
-// like a SAD (see rssp/service's oauth.go) and is accepted by signHash as
+// like a SAD (see rssp/authserver) and is accepted by signHash as
 // the Bearer token or as SAD.
 //
 // Protocol rules: PKCE with S256 for every client, plain refused; exact
@@ -72,5 +72,6 @@
 //     the RFCs' error cases.
 //
 // The package holds no state: everything lives in the service
-// (rssp/service, OAuth) and its store; a Server is safe for concurrent use.
+// (rssp/service) and the authorization server's logic (rssp/authserver),
+// and their store; a Server is safe for concurrent use.
 package oauth

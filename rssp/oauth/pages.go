@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/csctoken/csctoken/csc"
+	"github.com/csctoken/csctoken/rssp/authserver"
 	"github.com/csctoken/csctoken/rssp/service"
 )
 
@@ -48,7 +49,7 @@ type pageData struct {
 	Username       string // login: the name typed
 	UserName       string // consent: who is logged in
 	// Consent.
-	Cred             *service.ConsentCredential
+	Cred             *authserver.ConsentCredential
 	NumSignatures    int
 	Description      string
 	Docs             []docView
@@ -92,16 +93,16 @@ func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, err error) {
 
 // ensureSession returns the browser's session cookie value, starting an
 // anonymous session when it has none.
-func (s *Server) ensureSession(w http.ResponseWriter, r *http.Request) (service.BrowserSession, string, error) {
+func (s *Server) ensureSession(w http.ResponseWriter, r *http.Request) (authserver.BrowserSession, string, error) {
 	if bs, v, ok := s.session(r); ok {
 		return bs, v, nil
 	}
 	v, exp, err := s.oauth.NewSession(r.Context(), "")
 	if err != nil {
-		return service.BrowserSession{}, "", err
+		return authserver.BrowserSession{}, "", err
 	}
 	s.setSessionCookie(w, v, exp)
-	return service.BrowserSession{ExpiresAt: exp}, v, nil
+	return authserver.BrowserSession{ExpiresAt: exp}, v, nil
 }
 
 // loginPage is GET oauth2/login?request=HANDLE.
@@ -157,7 +158,7 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 
 // consentData prepares the consent page; an error means the request cannot
 // be granted to this user.
-func (s *Server) consentData(r *http.Request, bs service.BrowserSession, session string, a service.Authorization) (pageData, error) {
+func (s *Server) consentData(r *http.Request, bs authserver.BrowserSession, session string, a authserver.Authorization) (pageData, error) {
 	d := pageData{Title: "Authorize", Handle: a.Handle, CSRF: csrfToken(session), Client: a.Client.Name,
 		UserName: bs.UserName, NumSignatures: a.Request.NumSignatures, Description: a.Request.Description}
 	if a.Request.Scope != service.ScopeCredential {
@@ -178,7 +179,7 @@ func (s *Server) consentData(r *http.Request, bs service.BrowserSession, session
 		}
 		d.Docs = append(d.Docs, dv)
 	}
-	d.TTL = s.oauth.Service().Options().SADTTL.Round(time.Second).String()
+	d.TTL = s.oauth.CredentialTokenTTL().Round(time.Second).String()
 	return d, nil
 }
 
@@ -204,7 +205,7 @@ func (s *Server) consentPage(w http.ResponseWriter, r *http.Request) {
 }
 
 // abort ends an authorization that cannot be granted and tells the client.
-func (s *Server) abort(w http.ResponseWriter, r *http.Request, bs service.BrowserSession, a service.Authorization, cause error) {
+func (s *Server) abort(w http.ResponseWriter, r *http.Request, bs authserver.BrowserSession, a authserver.Authorization, cause error) {
 	a, answer, err := s.oauth.Deny(r.Context(), bs.UserID, a.Handle, cause)
 	if err != nil {
 		s.errorPage(w, r, err)

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/csctoken/csctoken/csc"
+	"github.com/csctoken/csctoken/rssp/authserver"
 	"github.com/csctoken/csctoken/rssp/service"
 )
 
@@ -75,14 +76,14 @@ var authParams = []string{
 // form: the OAuth2 parameters, PKCE, and the credential scope's parameters
 // from CSC query parameters or authorization_details. Unknown parameters are
 // ignored (RFC 6749 §3.1).
-func parseAuthRequest(v url.Values) (r service.AuthRequest, requestURI string, err error) {
+func parseAuthRequest(v url.Values) (r authserver.AuthRequest, requestURI string, err error) {
 	p := map[string]string{}
 	for _, name := range authParams {
 		if p[name], err = single(v, name); err != nil {
 			return r, "", err
 		}
 	}
-	r = service.AuthRequest{
+	r = authserver.AuthRequest{
 		ClientID: p["client_id"], ResponseType: p["response_type"], RedirectURI: p["redirect_uri"],
 		State: p["state"], Scope: p["scope"], CodeChallenge: p["code_challenge"],
 		CodeChallengeMethod: p["code_challenge_method"], Description: p["description"],
@@ -120,9 +121,9 @@ func parseAuthRequest(v url.Values) (r service.AuthRequest, requestURI string, e
 }
 
 // parseDetails reads authorization_details: one credential authorization.
-func parseDetails(raw []byte, r *service.AuthRequest) error {
+func parseDetails(raw []byte, r *authserver.AuthRequest) error {
 	bad := func(format string, args ...any) error {
-		return problem(service.ErrInvalidAuthorizationDetails, format, args...)
+		return problem(authserver.ErrInvalidAuthorizationDetails, format, args...)
 	}
 	if len(raw) > maxDetailsBytes {
 		return bad("authorization_details is larger than %d bytes", maxDetailsBytes)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/csctoken/csctoken/csc"
+	"github.com/csctoken/csctoken/rssp/authserver"
 	"github.com/csctoken/csctoken/rssp/service"
 	"github.com/csctoken/csctoken/rssp/store"
 )
@@ -38,19 +39,17 @@ type Options struct {
 
 // Server is the authorization server's HTTP handler.
 type Server struct {
-	oauth  *service.OAuth
+	oauth  *authserver.Server
 	opt    Options
 	log    *slog.Logger
 	issuer atomic.Pointer[string]
 	mux    *http.ServeMux
 }
 
-// New builds the handler over the service.
+// New builds the handler and the authorization server's logic over the
+// service.
 func New(svc *service.Service, opt Options, log *slog.Logger) (*Server, error) {
-	o, err := svc.OAuth(opt.Lifetimes)
-	if err != nil {
-		return nil, err
-	}
+	o := authserver.New(svc, svc.Store(), opt.Lifetimes)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -97,8 +96,8 @@ func (s *Server) SetIssuer(issuer string) error {
 // BaseURL is the issuer, the CSC info.oauth2 base.
 func (s *Server) BaseURL() string { return *s.issuer.Load() }
 
-// OAuth returns the logic the server drives.
-func (s *Server) OAuth() *service.OAuth { return s.oauth }
+// OAuth returns the authorization server's logic the handler serves.
+func (s *Server) OAuth() *authserver.Server { return s.oauth }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
@@ -128,14 +127,14 @@ func (s *Server) classify(r *http.Request, err error) (status int, code, desc st
 		code   string
 	}{
 		{service.ErrInvalidRequest, http.StatusBadRequest, csc.ErrInvalidRequest},
-		{service.ErrInvalidClient, http.StatusUnauthorized, csc.ErrInvalidClient},
-		{service.ErrInvalidGrant, http.StatusBadRequest, csc.ErrInvalidGrant},
-		{service.ErrUnauthorizedClient, http.StatusBadRequest, csc.ErrUnauthorizedClient},
-		{service.ErrUnsupportedGrantType, http.StatusBadRequest, "unsupported_grant_type"},
-		{service.ErrUnsupportedResponseType, http.StatusBadRequest, csc.ErrUnsupportedResponseType},
-		{service.ErrInvalidScope, http.StatusBadRequest, csc.ErrInvalidScope},
-		{service.ErrInvalidRequestURI, http.StatusBadRequest, "invalid_request_uri"},
-		{service.ErrInvalidAuthorizationDetails, http.StatusBadRequest, "invalid_authorization_details"},
+		{authserver.ErrInvalidClient, http.StatusUnauthorized, csc.ErrInvalidClient},
+		{authserver.ErrInvalidGrant, http.StatusBadRequest, csc.ErrInvalidGrant},
+		{authserver.ErrUnauthorizedClient, http.StatusBadRequest, csc.ErrUnauthorizedClient},
+		{authserver.ErrUnsupportedGrantType, http.StatusBadRequest, "unsupported_grant_type"},
+		{authserver.ErrUnsupportedResponseType, http.StatusBadRequest, csc.ErrUnsupportedResponseType},
+		{authserver.ErrInvalidScope, http.StatusBadRequest, csc.ErrInvalidScope},
+		{authserver.ErrInvalidRequestURI, http.StatusBadRequest, "invalid_request_uri"},
+		{authserver.ErrInvalidAuthorizationDetails, http.StatusBadRequest, "invalid_authorization_details"},
 		{service.ErrAccessDenied, http.StatusForbidden, csc.ErrAccessDenied},
 		{service.ErrAuthentication, http.StatusBadRequest, csc.ErrAccessDenied},
 		{service.ErrInvalidToken, http.StatusBadRequest, csc.ErrInvalidRequest},
@@ -244,21 +243,21 @@ func clientCredentials(r *http.Request, form url.Values) (id, secret string, err
 	}
 	scheme, payload, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Basic") {
-		return "", "", problem(service.ErrInvalidClient, "Unsupported Authorization scheme: use HTTP Basic or the form")
+		return "", "", problem(authserver.ErrInvalidClient, "Unsupported Authorization scheme: use HTTP Basic or the form")
 	}
 	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(payload))
 	if err != nil {
-		return "", "", problem(service.ErrInvalidClient, "Malformed HTTP Basic credentials")
+		return "", "", problem(authserver.ErrInvalidClient, "Malformed HTTP Basic credentials")
 	}
 	u, p, ok := strings.Cut(string(raw), ":")
 	if !ok {
-		return "", "", problem(service.ErrInvalidClient, "Malformed HTTP Basic credentials")
+		return "", "", problem(authserver.ErrInvalidClient, "Malformed HTTP Basic credentials")
 	}
 	if id, err = url.QueryUnescape(u); err == nil {
 		secret, err = url.QueryUnescape(p)
 	}
 	if err != nil {
-		return "", "", problem(service.ErrInvalidClient, "Malformed HTTP Basic credentials")
+		return "", "", problem(authserver.ErrInvalidClient, "Malformed HTTP Basic credentials")
 	}
 	if formSecret != "" {
 		return "", "", invalid("Use one client authentication method: HTTP Basic or client_secret in the form")
@@ -380,7 +379,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	var tok service.OAuthTokens
+	var tok authserver.Tokens
 	switch p["grant_type"] {
 	case "authorization_code":
 		tok, err = s.oauth.ExchangeCode(r.Context(), client, p["code"], p["redirect_uri"], p["code_verifier"])
@@ -391,7 +390,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	case "":
 		err = invalid("Missing parameter grant_type")
 	default:
-		err = problem(service.ErrUnsupportedGrantType, "grant_type must be authorization_code, refresh_token or client_credentials")
+		err = problem(authserver.ErrUnsupportedGrantType, "grant_type must be authorization_code, refresh_token or client_credentials")
 	}
 	if err != nil {
 		s.writeError(w, r, err)
@@ -468,14 +467,14 @@ func (s *Server) cookieName() string {
 }
 
 // session returns the browser's session and its cookie value.
-func (s *Server) session(r *http.Request) (service.BrowserSession, string, bool) {
+func (s *Server) session(r *http.Request) (authserver.BrowserSession, string, bool) {
 	c, err := r.Cookie(s.cookieName())
 	if err != nil || c.Value == "" {
-		return service.BrowserSession{}, "", false
+		return authserver.BrowserSession{}, "", false
 	}
 	bs, err := s.oauth.Session(r.Context(), c.Value)
 	if err != nil {
-		return service.BrowserSession{}, "", false
+		return authserver.BrowserSession{}, "", false
 	}
 	return bs, c.Value, true
 }

@@ -60,3 +60,8 @@ func fail(kind error, format string, args ...any) error {
 func badRequest(format string, args ...any) error {
 	return fail(ErrInvalidRequest, format, args...)
 }
+
+// Fail returns a failure of one of the kinds with a description safe to
+// show the client (for the packages built on the service, such as
+// rssp/authserver, whose kinds are its own).
+func Fail(kind error, format string, args ...any) error { return fail(kind, format, args...) }

@@ -3,6 +3,9 @@
 // explicit credential authorization (PIN and TOTP factors, SCAL1 and SCAL2
 // SADs), hash signing, time-stamping, PIN retry limits and the audit log.
 //
+// The OAuth2 authorization server stands beside it (rssp/authserver) and
+// uses it through a narrow interface, implemented in oauth.go.
+//
 // Every method takes a context and is safe for concurrent use. Errors wrap
 // one of the kinds in errors.go; rssp/server maps them to CSC error codes.
 package service
@@ -241,11 +244,15 @@ func (s *Service) auditEvent(ctx context.Context, event string, userID, credID s
 // audit appends one row; a failure to audit is logged loudly (and fails the
 // operation when it happens before the effect, see callers).
 func (s *Service) audit(ctx context.Context, event string, userID, credID string, hashes [][]byte, err error, detail string) error {
-	_, aerr := s.store.AppendAudit(context.WithoutCancel(ctx), s.auditEvent(ctx, event, userID, credID, hashes, err, detail))
-	if aerr != nil {
-		s.log.Error("audit append failed", "event", event, "err", aerr)
+	return s.appendAudit(ctx, s.auditEvent(ctx, event, userID, credID, hashes, err, detail))
+}
+
+func (s *Service) appendAudit(ctx context.Context, e store.AuditEvent) error {
+	_, err := s.store.AppendAudit(context.WithoutCancel(ctx), e)
+	if err != nil {
+		s.log.Error("audit append failed", "event", e.Event, "err", err)
 	}
-	return aerr
+	return err
 }
 
 // resultCode names an error for the audit log.
@@ -262,9 +269,6 @@ func resultCode(err error) string {
 		if errors.Is(err, k.kind) {
 			return k.code
 		}
-	}
-	if c := oauthResultCode(err); c != "" {
-		return c
 	}
 	return "server_error"
 }

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// The state of the RSSP's OAuth2 authorization server (rssp/oauth): its
+// The state of the RSSP's OAuth2 authorization server (rssp/authserver): its
 // registered clients, the authorization requests on their way through the
 // browser, authorization codes, the browser login sessions, and which
 // credential each credential-scope access token is bound to. It follows the
@@ -91,8 +91,7 @@ type CredentialToken struct {
 	ExpiresAt    time.Time
 }
 
-// OAuthStore is the authorization server's state. The SQLite store
-// implements it next to Store.
+// OAuthStore is the authorization server's state, a part of Store.
 type OAuthStore interface {
 	// CreateOAuthClient: ErrExists on a taken ID, ErrNotFound for an
 	// unknown UserID.

@@ -206,6 +206,9 @@ type Store interface {
 	// refresh token can still be recognised.
 	Purge(ctx context.Context, now time.Time) error
 
+	// The OAuth2 authorization server's state (oauth.go).
+	OAuthStore
+
 	// Close releases the store; calling it again is harmless.
 	Close() error
 }

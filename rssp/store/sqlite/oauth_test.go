@@ -3,9 +3,10 @@ package sqlite
 import (
 	"testing"
 
+	"github.com/csctoken/csctoken/rssp/store"
 	"github.com/csctoken/csctoken/rssp/store/storetest"
 )
 
 func TestOAuthConformance(t *testing.T) {
-	storetest.RunOAuth(t, func(t *testing.T) storetest.OAuthStore { return openTemp(t) })
+	storetest.RunOAuth(t, func(t *testing.T) store.Store { return openTemp(t) })
 }

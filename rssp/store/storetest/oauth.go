@@ -9,18 +9,12 @@ import (
 	"github.com/csctoken/csctoken/rssp/store"
 )
 
-// OAuthStore is a store with the authorization server's tables.
-type OAuthStore interface {
-	store.Store
-	store.OAuthStore
-}
-
-// RunOAuth runs the conformance tests of store.OAuthStore. open must return
-// a new, empty store on every call; RunOAuth closes it when the subtest that
-// opened it ends.
+// RunOAuth runs the conformance tests of the store's OAuth part
+// (store.OAuthStore). open must return a new, empty store on every call;
+// RunOAuth closes it when the subtest that opened it ends.
 //
-//	storetest.RunOAuth(t, func(t *testing.T) storetest.OAuthStore { return openTemp(t) })
-func RunOAuth(t *testing.T, open func(t *testing.T) OAuthStore) {
+//	storetest.RunOAuth(t, func(t *testing.T) store.Store { return openTemp(t) })
+func RunOAuth(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("clients", func(t *testing.T) { testOAuthClients(t, open) })
 	t.Run("requests", func(t *testing.T) { testOAuthRequests(t, open) })
 	t.Run("take request concurrently", func(t *testing.T) { testTakeRequestConcurrently(t, open) })
@@ -33,7 +27,7 @@ func RunOAuth(t *testing.T, open func(t *testing.T) OAuthStore) {
 
 // withOAuth opens a store holding alice, bob, alice's credential c1 and two
 // clients: public "app" and confidential "svc" acting for alice.
-func withOAuth(t *testing.T, open func(t *testing.T) OAuthStore) OAuthStore {
+func withOAuth(t *testing.T, open func(t *testing.T) store.Store) store.Store {
 	t.Helper()
 	s := open(t)
 	t.Cleanup(func() {
@@ -90,7 +84,7 @@ func normSession(s store.OAuthSession) store.OAuthSession {
 	return s
 }
 
-func testOAuthClients(t *testing.T, open func(t *testing.T) OAuthStore) {
+func testOAuthClients(t *testing.T, open func(t *testing.T) store.Store) {
 	s := withOAuth(t, open)
 	noURIs := store.OAuthClient{ID: "bare", Name: "", RedirectURIs: []string{}}
 	creates := []struct {
@@ -138,7 +132,7 @@ func requestFixture(name string, pushed bool, expires time.Time) store.OAuthRequ
 		ExpiresAt: expires, CreatedAt: t0}
 }
 
-func testOAuthRequests(t *testing.T, open func(t *testing.T) OAuthStore) {
+func testOAuthRequests(t *testing.T, open func(t *testing.T) store.Store) {
 	s := withOAuth(t, open)
 	now := t0.Add(time.Minute)
 	live := requestFixture("live", true, now.Add(time.Minute))
@@ -195,7 +189,7 @@ func testOAuthRequests(t *testing.T, open func(t *testing.T) OAuthStore) {
 	}
 }
 
-func testTakeRequestConcurrently(t *testing.T, open func(t *testing.T) OAuthStore) {
+func testTakeRequestConcurrently(t *testing.T, open func(t *testing.T) store.Store) {
 	s := withOAuth(t, open)
 	r := requestFixture("once", false, t0.Add(time.Hour))
 	if err := s.CreateOAuthRequest(t.Context(), r); err != nil {
@@ -229,7 +223,7 @@ func codeFixture(name string, expires time.Time) store.OAuthCode {
 		Details: []byte(`[{"type":"credential"}]`), Family: "fam-" + name, ExpiresAt: expires, CreatedAt: t0}
 }
 
-func testOAuthCodes(t *testing.T, open func(t *testing.T) OAuthStore) {
+func testOAuthCodes(t *testing.T, open func(t *testing.T) store.Store) {
 	s := withOAuth(t, open)
 	now := t0.Add(time.Minute)
 	cred := codeFixture("cred", now.Add(time.Minute))
@@ -295,7 +289,7 @@ func testOAuthCodes(t *testing.T, open func(t *testing.T) OAuthStore) {
 	})
 }
 
-func testConsumeCodeConcurrently(t *testing.T, open func(t *testing.T) OAuthStore) {
+func testConsumeCodeConcurrently(t *testing.T, open func(t *testing.T) store.Store) {
 	s := withOAuth(t, open)
 	c := codeFixture("race", t0.Add(time.Hour))
 	if err := s.CreateOAuthCode(t.Context(), c); err != nil {
@@ -331,7 +325,7 @@ func testConsumeCodeConcurrently(t *testing.T, open func(t *testing.T) OAuthStor
 	}
 }
 
-func testOAuthSessions(t *testing.T, open func(t *testing.T) OAuthStore) {
+func testOAuthSessions(t *testing.T, open func(t *testing.T) store.Store) {
 	s := withOAuth(t, open)
 	anon := store.OAuthSession{Hash: sum("anon"), ExpiresAt: t0.Add(time.Minute), CreatedAt: t0}
 	in := store.OAuthSession{Hash: sum("in"), UserID: alice.ID, AuthTime: t0, ExpiresAt: t0.Add(time.Minute)}
@@ -380,7 +374,7 @@ func testOAuthSessions(t *testing.T, open func(t *testing.T) OAuthStore) {
 	}
 }
 
-func testCredentialTokens(t *testing.T, open func(t *testing.T) OAuthStore) {
+func testCredentialTokens(t *testing.T, open func(t *testing.T) store.Store) {
 	s := withOAuth(t, open)
 	ct := store.CredentialToken{TokenHash: sum("tok"), CredentialID: "c1", ExpiresAt: t0.Add(time.Minute)}
 	creates := []struct {
@@ -409,7 +403,7 @@ func testCredentialTokens(t *testing.T, open func(t *testing.T) OAuthStore) {
 	checkErr(t, "CredentialToken unknown", err, store.ErrNotFound)
 }
 
-func testPurgeOAuth(t *testing.T, open func(t *testing.T) OAuthStore) {
+func testPurgeOAuth(t *testing.T, open func(t *testing.T) store.Store) {
 	s := withOAuth(t, open)
 	now := t0.Add(time.Hour)
 	ctx := t.Context()

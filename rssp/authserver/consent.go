@@ -1,0 +1,137 @@
+package authserver
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+
+	"github.com/csctoken/csctoken/csc"
+	"github.com/csctoken/csctoken/rssp/secret"
+	"github.com/csctoken/csctoken/rssp/service"
+	"github.com/csctoken/csctoken/rssp/store"
+)
+
+// ConsentCredential is what the consent page shows of a credential.
+type ConsentCredential struct {
+	ID          string
+	Description string
+	Subject     string // certificate subject (RFC 4514)
+	KeyType     string
+	SCAL        int
+	Multisign   int
+	NeedPIN     bool
+	NeedOTP     bool
+}
+
+// ConsentCredential checks a credential-scope authorization against the
+// user's credential (theirs, usable, numSignatures within multisign, hashes
+// for SCAL 2) and describes the credential.
+func (o *Server) ConsentCredential(ctx context.Context, userID string, a Authorization) (ConsentCredential, error) {
+	c, err := o.credential(ctx, userID, a.Request)
+	if err != nil {
+		return ConsentCredential{}, err
+	}
+	cc := ConsentCredential{ID: c.ID, Description: c.Description, KeyType: c.KeyType, SCAL: c.SCAL,
+		Multisign: c.Multisign, NeedPIN: c.PINHash != "", NeedOTP: c.OTPType != ""}
+	if len(c.CertChain) > 0 {
+		if cert, err := x509.ParseCertificate(c.CertChain[0]); err == nil {
+			cc.Subject = cert.Subject.String()
+		}
+	}
+	return cc, nil
+}
+
+func (o *Server) credential(ctx context.Context, userID string, r AuthRequest) (store.Credential, error) {
+	c, err := o.csc.UserCredential(ctx, userID, r.CredentialID)
+	if err != nil {
+		return store.Credential{}, err
+	}
+	if err := o.csc.CheckUsable(c); err != nil {
+		return store.Credential{}, err
+	}
+	if r.NumSignatures > c.Multisign {
+		return store.Credential{}, badRequest("numSignatures %d exceeds the credential's multisign (%d)", r.NumSignatures, c.Multisign)
+	}
+	if c.SCAL == 2 && len(r.Hashes) == 0 {
+		return store.Credential{}, badRequest("Missing parameter hashes: required for a SCAL 2 credential")
+	}
+	return c, nil
+}
+
+// Approve records the user's consent: for scope credential it checks the
+// credential's factors (counting failures, locking at the limit); then it
+// takes the pending request, so a form submitted twice is answered once,
+// and issues a single-use authorization code.
+func (o *Server) Approve(ctx context.Context, userID, handle string, factors []csc.AuthData) (code string, a Authorization, err error) {
+	a, err = o.Authorization(ctx, handle)
+	if err != nil {
+		return "", a, err
+	}
+	r := a.Request
+	defer func() {
+		o.audit(ctx, "oauth2 consent", userID, r.CredentialID, r.Hashes, err,
+			fmt.Sprintf("client %s scope %s approve numSignatures=%d", a.Client.ID, r.Scope, r.NumSignatures))
+	}()
+	if r.Scope == service.ScopeCredential {
+		c, err := o.credential(ctx, userID, r)
+		if err != nil {
+			return "", a, err
+		}
+		if err := o.csc.CheckFactors(ctx, c, factors); err != nil {
+			return "", a, err
+		}
+	}
+	if _, err := o.st.TakeOAuthRequest(ctx, secret.TokenHash(handle), o.now()); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return "", a, badRequest("This authorization request was already answered")
+		}
+		if errors.Is(err, store.ErrExpired) {
+			return "", a, errPendingGone()
+		}
+		return "", a, err
+	}
+	if code, err = secret.NewToken(); err != nil {
+		return "", a, err
+	}
+	now := o.now()
+	if err := o.st.CreateOAuthCode(ctx, store.OAuthCode{
+		Hash: secret.TokenHash(code), ClientID: a.Client.ID, UserID: userID, RedirectURI: r.RedirectURI,
+		CodeChallenge: r.CodeChallenge, Scope: r.Scope, CredentialID: r.CredentialID, NumSignatures: r.NumSignatures,
+		HashAlgo: r.HashAlgorithm, Hashes: r.Hashes, Details: r.Details, Family: secret.NewID(16),
+		ExpiresAt: now.Add(o.opt.CodeTTL), CreatedAt: now,
+	}); err != nil {
+		return "", a, err
+	}
+	return code, a, nil
+}
+
+// Deny ends a pending authorization without a code: the user declined
+// (cause nil), or the request cannot be granted (cause says why). The
+// pending request is taken; the returned error is what the client gets at
+// its redirect URI (access_denied, or the cause).
+func (o *Server) Deny(ctx context.Context, userID, handle string, cause error) (a Authorization, answer error, err error) {
+	a, err = o.Authorization(ctx, handle)
+	if err != nil {
+		return a, nil, err
+	}
+	answer = cause
+	if answer == nil {
+		answer = fail(service.ErrAccessDenied, "The user declined the authorization")
+	}
+	defer func() {
+		res := answer
+		if err != nil {
+			res = err
+		}
+		o.audit(ctx, "oauth2 consent", userID, a.Request.CredentialID, a.Request.Hashes, res,
+			fmt.Sprintf("client %s scope %s deny", a.Client.ID, a.Request.Scope))
+	}()
+	if _, err := o.st.TakeOAuthRequest(ctx, secret.TokenHash(handle), o.now()); err != nil {
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrExpired) {
+			return a, nil, badRequest("This authorization request was already answered")
+		}
+		return a, nil, err
+	}
+	return a, answer, nil
+}
