@@ -146,8 +146,9 @@ var (
 	ErrNotLoggedIn = errors.New("not logged in to the service")
 	// ErrCanceled: the user declined in the browser or let it time out.
 	ErrCanceled = errors.New("authorization canceled by the user")
-	// ErrRejected: the service refused the request for policy reasons
-	// (credential disabled, algorithm not allowed, ...).
+	// ErrRejected: the service refused the request (credential disabled,
+	// access denied, a parameter or algorithm it does not take: HTTP 400
+	// or 403); CKR_FUNCTION_FAILED (serviceErrors).
 	ErrRejected = errors.New("request rejected by the service")
 	// ErrSADInvalid: the SAD expired or was used up; the module
 	// re-authorizes once.

@@ -522,7 +522,9 @@ func TestServiceErrors(t *testing.T) {
 		{"unreachable", fmt.Errorf("dial: %w", module.ErrUnreachable), ck.CKR_DEVICE_ERROR},
 		{"deadline", context.DeadlineExceeded, ck.CKR_DEVICE_ERROR},
 		{"not logged in", module.ErrNotLoggedIn, ck.CKR_USER_NOT_LOGGED_IN},
-		{"rejected", module.ErrRejected, ck.CKR_FUNCTION_REJECTED},
+		{"rejected (HTTP 400, 403)", module.ErrRejected, ck.CKR_FUNCTION_FAILED},
+		{"locked", module.ErrPINLocked, ck.CKR_PIN_LOCKED},
+		{"SAD invalid", module.ErrSADInvalid, ck.CKR_USER_NOT_LOGGED_IN},
 		{"canceled", module.ErrCanceled, ck.CKR_FUNCTION_CANCELED},
 		{"other", errors.New("weird"), ck.CKR_FUNCTION_FAILED},
 	}
