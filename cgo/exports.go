@@ -14,6 +14,8 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/csctoken/csctoken/internal/consentbrowser"
+	"github.com/csctoken/csctoken/internal/hostapp"
 	"github.com/csctoken/csctoken/module"
 	"github.com/csctoken/csctoken/module/ck"
 )
@@ -29,7 +31,12 @@ const (
 
 // mod is the one module instance of the library; C_Initialize and
 // C_Finalize start and stop it, any number of times.
-var mod = module.New(module.Options{LoadConfig: loadConfig, NewService: newService, FirstListingWait: 3 * time.Second})
+// The host program sets how long C_Sign may wait for a person
+// (hostapp: Firefox cannot wait).
+var mod = module.New(module.Options{LoadConfig: loadConfig, NewService: newService, FirstListingWait: 3 * time.Second,
+	SignWait: host.SignWait(), HandshakeLimit: host.HandshakeLimit()})
+
+var host = hostapp.Current()
 
 func init() {
 	// Give the C side the module's identity for the CK_INFO of the empty
@@ -193,7 +200,10 @@ func goInitialize(flags C.CK_FLAGS, mutexes, reserved C.int) (rv C.CK_RV) {
 //export goFinalize
 func goFinalize() (rv C.CK_RV) {
 	defer guard("Finalize", &rv)
-	return rvOf(mod.Finalize())
+	err := mod.Finalize()
+	// The host may exit next: no consent browser outlives it.
+	consentbrowser.CloseAll(2 * time.Second)
+	return rvOf(err)
 }
 
 func fillInfo(p *C.CK_INFO, info module.Info) {

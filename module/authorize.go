@@ -37,19 +37,34 @@ func (m *Module) obtainSAD(ctx context.Context, st *state, s *session, op *signO
 	scal2 := cred.SCAL >= 2
 
 	if t.browserMode() || cred.Auth == AuthBrowser {
+		if !scal2 && batch > 1 && st.opts.SignWait > 0 {
+			sad, err := m.consentBatch(st, t, op, cred.ID, batch)
+			return sad, true, err
+		}
 		ictx, cancel := t.serviceCtx(op.ctx, true)
 		defer cancel()
 		if err := t.svc.Login(ictx, true); err != nil {
 			return SAD{}, false, fmt.Errorf("service login: %w", browserErr(err))
 		}
 		if scal2 || batch == 1 {
+			if limit := st.opts.HandshakeLimit; limit > 0 {
+				// A signature after the host gave up its handshake is
+				// made in vain, and this approval is bound to its hash.
+				var lcancel context.CancelFunc
+				ictx, lcancel = context.WithTimeout(ictx, limit)
+				defer lcancel()
+			}
+			start := st.opts.Now()
 			sad, err := t.svc.AuthorizeInBrowser(ictx, one)
+			t.noteSlowConsent(st, cred.ID, st.opts.Now().Sub(start), 0, err)
 			return sad, false, browserErr(err)
 		}
+		start := st.opts.Now()
 		sad, err := t.pool(cred.ID).take(st.opts.Now(), batch, func(n int) (SAD, error) {
 			req := one
 			req.NumSignatures, req.Hashes, req.HashAlgOID = n, nil, ""
 			sad, err := t.svc.AuthorizeInBrowser(ictx, req)
+			t.noteSlowConsent(st, cred.ID, st.opts.Now().Sub(start), n-1, err)
 			return sad, browserErr(err)
 		})
 		return sad, true, err

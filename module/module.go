@@ -100,6 +100,18 @@ type Options struct {
 	// InteractiveTimeout bounds browser logins and consent pages; 0 means
 	// 5 minutes.
 	InteractiveTimeout time.Duration
+	// SignWait, when not zero, is how long C_Sign waits for the consent
+	// page of a SCAL1 batch (browser mode) before it answers
+	// CKR_FUNCTION_CANCELED (ErrConsentPending); the consent goes on in
+	// the background until the interactive timeout or C_Finalize, and the
+	// credential's next signature takes what the user approved without a
+	// second page. For hosts whose connections wait on C_Sign (Firefox:
+	// hostapp.Host.SignWait); zero waits for the consent.
+	SignWait time.Duration
+	// HandshakeLimit, when not zero, is how long the host waits for a TLS
+	// handshake (Firefox: 30 s): a consent bound to one hash (SCAL2) is
+	// not waited for longer, and a slower one is logged as likely lost.
+	HandshakeLimit time.Duration
 	// FirstListingWait bounds how long Initialize waits for the listing of
 	// a token that has no cached listing yet (the first run after
 	// `csctoken login`): without it a program that lists objects right

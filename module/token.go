@@ -45,6 +45,9 @@ type token struct {
 	pin        string
 	pinFlags   uint // CKF_USER_PIN_COUNT_LOW | _FINAL_TRY | _LOCKED
 	sads       map[string]*sadPool
+	// consents are the consent pages of SCAL1 batches going on in the
+	// background (Options.SignWait), by credential ID.
+	consents map[string]*pendingConsent
 	// preauth is the background pre-authorization of the current login
 	// (see Module.preauthorizeLater); nil when none was started.
 	preauth *background

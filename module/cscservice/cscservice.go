@@ -97,6 +97,8 @@ import (
 	"github.com/csctoken/csctoken/cscclient"
 	"github.com/csctoken/csctoken/cscclient/oauth"
 	"github.com/csctoken/csctoken/cscclient/tokenstore"
+	"github.com/csctoken/csctoken/internal/consentbrowser"
+	"github.com/csctoken/csctoken/internal/hostapp"
 	"github.com/csctoken/csctoken/module"
 	"github.com/csctoken/csctoken/module/config"
 )
@@ -106,6 +108,9 @@ var ErrWrongPassword = errors.New("wrong user name or password")
 
 // UserAgent is sent with every request.
 var UserAgent = "csctoken"
+
+// currentHost is the program the module runs in (tests swap it).
+var currentHost = hostapp.Current
 
 // Option configures a Service.
 type Option func(*options)
@@ -216,6 +221,13 @@ func Open(cfg config.Service, log *slog.Logger, opts ...Option) (*Service, error
 			return nil, fmt.Errorf("service %q: %w", cfg.Name, err)
 		}
 		store = ts
+	}
+	if o.opener == nil {
+		if h := currentHost(); h.OwnBrowser() && consentbrowser.Supported {
+			// The system browser would open the consent page as a tab of
+			// this very process, whose connections wait on C_Sign.
+			o.opener = consentbrowser.Opener{Exe: h.Exe, CAFile: cfg.CAFile, Logger: log}
+		}
 	}
 	s := &Service{
 		cfg: cfg, log: log, cl: cl, store: store, poll: o.poll,

@@ -181,7 +181,7 @@ func (s *Service) flowErr(op string, err error) error {
 	case errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, cscclient.ErrTransport):
 		return fmt.Errorf("%s: not completed in the browser in time: %w: %w", op, module.ErrCanceled, err)
 	case errors.Is(err, oauth.ErrNoBrowser):
-		return fmt.Errorf("%s: %w (set $BROWSER to a browser, or open the URL that the module log shows)", op, err)
+		return fmt.Errorf("%s: %w (%s)", op, err, browserHint())
 	case errors.Is(err, ErrNoClientID), errors.Is(err, module.ErrRejected):
 		return fmt.Errorf("service %q: %s: %w", s.cfg.Name, op, err)
 	case errors.Is(err, oauth.ErrStateMismatch), errors.Is(err, oauth.ErrIssuerMismatch):
