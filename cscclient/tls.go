@@ -11,10 +11,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/csctoken/csctoken/internal/fsutil"
 )
 
 // ErrPinMismatch is wrapped by the TLS error of a server whose certificate
@@ -46,6 +47,9 @@ func ParseSPKIPin(s string) ([]byte, error) {
 	return nil, fmt.Errorf("%w: SPKI pin %q is not a SHA-256 hash in hex or base64", ErrInvalidArgument, s)
 }
 
+// maxCAFile bounds a CA file (a regular file; see internal/fsutil).
+const maxCAFile = 1 << 20
+
 // rootPool returns the trust roots of WithRootCAs (pool) plus caFile, and
 // whether the system roots are to be added (pool is nil and caFile set).
 // The system roots themselves are never loaded here: crypto/tls loads them
@@ -55,7 +59,7 @@ func rootPool(pool *x509.CertPool, caFile string) (roots *x509.CertPool, withSys
 	if caFile == "" {
 		return pool, false, nil // nil: crypto/tls uses the system roots
 	}
-	pem, err := os.ReadFile(caFile)
+	pem, err := fsutil.ReadFile(caFile, maxCAFile)
 	if err != nil {
 		return nil, false, fmt.Errorf("%w: CA file: %w", ErrInvalidArgument, err)
 	}
@@ -78,7 +82,7 @@ func systemPlus(extra *x509.CertPool, caFile string) *x509.CertPool {
 	if err != nil || pool == nil {
 		return extra
 	}
-	if pem, err := os.ReadFile(caFile); err == nil && pool.AppendCertsFromPEM(pem) {
+	if pem, err := fsutil.ReadFile(caFile, maxCAFile); err == nil && pool.AppendCertsFromPEM(pem) {
 		return pool
 	}
 	return extra

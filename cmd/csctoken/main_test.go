@@ -345,6 +345,7 @@ func TestCLIDoctorBrokenConfig(t *testing.T) {
 	}{
 		{"fail unknown key", "colour = \"red\"\n", []string{"PROBLEM  service[0].colour: unknown key", "no usable [[service]]"}},
 		{"fail bad timeout", "list_timeout = \"soon\"\n", []string{"PROBLEM  service[0].list_timeout", "not a duration"}},
+		{"fail endless ca_file", "ca_file = \"/dev/urandom\"\n", []string{"PROBLEM  service[0].ca_file: /dev/urandom: not a regular file"}},
 		{"fail oauth2 without client_id", "", nil},
 	}
 	for _, tc := range tests {

@@ -34,10 +34,13 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/csctoken/csctoken/internal/fsutil"
 )
 
 // EnvConfig names the environment variable that points at the config file.
@@ -198,10 +201,14 @@ func LoadDefault() (*Config, error) {
 	return Load(p)
 }
 
+// MaxFileSize bounds the config file and the CA file: both are read
+// whole, by the host program's thread.
+const MaxFileSize = 1 << 20
+
 // Load reads and parses the file at path. A missing file is an empty
 // Config without error. Other failures are as for LoadDefault.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := fsutil.ReadFile(path, MaxFileSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return &Config{}, nil
 	}
@@ -354,10 +361,10 @@ func validateService(i int, rs rawService, dir string, add func(key, format stri
 	}
 
 	if s.CAFile != "" {
-		if st, err := os.Stat(s.CAFile); err != nil {
+		// A regular file of a sane size: /dev/urandom or a FIFO here would
+		// hang the host program at its first connection.
+		if err := fsutil.Check(s.CAFile, MaxFileSize); err != nil {
 			add(key("ca_file"), "%v", err)
-		} else if st.IsDir() {
-			add(key("ca_file"), "%s is a directory", s.CAFile)
 		}
 	}
 
@@ -408,6 +415,13 @@ func normalizeURL(raw string) (string, error) {
 		}
 	default:
 		return "", fmt.Errorf("%q: scheme must be https", raw)
+	}
+	if port := u.Port(); port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return "", fmt.Errorf("%q: port %s is outside 1-65535", raw, port)
+		}
+	} else if strings.HasSuffix(u.Host, ":") {
+		return "", fmt.Errorf("%q: empty port", raw)
 	}
 	p := strings.TrimSuffix(u.Path, "/")
 	if !strings.HasSuffix(p, "/csc/v2") && !strings.HasSuffix(p, "/csc/v1") {

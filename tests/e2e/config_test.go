@@ -74,6 +74,12 @@ colour = "blue"
 			slots: []string{"Second"}, log: []string{"service[0].url:", "path must end in /csc/v2 or /csc/v1"}},
 		{name: "missing ca_file", config: goodService + "ca_file = \"/nonexistent/ca.pem\"\n",
 			log: []string{"service[0].ca_file:", "no such file"}},
+		{name: "endless ca_file", config: goodService + "ca_file = \"/dev/urandom\"\n",
+			log: []string{"service[0].ca_file:", "not a regular file"}},
+		{name: "port out of range", config: strings.Replace(goodService, ":1/", ":70000/", 1),
+			log: []string{"service[0].url:", "port 70000 is outside 1-65535"}},
+		{name: "endless config file", path: "/dev/zero",
+			log: []string{"not a regular file"}},
 		{name: "bad timeout", config: goodService + "timeout = \"soon\"\n",
 			log: []string{"service[0].timeout:", "is not a duration"}},
 		{name: "bad auth", config: strings.Replace(goodService, `"basic"`, `"kerberos"`, 1),
@@ -83,7 +89,7 @@ colour = "blue"
 		{name: "missing file", path: "/nonexistent/csctoken.toml",
 			log: []string{"CSCTOKEN_CONFIG", "no such file"}},
 		{name: "directory", path: "/",
-			log: []string{"is a directory"}},
+			log: []string{"not a regular file (a directory)"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
