@@ -140,7 +140,7 @@ func Open(ctx context.Context, c config.Config, log *slog.Logger) (_ *App, err e
 		Issuer: issuer{ca: authority, org: c.CA.Organization, c: c.CA.Country},
 		TSA:    ts, Sealer: kek, Logger: log,
 		Pending:  db,
-		Notifier: &notify.Spool{Dir: c.Path(c.OOB.SpoolDir), Log: log},
+		Notifier: &notify.Spool{Dir: c.Path(c.OOB.SpoolDir), Log: log, LogLinks: c.OOB.LogLinks},
 	}, service.Options{
 		Name:            c.Name,
 		PublicURL:       c.PublicURL,
@@ -236,6 +236,7 @@ func (a *App) tlsConfig() (*tls.Config, error) {
 	}
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS12,
+		CipherSuites: server.CipherSuites,
 		Certificates: []tls.Certificate{cert},
 	}, nil
 }

@@ -49,6 +49,10 @@ func Init(ctx context.Context, dir string, o InitOptions) (InitResult, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return InitResult{}, err
 	}
+	// An existing directory too: it will hold the KEK and private keys.
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return InitResult{}, err
+	}
 	cfgPath := filepath.Join(dir, "rssp.toml")
 	if _, err := os.Stat(cfgPath); err == nil {
 		return InitResult{}, fmt.Errorf("%s already exists: refusing to overwrite a setup", cfgPath)

@@ -139,10 +139,13 @@ type Server struct {
 }
 
 // OOB configures the out-of-band channel (PasswordOOB approvals, online
-// OTPs). The shipped notifier writes each message into SpoolDir (and
-// approval links to the log): the stand-in for the user's phone.
+// OTPs). The shipped notifier writes each message into SpoolDir (and, with
+// LogLinks, approval links to the log): the stand-in for the user's phone.
 type OOB struct {
 	SpoolDir string `toml:"spool_dir"` // default "spool"
+	// LogLinks also writes approval links to the log (demos only: a link
+	// approves whoever opens it). Default false.
+	LogLinks bool `toml:"log_links"`
 }
 
 // Log configures the server log.

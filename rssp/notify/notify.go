@@ -2,7 +2,8 @@
 // approval request or an online OTP reaches the user. Production
 // deployments plug in a push service or SMS gateway behind Notifier; the
 // shipped Spool notifier writes each message as a file into a spool
-// directory (and approval links, never codes, to the server log), which is
+// directory (approval links also to the server log when LogLinks is set,
+// for demos; never codes), which is
 // how a test, or an operator in a demo, acts as the user's phone.
 package notify
 
@@ -48,7 +49,11 @@ type Notifier interface {
 type Spool struct {
 	Dir string
 	Log *slog.Logger
-	seq atomic.Uint64
+	// LogLinks also writes approval links to Log. A link is a bearer
+	// capability (whoever opens it approves): for demos only, off by
+	// default; the log otherwise never holds a secret.
+	LogLinks bool
+	seq      atomic.Uint64
 }
 
 // Notify implements Notifier.
@@ -70,7 +75,7 @@ func (s *Spool) Notify(ctx context.Context, m Message) error {
 	}
 	if s.Log != nil {
 		attrs := []any{"kind", m.Kind, "user", m.User, "credential", m.CredentialID, "file", name}
-		if m.Kind == Approval {
+		if m.Kind == Approval && s.LogLinks {
 			attrs = append(attrs, "link", m.Link)
 		}
 		s.Log.Info("out-of-band notification", attrs...)

@@ -2,10 +2,14 @@ package server_test
 
 import (
 	"context"
+	"crypto/tls"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +20,7 @@ import (
 	"github.com/csctoken/csctoken/internal/rssptest"
 	"github.com/csctoken/csctoken/rssp/config"
 	"github.com/csctoken/csctoken/rssp/keystore"
+	"github.com/csctoken/csctoken/rssp/notify"
 	"github.com/csctoken/csctoken/rssp/service"
 	"github.com/csctoken/csctoken/rssp/store"
 	"github.com/csctoken/csctoken/rssp/store/sqlite"
@@ -301,5 +306,80 @@ func TestAuthorizeAuditAtomic(t *testing.T) {
 		"authData": []map[string]string{{"id": "PIN", "value": pin}}}))
 	if n := srv.AuditCount(t, "authorize", id); n != 1 {
 		t.Fatalf("authorize ok rows %d, want 1", n)
+	}
+}
+
+// Item 6: the approval link (a bearer capability) is in the spool, not in
+// the server log, unless [oob] log_links is set for a demo.
+func TestApprovalLinkNotLogged(t *testing.T) {
+	for _, logLinks := range []bool{false, true} {
+		t.Run(fmt.Sprint("log_links=", logLinks), func(t *testing.T) {
+			srv := rssptest.Start(t, rssptest.Options{Edit: func(c *config.Config) { c.OOB.LogLinks = logLinks }})
+			srv.AddUser(t, user, password)
+			id, _ := srv.AddCredential(t, service.CredentialSpec{User: user, KeyType: keystore.ECP256, PIN: pin, OOB: true})
+			tok := srv.Login(t, user, password)
+			r := srv.Call(t, "credentials/authorize", tok, map[string]any{"credentialID": id, "numSignatures": 1,
+				"authData": []map[string]string{{"id": "PIN", "value": pin}, {"id": "OOB"}}})
+			if r.Status != http.StatusAccepted {
+				t.Fatalf("authorize: %d %s", r.Status, r.Body)
+			}
+			m, err := notify.Latest(filepath.Join(srv.Dir, "spool"), notify.Approval, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			u, _ := url.Parse(m.Link)
+			capability := u.Query().Get("t")
+			if capability == "" {
+				t.Fatalf("link %q has no token", m.Link)
+			}
+			if got := strings.Contains(srv.Logs.String(), capability); got != logLinks {
+				t.Fatalf("approval token in the server log: %v, want %v", got, logLinks)
+			}
+		})
+	}
+}
+
+// Item 8: TLS 1.2 only with ECDHE and an AEAD; HSTS over HTTPS;
+// X-Frame-Options DENY on the approval page.
+func TestTLSAndHeaders(t *testing.T) {
+	srv := rssptest.Start(t, rssptest.Options{})
+	for _, c := range []struct {
+		name  string
+		suite uint16
+		ok    bool
+	}{
+		{"ok ECDHE AES-GCM", tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, true},
+		{"ok ECDHE ChaCha20", tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, true},
+		{"fail ECDHE CBC-SHA1", tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, false},
+		{"fail ECDHE CBC-SHA1 256", tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA, false},
+		{"fail ECDHE CBC-SHA256", tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256, false},
+		{"fail RSA key transport", tls.TLS_RSA_WITH_AES_128_GCM_SHA256, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			conn, err := tls.Dial("tcp", srv.Addr(), &tls.Config{RootCAs: srv.CAPool, ServerName: "127.0.0.1",
+				MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{c.suite}})
+			if err == nil {
+				conn.Close()
+			}
+			if (err == nil) != c.ok {
+				t.Fatalf("handshake with %s only: %v, want ok=%v", tls.CipherSuiteName(c.suite), err, c.ok)
+			}
+		})
+	}
+	resp, err := srv.Client.Get(srv.URL + "/info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if h := resp.Header.Get("Strict-Transport-Security"); !strings.HasPrefix(h, "max-age=") {
+		t.Errorf("Strict-Transport-Security %q", h)
+	}
+	resp, err = srv.Client.Get(strings.TrimSuffix(srv.URL, "/csc/v2") + "/oob/approve?t=unknown")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if h := resp.Header.Get("X-Frame-Options"); h != "DENY" {
+		t.Errorf("approval page X-Frame-Options %q, want DENY", h)
 	}
 }

@@ -72,6 +72,7 @@ func (s *Server) renderApproval(w http.ResponseWriter, status int, v approvalVie
 	h.Set("Cache-Control", "no-store")
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY") // frame-ancestors' equivalent for older browsers
 	h.Set("Referrer-Policy", "no-referrer")
 	w.WriteHeader(status)
 	if err := approvalTmpl.Execute(w, v); err != nil {

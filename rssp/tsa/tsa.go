@@ -338,8 +338,11 @@ func writeNew(path string, data []byte) (err error) {
 			_ = os.Remove(path)
 		}
 	}()
-	if _, err = f.Write(data); err == nil {
-		err = f.Sync()
+	// Chmod explicitly: the umask must not narrow a certificate's mode.
+	if err = f.Chmod(0o644); err == nil {
+		if _, err = f.Write(data); err == nil {
+			err = f.Sync()
+		}
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
