@@ -17,7 +17,7 @@ FUZZ := ./csc:FuzzDecodeBase64:200000 ./csc:FuzzParsePSSParams:150000 \
 	./cscclient:FuzzDecodeInfo:20000 ./cscclient:FuzzDecodeCredentialInfo:20000 \
 	./cscclient:FuzzDecodeSignHash:20000 ./cscclient:FuzzErrorBody:15000 ./cscclient:FuzzECDSA:20000
 
-.PHONY: all build test check unit race fuzz keyring demo bench man clean FORCE
+.PHONY: all build test check unit race fuzz keyring demo bench man packages clean FORCE
 
 all: build
 
@@ -74,6 +74,20 @@ fuzz:
 
 demo:
 	bash scripts/demo.sh
+
+# Linux packages (installer/README.md): csctoken and rssp as .deb and .rpm in
+# build/dist, built by installer/mkpkg (nfpm, in installer/'s own Go module)
+# from stripped copies of the binaries and the man pages of make man. The
+# version comes from git describe; PKG_VERSION overrides it.
+PKG_VERSION ?=
+packages: build man
+	@rm -rf build/pkg build/dist && mkdir -p build/pkg build/dist
+	strip --remove-section=.comment --remove-section=.note --strip-unneeded -o build/pkg/libcsctoken.so build/libcsctoken.so
+	strip --remove-section=.comment --remove-section=.note -o build/pkg/csctoken build/csctoken
+	strip --remove-section=.comment --remove-section=.note -o build/pkg/rssp build/rssp
+	cd installer && $(GO) run ./mkpkg -src linux -bin ../build/pkg -man ../build/man -out ../build/dist \
+	  -describe "$$(git describe --tags --long --always --dirty --match 'v[0-9]*')" \
+	  -commits "$$(git rev-list --count HEAD)" -date "$$(git log -1 --format=%ct)" -version "$(PKG_VERSION)"
 
 bench:
 	$(GO) test -run='^$$' -bench=. -benchtime=2s ./rssp/keystore/... ./rssp/store/... ./rssp/server/...

@@ -203,11 +203,15 @@ func (c *cli) registerCmd() *cobra.Command {
 Thunderbird profile of the user (a profile never started gets an empty
 database); with p11-kit (a .module file: ~/.config/pkcs11/modules, or
 /etc/pkcs11/modules as root); or for Java (a SunPKCS11 configuration file for
-keytool and jarsigner -providerArg FILE). With --remove, undo it. Every form
+keytool and jarsigner -providerArg FILE); or, with --mozilla-policy, in a
+Firefox or Thunderbird enterprise policy file (policies.json: our entry is
+merged into SecurityDevices, every other policy kept; a file that does not
+parse is left alone, with a warning). With --remove, undo it. Every form
 is idempotent.`,
 		Example: `  csctoken register --firefox
   csctoken register --nss sql:$HOME/.pki/nssdb --p11-kit
-  csctoken register --java ~/csctoken-java.cfg`,
+  csctoken register --java ~/csctoken-java.cfg
+  sudo csctoken register --mozilla-policy /etc/firefox/policies/policies.json`,
 		Args: noArgs,
 		RunE: func(*cobra.Command, []string) error { return c.cmdRegister(o) },
 	}
@@ -217,11 +221,13 @@ is idempotent.`,
 	fs.BoolVar(&o.thunderbird, "thunderbird", false, "the NSS databases of every Thunderbird profile of the user")
 	fs.BoolVar(&o.p11kit, "p11-kit", false, "register with p11-kit (a .module file)")
 	fs.StringVar(&o.java, "java", "", "write a SunPKCS11 configuration FILE for Java (keytool, jarsigner: -providerArg FILE)")
+	fs.StringArrayVar(&o.policies, "mozilla-policy", nil, "add the module to a Firefox or Thunderbird enterprise policies.json (SecurityDevices, for every user of the machine); repeatable")
 	fs.BoolVar(&o.remove, "remove", false, "remove the registration instead")
 	fs.StringVar(&o.library, "library", "", "the module's path (default: found next to csctoken or in the system's PKCS#11 directories)")
 	fs.StringVar(&o.name, "name", "csctoken", "the module's name in NSS and p11-kit")
 	_ = cmd.MarkFlagDirname("nss")
 	_ = cmd.MarkFlagFilename("library", "so")
+	_ = cmd.MarkFlagFilename("mozilla-policy", "json")
 	return cmd
 }
 

@@ -30,6 +30,7 @@ type registerOptions struct {
 	nss                                  []string
 	firefox, thunderbird, p11kit, remove bool
 	java, library, name                  string
+	policies                             []string // --mozilla-policy
 }
 
 // cmdRegister registers libcsctoken.so with NSS databases (modutil): the
@@ -39,8 +40,8 @@ type registerOptions struct {
 // All are idempotent.
 func (c *cli) cmdRegister(o registerOptions) error {
 	nss, firefox, thunderbird, p11kit, java, remove, lib, name := o.nss, &o.firefox, &o.thunderbird, &o.p11kit, &o.java, &o.remove, &o.library, &o.name
-	if len(nss) == 0 && !*firefox && !*thunderbird && !*p11kit && *java == "" {
-		return usageError{"register: give --nss DIR, --firefox, --thunderbird, --p11-kit and/or --java FILE"}
+	if len(nss) == 0 && !*firefox && !*thunderbird && !*p11kit && *java == "" && len(o.policies) == 0 {
+		return usageError{"register: give --nss DIR, --firefox, --thunderbird, --p11-kit and/or --java FILE (or --mozilla-policy FILE)"}
 	}
 	if *name == "" || strings.ContainsAny(*name, "/\n\"") {
 		return usageError{fmt.Sprintf("register: bad --name %q", *name)}
@@ -51,6 +52,8 @@ func (c *cli) cmdRegister(o registerOptions) error {
 		if library, err = findLibrary(*lib); err != nil {
 			return err
 		}
+	} else if *lib != "" {
+		library, _ = filepath.Abs(*lib) // what to remove: it need not exist any more
 	}
 	var failed []string
 	for _, dir := range nss {
@@ -90,6 +93,7 @@ func (c *cli) cmdRegister(o registerOptions) error {
 			fmt.Fprintf(c.stdout, "java %s: %s\n", file, msg)
 		}
 	}
+	failed = append(failed, c.registerPolicies(o.policies, *name, library, *remove)...)
 	if len(failed) > 0 {
 		return silentError{"register failed: " + strings.Join(failed, ", ")}
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/csctoken/csctoken/internal/clidoc"
+	"github.com/csctoken/csctoken/internal/sdnotify"
 	"github.com/csctoken/csctoken/rssp/app"
 	"github.com/csctoken/csctoken/rssp/config"
 )
@@ -267,6 +268,14 @@ func (c *cli) cmdServe() error {
 		return err
 	}
 	log.Info("rssp serving", "version", version, "url", cfg.PublicURL+"/csc/v2", "backend", cfg.Keystore.Backend)
+	// Under systemd (rssp.service, Type=notify): ready once it listens.
+	if err := sdnotify.Notify(sdnotify.Ready); err != nil {
+		log.Warn("telling systemd the service is ready", "err", err)
+	}
+	go func() {
+		<-ctx.Done()
+		sdnotify.Notify(sdnotify.Stopping)
+	}()
 	return a.Serve(ctx, ln)
 }
 
