@@ -7,5 +7,5 @@
 // the field names of the version spoken), lenient in what we accept (both
 // base64 alphabets, padded or not; "TLS" in any case).
 //
-// Reference: CSC API v2.0.0.2 and v1.0.4.0; see shared/csc-api.md.
+// Reference: CSC API v2.0.0.2 and v1.0.4.0; see docs/mapping.md.
 package csc

@@ -21,7 +21,7 @@ const (
 	ErrInvalidPIN              = "invalid_pin"
 	ErrInvalidOTP              = "invalid_otp"
 	// ErrInvalidAuthData is v2's code for wrong authentication data in
-	// credentials/authorize (shared/csc-api.md §1).
+	// credentials/authorize (docs/mapping.md, "CSC notes").
 	ErrInvalidAuthData = "invalid_authentication_data"
 	// ErrCredentialLocked is a custom code: too many wrong PINs.
 	ErrCredentialLocked = "credential_locked"

@@ -1,7 +1,7 @@
 package csc
 
 // This file holds the CSC API v1.0.4.0 wire shapes that differ from v2
-// (shared/csc-api.md §6) and the translation between the two. The client
+// (docs/mapping.md, "CSC notes") and the translation between the two. The client
 // speaks v1 to a service whose base URL ends in /csc/v1 with the same Go API
 // (it translates v2 values to v1 on the way out and back on the way in); the
 // RSSP serves /csc/v1/ by translating the other way round. Bodies that v1
@@ -243,7 +243,7 @@ type CredentialInfoV1 struct {
 // ChallengeResponse (getChallenge stands for sendOTP); an offline OTP a
 // Password whose generator is the OTP provider (or "otp"). Required factors
 // make up the expression; optional ones are listed but left out of it.
-// v1's implicit mode becomes explicit mode with no objects (csc-api.md §3).
+// v1's implicit mode becomes explicit mode with no objects (docs/mapping.md, "CSC notes").
 // A missing authMode leaves Auth nil, as a v2 server without authInfo does.
 func (c CredentialInfoV1) V2() CredentialInfo {
 	out := CredentialInfo{

@@ -1,7 +1,7 @@
 package csc
 
 // This file holds the CSC API v2 request and response bodies
-// (shared/csc-api.md §2–§5). Optional booleans are plain bools: their
+// (docs/mapping.md, "CSC coverage" and "CSC notes"). Optional booleans are plain bools: their
 // default is false everywhere in v2.
 
 // Version strings.

@@ -3,7 +3,7 @@
 // of a remote signing service with the request and response types of package
 // csc, service authentication with auth/login, and the polling of
 // out-of-band credential authorization. It knows HTTP, JSON and tokens, and
-// nothing of PKCS#11. Reference: shared/csc-api.md; the spec at
+// nothing of PKCS#11. Reference: docs/mapping.md; the spec at
 // https://cloudsignatureconsortium.org/resources/download-api-specifications/.
 //
 // # Wire versions

@@ -17,7 +17,7 @@ import (
 	"github.com/csctoken/csctoken/module/ck"
 )
 
-// OIDs used on the CSC wire (csc-api.md §5).
+// OIDs used on the CSC wire (docs/mapping.md, "CSC notes").
 const (
 	oidSHA1   = "1.3.14.3.2.26"
 	oidSHA224 = "2.16.840.1.101.3.4.2.4"

@@ -71,7 +71,7 @@ func signAlgos(c *Credential, keyType uint) []string {
 }
 
 // hashAllowed: SHA-256 and stronger always; SHA-1 and SHA-224 only where
-// the service lists a signature algorithm using them (DESIGN.md).
+// the service lists a signature algorithm using them (docs/mapping.md, "SHA-1").
 func hashAllowed(algos []string, h hashAlg) bool {
 	switch h.hash {
 	case crypto.SHA1, crypto.SHA224:

@@ -90,7 +90,7 @@ func (s *session) locked(f func() error) error {
 }
 
 // OpenSession is C_OpenSession. Read-write sessions are accepted on the
-// write-protected token (DESIGN.md); CKF_SERIAL_SESSION is required.
+// write-protected token (docs/mapping.md); CKF_SERIAL_SESSION is required.
 // Notification callbacks are never called.
 func (m *Module) OpenSession(id SlotID, flags uint) (h SessionHandle, err error) {
 	defer m.finish("OpenSession", &err)

@@ -3,7 +3,7 @@
 // $CSCTOKEN_CONFIG, ~/.config/csctoken/csctoken.toml,
 // /etc/csctoken/csctoken.toml; or --config), logs in to the CSC services,
 // shows what the module sees, signs through the module's own code, in
-// process (never by loading libcsctoken.so, see DESIGN.md), and registers
+// process (never by loading libcsctoken.so, see docs/architecture.md), and registers
 // the module with programs. `csctoken --help` and `csctoken COMMAND --help`
 // describe each command and flag; commands.go holds the command tree.
 package main

@@ -18,7 +18,7 @@ import (
 )
 
 // RARTypeCredential is the authorization_details type of a CSC credential
-// authorization (CSC API v2.0, shared/csc-api.md §4).
+// authorization (CSC API v2.0, docs/mapping.md, "CSC notes").
 const RARTypeCredential = "credential"
 
 // CredentialRequest is what a credential-scope authorization covers: one

@@ -22,7 +22,7 @@ func digest(s string) []byte {
 }
 
 // TestCredentialRequest checks the two forms of a credential request
-// (shared/csc-api.md §4) as the server receives them, and the requests
+// (docs/mapping.md, "CSC notes") as the server receives them, and the requests
 // refused before anything is sent.
 func TestCredentialRequest(t *testing.T) {
 	h1, h2 := digest("one"), digest("two")

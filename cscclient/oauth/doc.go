@@ -1,6 +1,6 @@
 // Package oauth is the OAuth2 client of cscclient: the authorization code
 // grant with PKCE (RFC 6749 §4.1, RFC 7636 S256) in the system browser,
-// for the CSC API's two scopes (shared/csc-api.md §2 oauth2/*, §4):
+// for the CSC API's two scopes (docs/mapping.md, "CSC coverage" and "CSC notes"):
 //
 //   - service: Login gets an access and a refresh token, Refresh redeems
 //     the refresh token silently, Revoke and Logout end them (RFC 7009).

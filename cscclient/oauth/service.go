@@ -12,7 +12,7 @@ import (
 	"github.com/csctoken/csctoken/cscclient"
 )
 
-// defaultExpiresIn is the CSC default of expires_in (shared/csc-api.md §2).
+// defaultExpiresIn is the CSC default of expires_in (docs/mapping.md, "CSC notes").
 const defaultExpiresIn = 3600 * time.Second
 
 // serviceToken converts a token endpoint answer.

@@ -163,7 +163,7 @@ func (s *Service) BrowserLogin(ctx context.Context) (*cscclient.Token, error) {
 
 // flowErr maps the failure of a browser flow (service login or credential
 // authorization): declined or not completed in time is
-// module.ErrCanceled (CKR_FUNCTION_CANCELED, DESIGN.md "Errors"); another
+// module.ErrCanceled (CKR_FUNCTION_CANCELED, docs/mapping.md, "Errors"); another
 // OAuth2 error answer is module.ErrRejected; no answer from the server is
 // module.ErrUnreachable (mapErr); a cancelled context stays as it is
 // (C_Finalize, C_CloseSession).

@@ -1,5 +1,5 @@
 // Package oauth is the RSSP's own OAuth2 authorization server, the HTTP side
-// of the CSC API's oauth2/* methods (shared/csc-api.md §2, §4):
+// of the CSC API's oauth2/* methods (docs/mapping.md, "CSC coverage" and "CSC notes"):
 //
 //	GET  /oauth2/authorize          authorization request (RFC 6749 §4.1, PKCE RFC 7636), 302
 //	POST /oauth2/pushed_authorize   pushed authorization request (RFC 9126), 201 {request_uri, expires_in}

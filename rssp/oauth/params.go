@@ -14,7 +14,7 @@ import (
 	"github.com/csctoken/csctoken/rssp/service"
 )
 
-// RAR types of the CSC credential authorization (shared/csc-api.md §4).
+// RAR types of the CSC credential authorization (docs/mapping.md, "CSC notes").
 const (
 	RARTypeCredential   = "credential"
 	RARTypeCredentialV2 = "https://cloudsignatureconsortium.org/2025/credential"

@@ -213,7 +213,7 @@ func (s *Server) getChallenge(r *http.Request, req csc.GetChallengeRequest) (int
 	if err := s.svc.GetChallenge(r.Context(), principal(r), req.CredentialID, req.AuthObjectID); err != nil {
 		return 0, nil, err
 	}
-	// The code travels out of band: nothing to return (shared/csc-api.md:
+	// The code travels out of band: nothing to return (docs/mapping.md, "CSC notes":
 	// 204, as v1's sendOTP).
 	return http.StatusNoContent, nil, nil
 }

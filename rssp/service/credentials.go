@@ -295,7 +295,7 @@ func (s *Service) credentialInfo(c store.Credential, o InfoOptions) (csc.Credent
 		ci.ValidTo = cert.NotAfter.UTC().Format("20060102150405Z")
 	}
 	info.Cert = ci
-	// auth.mode is always emitted (shared/csc-api.md §9); the objects only
+	// auth.mode is always emitted (docs/mapping.md, "CSC notes"); the objects only
 	// with authInfo.
 	info.Auth = &csc.AuthInfo{Mode: c.AuthMode}
 	if o.AuthInfo && c.AuthMode == csc.AuthModeExplicit {

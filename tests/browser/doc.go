@@ -5,7 +5,7 @@
 // RSSP (internal/rssptest) with its OAuth2 authorization server.
 //
 // The hosts are OpenSC's pkcs11-tool and the csctoken binary, run as
-// subprocesses: no Go program loads the library (DESIGN.md). The module
+// subprocesses: no Go program loads the library (docs/architecture.md). The module
 // opens the browser as it would on a desktop, through xdg-open, which
 // honours $BROWSER outside a desktop session; the test points $BROWSER at
 // a small script that appends the URL to a file, watches that file, and

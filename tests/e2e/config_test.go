@@ -150,7 +150,7 @@ func files(t *testing.T, dir string) []string {
 	return out
 }
 
-// TestConfigLogCache checks the contracts of DESIGN.md on the module's
+// TestConfigLogCache checks the contracts of the README on the module's
 // files: the config lookup ($CSCTOKEN_CONFIG, then
 // $XDG_CONFIG_HOME/csctoken/csctoken.toml), the log (off by default;
 // $CSCTOKEN_LOG or the config's `log` turn it on, mode 0600) and the cache

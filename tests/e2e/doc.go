@@ -13,7 +13,7 @@
 // secrets when its test ends.
 //
 // No Go program loads the library: two Go runtimes in one process are
-// unsupported (DESIGN.md). The tests build the library, the csctoken CLI
+// unsupported (docs/architecture.md). The tests build the library, the csctoken CLI
 // and the C host once per test binary into a temporary directory.
 //
 // Tools: gcc, pkg-config with p11-kit-1, pkcs11-tool and openssl (a test
