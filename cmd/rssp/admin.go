@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -54,7 +53,7 @@ func (c *cli) withService(f func(ctx context.Context, svc *service.Service) erro
 	}
 	ctx := context.Background()
 	cfg.Log.Level = "error"
-	a, err := app.Open(ctx, cfg, app.NewLogger(cfg, os.Stderr))
+	a, err := app.Open(ctx, cfg, app.NewLogger(cfg, c.stderr))
 	if err != nil {
 		return err
 	}

@@ -163,9 +163,17 @@ the key-encryption key (kek), the credential CA, the time-stamping authority,
 and a TLS certificate whose trust root, DIR/tls-ca.pem, clients trust. It
 refuses a directory that already holds an rssp.toml.
 
+The TLS certificate names the hosts given by --hostname (and the listen
+address when it is a specific one); without --hostname: localhost, 127.0.0.1,
+::1, the listen address and the machine's host name. With --tls-cert and
+--tls-key, rssp.toml uses the operator's own certificate instead (reloaded on
+SIGHUP, as the generated one).
+
 Keys of credentials go into the software keystore (sealed with the
 key-encryption key), or with --backend pkcs11 into a PKCS#11 token.`,
 		Example: `  rssp init --dir /srv/rssp
+  rssp init --dir /srv/rssp --listen 0.0.0.0:8443 --hostname sign.example.org --organization "Example Ltd"
+  rssp init --dir /srv/rssp --listen 0.0.0.0:443 --tls-cert /etc/ssl/sign.pem --tls-key /etc/ssl/private/sign.key
   rssp init --dir /srv/rssp-hsm --backend pkcs11 --pkcs11-module /usr/lib/softhsm/libsofthsm2.so \
       --pkcs11-token rssp --pkcs11-pin-file /srv/hsm-pin`,
 		Args: noArgs,
@@ -174,7 +182,11 @@ key-encryption key), or with --backend pkcs11 into a PKCS#11 token.`,
 	fs := cmd.Flags()
 	fs.StringVar(&o.dir, "dir", "", "the directory to create the setup in (required)")
 	fs.StringVar(&o.Listen, "listen", "127.0.0.1:8443", "the address to listen on")
-	fs.StringVar(&o.Name, "name", "csctoken RSSP", "the service's name (CSC info, consent pages)")
+	fs.StringVar(&o.Name, "name", "csctoken RSSP", "the service's name (CSC info, consent pages, CA names)")
+	fs.StringVar(&o.Organization, "organization", "", "the organization (O) in the CA, TSA, TLS and credential certificates (default: --name)")
+	fs.StringArrayVar(&o.Hostnames, "hostname", nil, "a DNS name or IP address clients reach the service by, for the TLS certificate; repeatable; the first is the public URL's host (default: localhost, 127.0.0.1, ::1, the listen address, the machine's host name)")
+	fs.StringVar(&o.TLSCert, "tls-cert", "", "the operator's own TLS certificate (PEM, chain after it) instead of a generated one; with --tls-key")
+	fs.StringVar(&o.TLSKey, "tls-key", "", "the private key (PEM) of --tls-cert")
 	fs.StringVar(&o.backend, "backend", "soft", "where credentials' keys live: soft (software keystore) or pkcs11")
 	fs.StringVar(&o.PKCS11Module, "pkcs11-module", "", "--backend pkcs11: the PKCS#11 module's path")
 	fs.StringVar(&o.PKCS11Token, "pkcs11-token", "", "--backend pkcs11: the token's label")
@@ -205,8 +217,15 @@ func (c *cli) cmdInit(o initOptions) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "rssp set up in %s\n  config:      %s\n  database:    %s\n  KEK:         %s (keep it secret; back it up)\n  TLS root:    %s (clients trust this)\n  CA root:     %s\nstart it with: %s serve --config %s\n",
-		o.dir, r.Config, r.Database, r.KEK, r.TLSCA, r.CARoot, self(), r.Config)
+	tlsRoot := r.TLSCA + " (clients trust this: ca_file in csctoken.toml)"
+	if r.TLSCA == "" {
+		tlsRoot = "your own certificate's CA (" + o.TLSCert + ")"
+	}
+	fmt.Fprintf(c.stdout, "rssp set up in %s\n  config:      %s\n  database:    %s\n  KEK:         %s (keep it secret; back it up)\n  TLS root:    %s\n  TLS names:   %s\n  CA root:     %s\n  service URL: %s/csc/v2\nstart it with: %s serve --config %s\n",
+		o.dir, r.Config, r.Database, r.KEK, tlsRoot, strings.Join(r.TLSNames, ", "), r.CARoot, r.PublicURL, self(), r.Config)
+	for _, w := range r.Warnings {
+		fmt.Fprintln(c.stderr, "rssp: warning:", w)
+	}
 	return nil
 }
 
@@ -255,9 +274,12 @@ func (c *cli) cmdServe() error {
 	if err != nil {
 		return err
 	}
-	log := app.NewLogger(cfg, os.Stderr)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	log := app.NewLogger(cfg, c.stderr)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
 	a, err := app.Open(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -267,7 +289,31 @@ func (c *cli) cmdServe() error {
 	if err != nil {
 		return err
 	}
-	log.Info("rssp serving", "version", version, "url", cfg.PublicURL+"/csc/v2", "backend", cfg.Keystore.Backend)
+	go func() {
+		for sig := range sigs {
+			if sig == syscall.SIGHUP {
+				if cfg.TLS.Disable {
+					log.Info("SIGHUP: nothing to reload (TLS disabled)")
+					continue
+				}
+				if until, err := a.ReloadTLS(); err != nil {
+					log.Error("SIGHUP: TLS certificate not reloaded; the previous one stays", "err", err)
+				} else {
+					log.Info("SIGHUP: TLS certificate reloaded", "cert", cfg.Path(cfg.TLS.Cert), "not_after", until)
+				}
+				continue
+			}
+			log.Info("rssp stopping", "signal", sig.String())
+			cancel()
+			return
+		}
+	}()
+	store := cfg.Database.Driver
+	if store == "sqlite" {
+		store += ":" + cfg.Path(cfg.Database.Path)
+	}
+	log.Info("rssp serving", "version", version, "listen", ln.Addr().String(), "url", a.Config.PublicURL+"/csc/v2",
+		"backend", cfg.Keystore.Backend, "store", store, "tls", !cfg.TLS.Disable)
 	// Under systemd (rssp.service, Type=notify): ready once it listens.
 	if err := sdnotify.Notify(sdnotify.Ready); err != nil {
 		log.Warn("telling systemd the service is ready", "err", err)

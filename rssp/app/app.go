@@ -9,12 +9,14 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/csctoken/csctoken/rssp/ca"
@@ -42,6 +44,7 @@ type App struct {
 	Log   *slog.Logger
 
 	backends  map[string]keystore.Backend
+	certs     *certFiles // the TLS certificate, reloadable (ReloadTLS)
 	closers   []func() error
 	closeOnce sync.Once
 }
@@ -60,7 +63,7 @@ func (i issuer) Issue(user, credID string, pub crypto.PublicKey, validity time.D
 func (i issuer) Chain() [][]byte { return i.ca.Chain() }
 
 // NewLogger builds the server's slog logger from the config.
-func NewLogger(c config.Config, w *os.File) *slog.Logger {
+func NewLogger(c config.Config, w io.Writer) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(c.Log.Level))
 	opts := &slog.HandlerOptions{Level: lvl}
@@ -228,24 +231,31 @@ func (a *App) Listen() (net.Listener, error) {
 	return ln, nil
 }
 
-// tlsConfig loads the server certificate: TLS 1.2 and 1.3 only, HTTP/2 offered.
+// tlsConfig loads the server certificate (reloadable with ReloadTLS): TLS
+// 1.2 and 1.3 only, HTTP/2 offered.
 func (a *App) tlsConfig() (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(a.Config.Path(a.Config.TLS.Cert), a.Config.Path(a.Config.TLS.Key))
-	if err != nil {
-		return nil, fmt.Errorf("TLS certificate: %w", err)
+	a.certs = &certFiles{certFile: a.Config.Path(a.Config.TLS.Cert), keyFile: a.Config.Path(a.Config.TLS.Key)}
+	if err := a.certs.load(); err != nil {
+		return nil, err
 	}
 	return &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		CipherSuites: server.CipherSuites,
-		Certificates: []tls.Certificate{cert},
+		MinVersion:     tls.VersionTLS12,
+		CipherSuites:   server.CipherSuites,
+		GetCertificate: a.certs.get,
 	}, nil
 }
 
 // Serve serves on ln (with TLS unless disabled) until ctx is cancelled,
-// then shuts down gracefully.
+// then shuts down gracefully, logging the requests it drained.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	c := a.Config
-	srv := server.HTTPServer(a.Handler, c.Server.ReadTimeout.Duration, c.Server.WriteTimeout.Duration, c.Server.IdleTimeout.Duration, a.Log)
+	var inFlight atomic.Int64
+	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inFlight.Add(1)
+		defer inFlight.Add(-1)
+		a.Handler.ServeHTTP(w, r)
+	})
+	srv := server.HTTPServer(counted, c.Server.ReadTimeout.Duration, c.Server.WriteTimeout.Duration, c.Server.IdleTimeout.Duration, a.Log)
 	errc := make(chan error, 1)
 	if c.TLS.Disable {
 		go func() { errc <- srv.Serve(ln) }()
@@ -264,11 +274,15 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
+	n := inFlight.Load()
+	a.Log.Info("rssp shutting down", "in_flight", n, "timeout", c.Server.ShutdownTimeout.Duration.String())
 	sctx, cancel := context.WithTimeout(context.Background(), c.Server.ShutdownTimeout.Duration)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
+		a.Log.Warn("rssp stopped before its requests ended", "cut_off", inFlight.Load(), "drained", n-inFlight.Load())
 		return fmt.Errorf("shutdown: %w", err)
 	}
+	a.Log.Info("rssp stopped", "drained", n)
 	return nil
 }
 

@@ -2,11 +2,14 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/csctoken/csctoken/rssp/ca"
@@ -19,13 +22,50 @@ import (
 type InitOptions struct {
 	Listen string // default 127.0.0.1:8443
 	Name   string // service name, default "csctoken RSSP"
+	// Organization is the O of the CAs', the TSA's, the TLS and the
+	// credential certificates (default: Name).
+	Organization string
+	// Hostnames are the DNS names and IP addresses clients reach the
+	// service by, for its TLS certificate; the first is the host of the
+	// public URL when Listen's is unspecified. Default: DefaultHostnames.
+	Hostnames []string
+	// TLSCert and TLSKey are the operator's own certificate (chain) and
+	// key (PEM): no TLS CA is created, rssp.toml points at them.
+	TLSCert, TLSKey string
 	// PKCS#11 backend (all three, or none for the software keystore).
 	PKCS11Module, PKCS11Token, PKCS11PINFile string
 }
 
 // InitResult lists what Init wrote.
 type InitResult struct {
-	Config, Database, KEK, TLSCA, CARoot string
+	Config, Database, KEK, CARoot string
+	// TLSCA is the trust root clients need ("" with the operator's own
+	// certificate), TLSNames the names in the TLS certificate.
+	TLSCA    string
+	TLSNames []string
+	// PublicURL is the base URL clients use (CSC under /csc/v2).
+	PublicURL string
+	// Warnings are problems of the setup worth fixing (it works otherwise).
+	Warnings []string
+}
+
+// DefaultHostnames are the TLS names of a setup listening on listen: the
+// loopback names, the listen address when it is a specific one, and the
+// machine's host name.
+func DefaultHostnames(listen string) []string {
+	hosts := append([]string(nil), ca.DefaultTLSHosts...)
+	if h, _, err := net.SplitHostPort(listen); err == nil && !unspecified(h) && !slices.Contains(hosts, h) {
+		hosts = append(hosts, h)
+	}
+	if h, err := os.Hostname(); err == nil && h != "" && !slices.Contains(hosts, strings.ToLower(h)) {
+		hosts = append(hosts, strings.ToLower(h))
+	}
+	return hosts
+}
+
+func unspecified(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "" || ip != nil && ip.IsUnspecified()
 }
 
 // Init writes a complete default setup into dir: key-encryption key,
@@ -38,9 +78,38 @@ func Init(ctx context.Context, dir string, o InitOptions) (InitResult, error) {
 	if o.Name == "" {
 		o.Name = "csctoken RSSP"
 	}
-	host, _, err := net.SplitHostPort(o.Listen)
+	if o.Organization == "" {
+		o.Organization = o.Name
+	}
+	host, port, err := net.SplitHostPort(o.Listen)
 	if err != nil {
 		return InitResult{}, fmt.Errorf("--listen %q: %w", o.Listen, err)
+	}
+	if (o.TLSCert == "") != (o.TLSKey == "") {
+		return InitResult{}, errors.New("--tls-cert and --tls-key go together")
+	}
+	var hosts []string
+	switch {
+	case len(o.Hostnames) > 0:
+		hosts = append(hosts, o.Hostnames...)
+		if !unspecified(host) && !slices.Contains(hosts, host) {
+			hosts = append(hosts, host)
+		}
+	default:
+		hosts = DefaultHostnames(o.Listen)
+	}
+	publicURL := ""
+	switch {
+	case len(o.Hostnames) > 0 && (unspecified(host) || o.Hostnames[0] != host):
+		publicURL = "https://" + net.JoinHostPort(strings.Trim(o.Hostnames[0], "[]"), port)
+	case unspecified(host):
+		publicURL = "https://" + net.JoinHostPort(hosts[len(hosts)-1], port)
+	}
+	if o.TLSCert != "" {
+		o.TLSCert, o.TLSKey = abs(o.TLSCert), abs(o.TLSKey)
+		if _, err := tls.LoadX509KeyPair(o.TLSCert, o.TLSKey); err != nil {
+			return InitResult{}, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
 	}
 	p11 := o.PKCS11Module != "" || o.PKCS11Token != "" || o.PKCS11PINFile != ""
 	if p11 && (o.PKCS11Module == "" || o.PKCS11Token == "" || o.PKCS11PINFile == "") {
@@ -59,24 +128,41 @@ func Init(ctx context.Context, dir string, o InitOptions) (InitResult, error) {
 	}
 	r := InitResult{
 		Config: cfgPath, Database: filepath.Join(dir, "rssp.db"), KEK: filepath.Join(dir, "kek"),
-		TLSCA: filepath.Join(dir, ca.TLSCACertFile), CARoot: filepath.Join(dir, "ca-root.pem"),
+		CARoot: filepath.Join(dir, "ca-root.pem"), PublicURL: publicURL,
+	}
+	if r.PublicURL == "" {
+		r.PublicURL = "https://" + o.Listen
 	}
 	if _, err := sealer.NewKEKFile(r.KEK); err != nil {
 		return r, fmt.Errorf("key-encryption key: %w", err)
 	}
-	authority, err := ca.Create(dir, o.Name)
+	authority, err := ca.Create(dir, o.Name, o.Organization)
 	if err != nil {
 		return r, fmt.Errorf("credential CA: %w", err)
 	}
-	if _, err := tsa.Create(dir, authority, o.Name); err != nil {
+	if _, err := tsa.Create(dir, authority, o.Name, o.Organization); err != nil {
 		return r, fmt.Errorf("TSA: %w", err)
 	}
-	hosts := append([]string(nil), ca.DefaultTLSHosts...)
-	if host != "" && host != "0.0.0.0" && host != "::" && !contains(hosts, host) {
-		hosts = append(hosts, host)
-	}
-	if _, err := ca.CreateTLS(dir, hosts); err != nil {
-		return r, fmt.Errorf("TLS certificate: %w", err)
+	tlsCert, tlsKey := ca.TLSCertFile, ca.TLSKeyFile
+	if o.TLSCert != "" {
+		tlsCert, tlsKey = o.TLSCert, o.TLSKey
+		leaf, err := ca.ReadCertFile(o.TLSCert)
+		if err != nil {
+			return r, fmt.Errorf("--tls-cert: %w", err)
+		}
+		r.TLSNames = append(leaf.DNSNames, ipStrings(leaf.IPAddresses)...)
+		if u, err := url.Parse(r.PublicURL); err == nil {
+			if err := leaf.VerifyHostname(u.Hostname()); err != nil {
+				r.Warnings = append(r.Warnings, fmt.Sprintf("--tls-cert does not name %s, the host of the service URL: give --hostname NAME (a name of the certificate)", u.Hostname()))
+			}
+		}
+	} else {
+		files, err := ca.CreateTLS(dir, hosts, o.Organization)
+		if err != nil {
+			return r, fmt.Errorf("TLS certificate: %w", err)
+		}
+		r.TLSCA = files.CACertPath
+		r.TLSNames = append(files.Certificate.Leaf.DNSNames, ipStrings(files.Certificate.Leaf.IPAddresses)...)
 	}
 	db, err := sqlite.Open(ctx, r.Database)
 	if err != nil {
@@ -86,13 +172,14 @@ func Init(ctx context.Context, dir string, o InitOptions) (InitResult, error) {
 
 	var b strings.Builder
 	fmt.Fprintf(&b, `# rssp.toml — written by rssp init. Paths are relative to this file.
-# Reference: README.md ("The RSSP") and rssp/config/config.go.
+# Reference: docs/configuration.md.
 listen = %q
 name = %q
-
+%s
 [tls]
-cert = "tls-cert.pem"
-key = "tls-key.pem"
+# Reloaded on SIGHUP (replace the files, then: kill -HUP PID).
+cert = %q
+key = %q
 
 [database]
 driver = "sqlite"
@@ -103,7 +190,7 @@ path = "rssp.db"
 # (base64) overrides the file.
 kek_file = "kek"
 kek_env = "RSSP_KEK"
-`, o.Listen, o.Name)
+`, o.Listen, o.Name, publicURLLine(publicURL), tlsCert, tlsKey)
 	if p11 {
 		fmt.Fprintf(&b, `backend = "pkcs11"
 
@@ -118,6 +205,7 @@ pin_file = %q
 	b.WriteString(`
 [ca]
 dir = "."
+organization = ` + fmt.Sprintf("%q", o.Organization) + `
 
 [security]
 pin_retries = 5
@@ -137,13 +225,19 @@ format = "text"
 	return r, nil
 }
 
-func contains(l []string, s string) bool {
-	for _, v := range l {
-		if v == s {
-			return true
-		}
+func publicURLLine(u string) string {
+	if u == "" {
+		return ""
 	}
-	return false
+	return fmt.Sprintf("public_url = %q\n", u)
+}
+
+func ipStrings(ips []net.IP) []string {
+	var out []string
+	for _, ip := range ips {
+		out = append(out, ip.String())
+	}
+	return out
 }
 
 func abs(p string) string {

@@ -55,8 +55,16 @@ const (
 // maxCANameLen is the longest name Create accepts.
 const maxCANameLen = 64 - len(" Issuing CA")
 
-// Organization is the O attribute of the built-in CAs' names.
-const Organization = "csctoken demo"
+// DefaultOrganization is the O attribute of the built-in CAs' names when
+// Create and CreateTLS are given none.
+const DefaultOrganization = "csctoken"
+
+func orgOr(org string) string {
+	if org = strings.TrimSpace(org); org != "" {
+		return org
+	}
+	return DefaultOrganization
+}
 
 // Validity periods.
 const (
@@ -92,12 +100,12 @@ type CA struct {
 	issuingKey crypto.Signer
 }
 
-// Create generates the root and issuing CAs for a service called name and
-// writes them into dir (created with mode 0700 if missing). It refuses to
+// Create generates the root and issuing CAs for a service called name, of
+// the organization org (O; "" for DefaultOrganization), and writes them into dir (created with mode 0700 if missing). It refuses to
 // overwrite any existing file; on failure it removes what it wrote. The root
 // key is written to disk (for a later re-issue of the issuing CA) but is not
 // kept in memory.
-func Create(dir string, name string) (*CA, error) {
+func Create(dir, name, org string) (*CA, error) {
 	name = strings.TrimSpace(name)
 	// The longest CN, "<name> Issuing CA", must fit ub-common-name (64).
 	if name == "" || utf8.RuneCountInString(name) > maxCANameLen {
@@ -116,7 +124,7 @@ func Create(dir string, name string) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ca: generate root key: %w", err)
 	}
-	rootTmpl, err := caTemplate(pkix.Name{CommonName: name + " Root CA", Organization: []string{Organization}},
+	rootTmpl, err := caTemplate(pkix.Name{CommonName: name + " Root CA", Organization: []string{orgOr(org)}},
 		now, RootValidity, -1)
 	if err != nil {
 		return nil, err
@@ -134,7 +142,7 @@ func Create(dir string, name string) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ca: generate issuing key: %w", err)
 	}
-	issTmpl, err := caTemplate(pkix.Name{CommonName: name + " Issuing CA", Organization: []string{Organization}},
+	issTmpl, err := caTemplate(pkix.Name{CommonName: name + " Issuing CA", Organization: []string{orgOr(org)}},
 		now, IssuingValidity, 0)
 	if err != nil {
 		return nil, err

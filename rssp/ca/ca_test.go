@@ -84,7 +84,7 @@ func testCA(t *testing.T) (*CA, string) {
 			return
 		}
 		sharedCA.dir = dir
-		sharedCA.ca, sharedCA.err = Create(dir, "Test")
+		sharedCA.ca, sharedCA.err = Create(dir, "Test", "")
 	})
 	if sharedCA.err != nil {
 		t.Fatal(sharedCA.err)
@@ -138,7 +138,7 @@ func TestCreateProfiles(t *testing.T) {
 			if cert.Subject.CommonName != tt.cn {
 				t.Errorf("CN = %q, want %q", cert.Subject.CommonName, tt.cn)
 			}
-			if !slices.Equal(cert.Subject.Organization, []string{Organization}) {
+			if !slices.Equal(cert.Subject.Organization, []string{DefaultOrganization}) {
 				t.Errorf("O = %q", cert.Subject.Organization)
 			}
 			pub, ok := cert.PublicKey.(*ecdsa.PublicKey)
@@ -403,7 +403,7 @@ func TestIssueValidity(t *testing.T) {
 
 func TestCreateLoad(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "ca")
-	c, err := Create(dir, "Round Trip")
+	c, err := Create(dir, "Round Trip", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -453,7 +453,7 @@ func TestCreateLoad(t *testing.T) {
 
 	// No overwriting, and nothing touched.
 	old, _ := os.ReadFile(filepath.Join(dir, IssuingKeyFile))
-	if _, err := Create(dir, "Again"); !errors.Is(err, fs.ErrExist) {
+	if _, err := Create(dir, "Again", ""); !errors.Is(err, fs.ErrExist) {
 		t.Errorf("Create over an existing CA: err = %v, want fs.ErrExist", err)
 	}
 	if now, _ := os.ReadFile(filepath.Join(dir, IssuingKeyFile)); !bytes.Equal(old, now) {
@@ -464,14 +464,14 @@ func TestCreateLoad(t *testing.T) {
 func TestCreateRejectsName(t *testing.T) {
 	for _, name := range []string{"", "  ", strings.Repeat("n", maxCANameLen+1)} {
 		dir := t.TempDir()
-		if _, err := Create(dir, name); !errors.Is(err, ErrInvalidSubject) {
+		if _, err := Create(dir, name, ""); !errors.Is(err, ErrInvalidSubject) {
 			t.Errorf("%q: err = %v, want ErrInvalidSubject", name, err)
 		}
 		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 			t.Errorf("%q: files written", name)
 		}
 	}
-	c, err := Create(t.TempDir(), strings.Repeat("n", maxCANameLen))
+	c, err := Create(t.TempDir(), strings.Repeat("n", maxCANameLen), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -487,7 +487,7 @@ func TestCreateRefusesPartial(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(dir, f), []byte("x"), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := Create(dir, "X"); !errors.Is(err, fs.ErrExist) {
+			if _, err := Create(dir, "X", ""); !errors.Is(err, fs.ErrExist) {
 				t.Fatalf("err = %v, want fs.ErrExist", err)
 			}
 			entries, _ := os.ReadDir(dir)
@@ -501,7 +501,7 @@ func TestCreateRefusesPartial(t *testing.T) {
 func TestLoadRejects(t *testing.T) {
 	_, dir := testCA(t)
 	other := t.TempDir()
-	if _, err := Create(other, "Other"); err != nil {
+	if _, err := Create(other, "Other", ""); err != nil {
 		t.Fatal(err)
 	}
 	copyFile := func(t *testing.T, from, to string) {

@@ -59,10 +59,11 @@ func tlsPaths(dir string) *TLSFiles {
 
 // CreateTLS creates a TLS CA (ECDSA P-256, its own trust root, separate from
 // the credential PKI) and a server certificate for hosts (DefaultTLSHosts if
-// empty; IP addresses become iPAddress names, the rest dNSName) in dir. It
+// empty; IP addresses become iPAddress names, the rest dNSName) in dir, both
+// of the organization org (O; "" for DefaultOrganization). It
 // refuses to overwrite any existing file; on failure it removes what it
 // wrote.
-func CreateTLS(dir string, hosts []string) (*TLSFiles, error) {
+func CreateTLS(dir string, hosts []string, org string) (*TLSFiles, error) {
 	names, err := parseHosts(hosts)
 	if err != nil {
 		return nil, err
@@ -87,7 +88,7 @@ func CreateTLS(dir string, hosts []string) (*TLSFiles, error) {
 	}
 	caTmpl, err := caTemplate(pkix.Name{
 		CommonName:   "csctoken TLS CA " + hex.EncodeToString(suffix[:]),
-		Organization: []string{Organization},
+		Organization: []string{orgOr(org)},
 	}, time.Now(), TLSCAValidity, 0)
 	if err != nil {
 		return nil, err
@@ -288,7 +289,7 @@ func issueServer(caCert *x509.Certificate, caKey crypto.Signer, names hostNames)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: cn, Organization: []string{Organization}},
+		Subject:               pkix.Name{CommonName: cn, Organization: caCert.Subject.Organization},
 		NotBefore:             now.Add(-backdate),
 		NotAfter:              notAfter,
 		KeyUsage:              x509.KeyUsageDigitalSignature,

@@ -71,7 +71,7 @@ func startTLS(t *testing.T, cert tls.Certificate) *httptest.Server {
 
 func TestCreateTLS(t *testing.T) {
 	dir := t.TempDir()
-	files, err := CreateTLS(dir, nil)
+	files, err := CreateTLS(dir, nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func TestCreateTLS(t *testing.T) {
 	}
 
 	// No overwriting.
-	if _, err := CreateTLS(dir, nil); !errors.Is(err, fs.ErrExist) {
+	if _, err := CreateTLS(dir, nil, ""); !errors.Is(err, fs.ErrExist) {
 		t.Errorf("CreateTLS again: err = %v, want fs.ErrExist", err)
 	}
 }
@@ -170,7 +170,7 @@ func mustSharedDir(t *testing.T) string {
 
 func TestReissueTLS(t *testing.T) {
 	dir := t.TempDir()
-	first, err := CreateTLS(dir, nil)
+	first, err := CreateTLS(dir, nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -185,7 +185,7 @@ func (c *Config) applyDefaults() {
 	def(&c.Keystore.KEKFile, "kek")
 	def(&c.Keystore.KEKEnv, "RSSP_KEK")
 	def(&c.CA.Dir, ".")
-	def(&c.CA.Organization, "csctoken demo")
+	def(&c.CA.Organization, c.Name)
 	defD(&c.CA.CertValidity, 2*365*24*time.Hour)
 	if c.Security.PINRetries == 0 {
 		c.Security.PINRetries = 5

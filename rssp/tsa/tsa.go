@@ -107,9 +107,10 @@ type TSA struct {
 }
 
 // Create makes a TSA key and has issuer certify it (CN "<name> Time-Stamping
-// Authority", O "csctoken demo"), then writes tsa-key.pem and tsa-cert.pem
+// Authority", O org, or ca.DefaultOrganization when ""), then writes
+// tsa-key.pem and tsa-cert.pem
 // into dir (created 0700 if missing). It refuses to overwrite either file.
-func Create(dir string, issuer Issuer, name string) (*TSA, error) {
+func Create(dir string, issuer Issuer, name, org string) (*TSA, error) {
 	name = strings.TrimSpace(name)
 	if name == "" || utf8.RuneCountInString(name+cnSuffix) > 64 {
 		return nil, fmt.Errorf("tsa: create: %w: name must have 1 to %d characters", ca.ErrInvalidSubject, 64-len(cnSuffix))
@@ -137,9 +138,12 @@ func Create(dir string, issuer Issuer, name string) (*TSA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tsa: marshal extKeyUsage: %w", err)
 	}
+	if org = strings.TrimSpace(org); org == "" {
+		org = ca.DefaultOrganization
+	}
 	now := time.Now()
 	tmpl := &x509.Certificate{
-		Subject:   pkix.Name{CommonName: name + cnSuffix, Organization: []string{ca.Organization}},
+		Subject:   pkix.Name{CommonName: name + cnSuffix, Organization: []string{org}},
 		NotBefore: now.Add(-5 * time.Minute),
 		NotAfter:  now.Add(Validity),
 		KeyUsage:  x509.KeyUsageDigitalSignature,

@@ -35,11 +35,11 @@ type fixture struct {
 func newFixture(t *testing.T) fixture {
 	t.Helper()
 	dir := t.TempDir()
-	c, err := ca.Create(dir, "Test")
+	c, err := ca.Create(dir, "Test", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := Create(dir, c, "Test")
+	a, err := Create(dir, c, "Test", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestCreate(t *testing.T) {
 	}
 
 	old, _ := os.ReadFile(filepath.Join(f.dir, KeyFile))
-	if _, err := Create(f.dir, f.ca, "Again"); !errors.Is(err, fs.ErrExist) {
+	if _, err := Create(f.dir, f.ca, "Again", ""); !errors.Is(err, fs.ErrExist) {
 		t.Errorf("Create again: err = %v, want fs.ErrExist", err)
 	}
 	if now, _ := os.ReadFile(filepath.Join(f.dir, KeyFile)); !bytes.Equal(old, now) {
@@ -141,11 +141,11 @@ func (i nonCriticalIssuer) IssueCertificate(tmpl *x509.Certificate, pub crypto.P
 
 func TestCreateRejectsNonCriticalEKU(t *testing.T) {
 	dir := t.TempDir()
-	c, err := ca.Create(dir, "Test")
+	c, err := ca.Create(dir, "Test", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Create(dir, nonCriticalIssuer{c}, "Test"); !errors.Is(err, ErrInvalidTSA) {
+	if _, err := Create(dir, nonCriticalIssuer{c}, "Test", ""); !errors.Is(err, ErrInvalidTSA) {
 		t.Fatalf("err = %v, want ErrInvalidTSA", err)
 	}
 	for _, f := range []string{CertFile, KeyFile} {

@@ -53,7 +53,7 @@ func TestOsslsigncode(t *testing.T) {
 			}
 			for _, want := range []string{
 				"Signature verification: ok",
-				"Subject: /O=csctoken demo/CN=" + k.cert.Subject.CommonName,
+				"Subject: /O=" + strings.Join(k.cert.Subject.Organization, "") + "/CN=" + k.cert.Subject.CommonName,
 				"Succeeded",
 			} {
 				if !strings.Contains(r.Stdout, want) {
