@@ -85,7 +85,7 @@ func New(t testing.TB, edit func(*service.Options)) *Env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	authority, err := ca.Create(filepath.Join(dir, "ca"), "servicetest")
+	authority, err := ca.Create(filepath.Join(dir, "ca"), "servicetest", "")
 	if err != nil {
 		t.Fatal(err)
 	}
