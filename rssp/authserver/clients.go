@@ -20,7 +20,9 @@ func (o *Server) AuthenticateClient(ctx context.Context, id, secretValue string)
 	c, err := o.st.OAuthClient(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		if secretValue != "" {
-			secret.VerifyDummy(secretValue)
+			if err := o.csc.CheckClientSecret(ctx, id, secretValue, ""); !errors.Is(err, secret.ErrMismatch) {
+				return store.OAuthClient{}, err // throttled or busy
+			}
 		}
 		return store.OAuthClient{}, fail(ErrInvalidClient, "Client authentication failed")
 	}
@@ -35,7 +37,7 @@ func (o *Server) AuthenticateClient(ctx context.Context, id, secretValue string)
 	case secretValue == "":
 		return store.OAuthClient{}, fail(ErrInvalidClient, "Client authentication failed: this client must authenticate with its secret")
 	}
-	if err := secret.Verify(secretValue, c.SecretHash); err != nil {
+	if err := o.csc.CheckClientSecret(ctx, c.ID, secretValue, c.SecretHash); err != nil {
 		if !errors.Is(err, secret.ErrMismatch) {
 			return store.OAuthClient{}, fmt.Errorf("client %s secret: %w", c.ID, err)
 		}

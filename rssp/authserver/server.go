@@ -19,8 +19,13 @@ type CSC interface {
 	// Options are the service's limits and lifetimes (tokens, SADs,
 	// numSignatures, hashes).
 	Options() service.Options
-	// CheckPassword checks a user's password at the login page (audited).
+	// CheckPassword checks a user's password at the login page (audited,
+	// throttled, its hash bounded).
 	CheckPassword(ctx context.Context, name, password string) (store.User, error)
+	// CheckClientSecret checks a client's secret against encoded ("" for
+	// an unknown client): nil, secret.ErrMismatch, or a throttled/busy
+	// error of the service.
+	CheckClientSecret(ctx context.Context, clientID, value, encoded string) error
 	// UserCredential returns a credential of the user: invalid_request
 	// when it is unknown or another user's.
 	UserCredential(ctx context.Context, userID, credentialID string) (store.Credential, error)

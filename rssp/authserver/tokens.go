@@ -119,26 +119,37 @@ func (o *Server) issue(ctx context.Context, c store.OAuthCode, access string) (T
 // issueService creates a service-scope access token, and a refresh token
 // of the same family when refresh is set.
 func (o *Server) issueService(ctx context.Context, userID, clientID, family, access string, refresh bool) (Tokens, error) {
-	now := o.now()
-	if err := o.st.CreateToken(ctx, store.Token{Hash: secret.TokenHash(access), Kind: store.AccessToken,
-		UserID: userID, ClientID: clientID, Scope: service.ScopeService, Family: family,
-		ExpiresAt: now.Add(o.svc.AccessTokenTTL), CreatedAt: now}); err != nil {
+	out, rows, err := o.newServiceTokens(userID, clientID, family, access, refresh)
+	if err != nil {
 		return Tokens{}, err
 	}
+	for _, t := range rows {
+		if err := o.st.CreateToken(ctx, t); err != nil {
+			return Tokens{}, err
+		}
+	}
+	return out, nil
+}
+
+// newServiceTokens makes the rows of a service-scope access token (access)
+// and, with refresh, a new refresh token: what to hand out, what to store.
+func (o *Server) newServiceTokens(userID, clientID, family, access string, refresh bool) (Tokens, []store.Token, error) {
+	now := o.now()
+	rows := []store.Token{{Hash: secret.TokenHash(access), Kind: store.AccessToken,
+		UserID: userID, ClientID: clientID, Scope: service.ScopeService, Family: family,
+		ExpiresAt: now.Add(o.svc.AccessTokenTTL), CreatedAt: now}}
 	out := Tokens{AccessToken: access, ExpiresIn: o.svc.AccessTokenTTL, Scope: service.ScopeService}
 	if refresh {
 		rt, err := secret.NewToken()
 		if err != nil {
-			return Tokens{}, err
+			return Tokens{}, nil, err
 		}
-		if err := o.st.CreateToken(ctx, store.Token{Hash: secret.TokenHash(rt), Kind: store.RefreshToken,
+		rows = append(rows, store.Token{Hash: secret.TokenHash(rt), Kind: store.RefreshToken,
 			UserID: userID, ClientID: clientID, Scope: service.ScopeService, Family: family,
-			ExpiresAt: now.Add(o.svc.RefreshTokenTTL), CreatedAt: now}); err != nil {
-			return Tokens{}, err
-		}
+			ExpiresAt: now.Add(o.svc.RefreshTokenTTL), CreatedAt: now})
 		out.RefreshToken = rt
 	}
-	return out, nil
+	return out, rows, nil
 }
 
 // Refresh is the refresh_token grant (service scope only): the refresh
@@ -176,14 +187,26 @@ func (o *Server) Refresh(ctx context.Context, client store.OAuthClient, refresh,
 	if err != nil || u.Disabled {
 		return Tokens{}, fail(ErrInvalidGrant, "The account is no longer active")
 	}
-	if err := o.st.RevokeToken(ctx, t.Hash); err != nil {
-		return Tokens{}, err
-	}
 	access, err := secret.NewToken()
 	if err != nil {
 		return Tokens{}, err
 	}
-	return o.issueService(ctx, t.UserID, client.ID, t.Family, access, true)
+	out, rows, err := o.newServiceTokens(t.UserID, client.ID, t.Family, access, true)
+	if err != nil {
+		return Tokens{}, err
+	}
+	// One compare-and-set: of simultaneous redemptions exactly one rotates
+	// (its new tokens created in the same step); the others are reuse and
+	// revoke the family, the winner's new tokens too.
+	if err := o.st.RotateToken(ctx, t.Hash, rows); errors.Is(err, store.ErrRevoked) {
+		if err := o.st.RevokeFamily(ctx, t.Family); err != nil {
+			return Tokens{}, err
+		}
+		return Tokens{}, fail(ErrInvalidGrant, "The refresh token was revoked")
+	} else if err != nil {
+		return Tokens{}, err
+	}
+	return out, nil
 }
 
 // ClientCredentials is the client_credentials grant: a confidential client

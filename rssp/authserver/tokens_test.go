@@ -199,7 +199,6 @@ func TestRefreshRotation(t *testing.T) {
 		}
 	})
 	t.Run("ok concurrent refreshes: one wins", func(t *testing.T) {
-		t.Skip("issue 12: oauth2/token's refresh rotation is not yet one compare-and-set (store.RotateToken)")
 		r, v := request()
 		tok := f.tokens(t, r, v)
 		var wg sync.WaitGroup

@@ -88,6 +88,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 // client.
 func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, err error) {
 	status, code, desc := s.classify(r, err)
+	setRetryAfter(w, status, err)
 	s.render(w, r, status, "error.html", pageData{Title: "Cannot continue", Error: desc, Code: code})
 }
 
@@ -142,9 +143,10 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	name := strings.TrimSpace(form.Get("username"))
 	v, exp, err := s.oauth.Login(r.Context(), old, name, form.Get("password"))
-	if errors.Is(err, service.ErrAuthentication) {
-		_, _, desc := s.classify(r, err)
-		s.render(w, r, http.StatusBadRequest, "login.html", pageData{Title: "Sign in", Handle: handle,
+	if errors.Is(err, service.ErrAuthentication) || errors.Is(err, service.ErrThrottled) || errors.Is(err, service.ErrUnavailable) {
+		status, _, desc := s.classify(r, err)
+		setRetryAfter(w, status, err)
+		s.render(w, r, status, "login.html", pageData{Title: "Sign in", Handle: handle,
 			CSRF: csrfToken(old), Client: a.Client.Name, Username: name, Error: desc})
 		return
 	}

@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -143,12 +145,17 @@ func (s *Server) classify(r *http.Request, err error) (status int, code, desc st
 		{service.ErrDisabled, http.StatusBadRequest, csc.ErrAccessDenied},
 		{service.ErrLocked, http.StatusBadRequest, csc.ErrAccessDenied},
 		{errForbidden, http.StatusForbidden, csc.ErrAccessDenied},
+		{service.ErrThrottled, http.StatusTooManyRequests, csc.ErrTemporarilyUnavailable},
+		{service.ErrUnavailable, http.StatusServiceUnavailable, csc.ErrTemporarilyUnavailable},
 	} {
 		if errors.Is(err, k.kind) {
 			return k.status, k.code, desc
 		}
 	}
 	switch {
+	case errors.Is(err, store.ErrFull):
+		s.log.Error("oauth: storage full", "path", r.URL.Path, "err", err)
+		return http.StatusServiceUnavailable, csc.ErrTemporarilyUnavailable, "The service is out of storage; try again later"
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable, csc.ErrTemporarilyUnavailable, "The service is busy; try again"
 	case errors.Is(err, context.Canceled):
@@ -158,12 +165,20 @@ func (s *Server) classify(r *http.Request, err error) (status int, code, desc st
 	return status, code, "Internal error"
 }
 
+// setRetryAfter sends Retry-After with a 429 or 503 answer.
+func setRetryAfter(w http.ResponseWriter, status int, err error) {
+	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", strconv.FormatInt(int64(math.Ceil(service.RetryAfter(err).Seconds())), 10))
+	}
+}
+
 // errForbidden marks a refused form (CSRF, origin).
 var errForbidden = errors.New("forbidden")
 
 // writeError writes an OAuth2 JSON error body.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, code, desc := s.classify(r, err)
+	setRetryAfter(w, status, err)
 	if status == http.StatusUnauthorized && strings.HasPrefix(strings.ToLower(r.Header.Get("Authorization")), "basic ") {
 		w.Header().Set("WWW-Authenticate", `Basic realm="oauth2"`)
 	}

@@ -371,18 +371,10 @@ func methodName(r *http.Request) string {
 	return strings.TrimPrefix(p, "/csc/v1/")
 }
 
-// RetryAfter is the Retry-After value (whole seconds, at least 1) for a
-// 429 or 503 answer of err: the Problem's RetryAfter, else 1 s, 30 s for a
-// full disk.
-func RetryAfter(err error) string {
-	d := time.Second
-	var p *service.Problem
-	if errors.As(err, &p) && p.RetryAfter > 0 {
-		d = p.RetryAfter
-	} else if errors.Is(err, store.ErrFull) {
-		d = 30 * time.Second
-	}
-	return strconv.FormatInt(int64(math.Ceil(d.Seconds())), 10)
+// retryAfter is the Retry-After header value of err: whole seconds, at
+// least 1.
+func retryAfter(err error) string {
+	return strconv.FormatInt(int64(math.Ceil(service.RetryAfter(err).Seconds())), 10)
 }
 
 // writeError is the one place where errors become CSC error bodies.
@@ -437,7 +429,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.Error("internal error", "path", r.URL.Path, "err", err)
 	}
 	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", RetryAfter(err))
+		w.Header().Set("Retry-After", retryAfter(err))
 	}
 	state(r).code = code
 	w.Header().Set("Content-Type", "application/json")

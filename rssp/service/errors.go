@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/csctoken/csctoken/rssp/store"
 )
 
 // Kinds of failure. Every error the service returns wraps one of them (or is
@@ -51,6 +53,20 @@ func (p *Problem) Unwrap() []error {
 		return []error{p.Kind, p.Err}
 	}
 	return []error{p.Kind}
+}
+
+// RetryAfter is how long a client should wait before retrying after err
+// (a 429 or 503 answer): the Problem's RetryAfter, 30 s for a full disk,
+// else 1 s. The HTTP layers send it as Retry-After.
+func RetryAfter(err error) time.Duration {
+	var p *Problem
+	switch {
+	case errors.As(err, &p) && p.RetryAfter > 0:
+		return p.RetryAfter
+	case errors.Is(err, store.ErrFull):
+		return 30 * time.Second
+	}
+	return time.Second
 }
 
 func fail(kind error, format string, args ...any) error {

@@ -204,26 +204,58 @@ func RedirectMatches(registered, requested string) bool {
 
 // CheckPassword checks a user's password (the authorization server's login
 // page) and returns the user.
+//
+// As auth/login, it is throttled (ErrThrottled) and its hash waits for a
+// slot (ErrUnavailable when none frees up).
 func (s *Service) CheckPassword(ctx context.Context, name, password string) (u store.User, err error) {
+	if err := s.check(ctx, s.passwords, name); err != nil {
+		return store.User{}, err
+	}
 	defer func() { s.audit(ctx, "oauth2 login", u.ID, "", nil, err, "user "+name) }()
 	u, err = s.store.UserByName(ctx, name)
 	if errors.Is(err, store.ErrNotFound) {
-		secret.VerifyDummy(password)
+		if err := s.verifyDummy(ctx, password); err != nil {
+			return store.User{}, err
+		}
+		s.failed(ctx, s.passwords, name, "")
 		return store.User{}, fail(ErrAuthentication, "Invalid username or password")
 	}
 	if err != nil {
 		return store.User{}, err
 	}
-	if err := secret.Verify(password, u.PasswordHash); err != nil {
-		if !errors.Is(err, secret.ErrMismatch) {
+	if err := s.verifyPassword(ctx, password, u.PasswordHash, false); err != nil {
+		if !errors.Is(err, secret.ErrMismatch) && !errors.Is(err, secret.ErrFormat) {
 			return u, fmt.Errorf("user %s password: %w", u.ID, err)
 		}
+		s.failed(ctx, s.passwords, name, u.ID)
 		return u, fail(ErrAuthentication, "Invalid username or password")
 	}
 	if u.Disabled {
 		return u, fail(ErrAuthentication, "The account is disabled")
 	}
 	return u, nil
+}
+
+// CheckClientSecret checks an OAuth2 client's secret against its stored
+// hash (encoded "" for an unknown client: a dummy hash burns the same
+// time): nil, secret.ErrMismatch, ErrThrottled (too many wrong secrets for
+// the client or from the address) or ErrUnavailable (no hashing slot).
+func (s *Service) CheckClientSecret(ctx context.Context, clientID, value, encoded string) error {
+	if err := s.check(ctx, s.clients, clientID); err != nil {
+		return err
+	}
+	var err error
+	if encoded == "" {
+		if err = s.verifyDummy(ctx, value); err == nil {
+			err = secret.ErrMismatch
+		}
+	} else {
+		err = s.verifyPassword(ctx, value, encoded, false)
+	}
+	if errors.Is(err, secret.ErrMismatch) {
+		s.failed(ctx, s.clients, clientID, "")
+	}
+	return err
 }
 
 // --- The credential token at the API -----------------------------------
@@ -326,8 +358,12 @@ func (s *Service) IssueCredentialToken(ctx context.Context, value string, g Cred
 	if err := s.store.CreateCredentialToken(ctx, store.CredentialToken{TokenHash: h, CredentialID: g.CredentialID, ExpiresAt: exp}); err != nil {
 		return 0, err
 	}
+	// The SAD and its "authorize" audit row in one step, as for
+	// credentials/authorize.
+	audit := s.auditEvent(ctx, "authorize", g.UserID, g.CredentialID, g.Hashes, nil,
+		fmt.Sprintf("numSignatures=%d oauth2 credential token, client %s", g.NumSignatures, g.ClientID))
 	if err := s.store.CreateSAD(ctx, store.SAD{Hash: h, CredentialID: g.CredentialID, UserID: g.UserID,
-		HashAlgo: g.HashAlgo, Hashes: g.Hashes, Remaining: g.NumSignatures, ExpiresAt: exp, CreatedAt: now}, nil); err != nil {
+		HashAlgo: g.HashAlgo, Hashes: g.Hashes, Remaining: g.NumSignatures, ExpiresAt: exp, CreatedAt: now}, &audit); err != nil {
 		return 0, err
 	}
 	return s.opt.SADTTL, nil
