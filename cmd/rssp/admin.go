@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -31,9 +33,12 @@ from flags.`,
 	}
 	c.configFlag(cmd, true)
 	user := &cobra.Command{Use: "user", Short: "Manage user accounts", Args: cobra.ArbitraryArgs, RunE: groupRun}
-	user.AddCommand(c.userAddCmd())
+	user.AddCommand(c.userAddCmd(), c.userListCmd(),
+		c.userStateCmd("disable", "Disable a user: their logins end and they cannot log in until enabled"),
+		c.userStateCmd("enable", "Enable a disabled user"),
+		c.userPasswordCmd(), c.userDeleteCmd())
 	cred := &cobra.Command{Use: "credential", Short: "Manage credentials (keys and their certificates)", Args: cobra.ArbitraryArgs, RunE: groupRun}
-	cred.AddCommand(c.credentialAddCmd(), c.credentialListCmd(),
+	cred.AddCommand(c.credentialAddCmd(), c.credentialListCmd(), c.credentialDeleteCmd(),
 		c.credentialStateCmd("disable", "Disable a credential: it signs no more until enabled"),
 		c.credentialStateCmd("enable", "Enable a disabled credential"),
 		c.credentialStateCmd("unlock", "Unlock a credential locked by wrong PINs or OTPs"))
@@ -65,9 +70,9 @@ func (c *cli) userAddCmd() *cobra.Command {
 	var pwStdin bool
 	cmd := &cobra.Command{
 		Use:   "add NAME --password-stdin",
-		Short: "Create a user account; prints its ID",
+		Short: "Create a user account; prints its name and ID",
 		Long: `Create a user account NAME with the password read from the first line of
-standard input (stored as an argon2id hash). Prints the new user's ID.`,
+standard input (stored as an argon2id hash). Prints the new user's name and ID.`,
 		Example: `  echo 'a long password' | rssp admin --config /srv/rssp/rssp.toml user add alice --password-stdin`,
 		Args:    exactArgs(1, "the user's NAME"),
 		RunE: func(_ *cobra.Command, args []string) error {
@@ -83,7 +88,7 @@ standard input (stored as an argon2id hash). Prints the new user's ID.`,
 				if err != nil {
 					return describe(err)
 				}
-				fmt.Fprintln(c.stdout, u.ID)
+				fmt.Fprintf(c.stdout, "user %s created: ID %s\n", u.Name, u.ID)
 				return nil
 			})
 		},
@@ -151,28 +156,53 @@ otpauth:// URI for the user's authenticator app on stderr.`,
 
 func (c *cli) credentialListCmd() *cobra.Command {
 	var user string
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List credentials",
+		Short: "List credentials with their owners' names",
 		Args:  noArgs,
 		RunE: func(*cobra.Command, []string) error {
 			return c.withService(func(ctx context.Context, svc *service.Service) error {
 				creds, err := svc.Credentials(ctx, user)
 				if err != nil {
+					return describe(err)
+				}
+				users, err := svc.Users(ctx)
+				if err != nil {
 					return err
 				}
-				return writeCredentials(c.stdout, creds)
+				names := map[string]string{}
+				for _, u := range users {
+					names[u.ID] = u.Name
+				}
+				return writeCredentials(c.stdout, creds, names, asJSON)
 			})
 		},
 	}
 	cmd.Flags().StringVar(&user, "user", "", "only this user's credentials (default: everyone's)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array (for scripts) instead of a table")
 	return cmd
 }
 
-// writeCredentials prints the credential table.
-func writeCredentials(w io.Writer, creds []store.Credential) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tUSER\tKEY\tSCAL\tMULTISIGN\tAUTH\tOTP\tSTATE\tDESCRIPTION")
+// credentialJSON is a credential in credential list --json.
+type credentialJSON struct {
+	ID          string    `json:"id"`
+	User        string    `json:"user"`
+	UserID      string    `json:"user_id"`
+	Key         string    `json:"key"`
+	SCAL        int       `json:"scal"`
+	Multisign   int       `json:"multisign"`
+	Auth        string    `json:"auth"`
+	OTP         string    `json:"otp,omitempty"`
+	OOB         bool      `json:"oob"`
+	State       string    `json:"state"`
+	Description string    `json:"description"`
+	Created     time.Time `json:"created"`
+}
+
+// writeCredentials prints the credential table (or JSON), owners by name.
+func writeCredentials(w io.Writer, creds []store.Credential, names map[string]string, asJSON bool) error {
+	rows := make([]credentialJSON, 0, len(creds))
 	for _, c := range creds {
 		st := "enabled"
 		switch {
@@ -181,13 +211,175 @@ func writeCredentials(w io.Writer, creds []store.Credential) error {
 		case c.Disabled:
 			st = "disabled"
 		}
-		otp := c.OTPType
-		if otp == "" {
-			otp = "-"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\n", c.ID, c.UserID, c.KeyType, c.SCAL, c.Multisign, c.AuthMode, otp, st, c.Description)
+		rows = append(rows, credentialJSON{ID: c.ID, User: names[c.UserID], UserID: c.UserID, Key: c.KeyType, SCAL: c.SCAL,
+			Multisign: c.Multisign, Auth: c.AuthMode, OTP: c.OTPType, OOB: c.OOB, State: st, Description: c.Description, Created: c.CreatedAt})
+	}
+	if asJSON {
+		return writeJSON(w, rows)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tUSER\tKEY\tSCAL\tMULTISIGN\tAUTH\tOTP\tSTATE\tDESCRIPTION")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\n", r.ID, orDash(r.User), r.Key, r.SCAL, r.Multisign, r.Auth, orDash(r.OTP), r.State, r.Description)
 	}
 	return tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// writeJSON writes v as indented JSON.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func (c *cli) credentialDeleteCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete ID",
+		Short: "Delete a credential and destroy its key in the keystore or HSM",
+		Long: `Delete a credential: its key is destroyed in the software keystore or the HSM,
+its pending authorizations end, and the deletion is audited (the audit log
+keeps the credential's history). There is no undo.`,
+		Args: exactArgs(1, "the credential ID"),
+		RunE: func(_ *cobra.Command, args []string) error {
+			return c.withService(func(ctx context.Context, svc *service.Service) error {
+				if err := svc.DeleteCredential(ctx, args[0]); err != nil {
+					return describe(err)
+				}
+				fmt.Fprintf(c.stdout, "credential %s: deleted, key destroyed\n", args[0])
+				return nil
+			})
+		},
+	}
+}
+
+func (c *cli) userListCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List users: name, ID, state, number of credentials",
+		Args:  noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			return c.withService(func(ctx context.Context, svc *service.Service) error {
+				users, err := svc.Users(ctx)
+				if err != nil {
+					return err
+				}
+				creds, err := svc.Credentials(ctx, "")
+				if err != nil {
+					return err
+				}
+				count := map[string]int{}
+				for _, cr := range creds {
+					count[cr.UserID]++
+				}
+				type userJSON struct {
+					Name        string    `json:"name"`
+					ID          string    `json:"id"`
+					State       string    `json:"state"`
+					Credentials int       `json:"credentials"`
+					Created     time.Time `json:"created"`
+				}
+				rows := make([]userJSON, 0, len(users))
+				for _, u := range users {
+					st := "enabled"
+					if u.Disabled {
+						st = "disabled"
+					}
+					rows = append(rows, userJSON{u.Name, u.ID, st, count[u.ID], u.CreatedAt})
+				}
+				if asJSON {
+					return writeJSON(c.stdout, rows)
+				}
+				tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tID\tSTATE\tCREDENTIALS\tCREATED")
+				for _, r := range rows {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", r.Name, r.ID, r.State, r.Credentials, r.Created.Local().Format(time.DateTime))
+				}
+				return tw.Flush()
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array (for scripts) instead of a table")
+	return cmd
+}
+
+// userStateCmd is user disable or enable.
+func (c *cli) userStateCmd(verb, short string) *cobra.Command {
+	return &cobra.Command{
+		Use:   verb + " NAME",
+		Short: short,
+		Args:  exactArgs(1, "the user's NAME"),
+		RunE: func(_ *cobra.Command, args []string) error {
+			return c.withService(func(ctx context.Context, svc *service.Service) error {
+				if err := svc.SetUserDisabled(ctx, args[0], verb == "disable"); err != nil {
+					return describe(err)
+				}
+				fmt.Fprintf(c.stdout, "user %s: %sd\n", args[0], verb)
+				return nil
+			})
+		},
+	}
+}
+
+func (c *cli) userPasswordCmd() *cobra.Command {
+	var pwStdin bool
+	cmd := &cobra.Command{
+		Use:   "password NAME --password-stdin",
+		Short: "Set a user's password (read from standard input); their logins end",
+		Args:  exactArgs(1, "the user's NAME"),
+		RunE: func(_ *cobra.Command, args []string) error {
+			if !pwStdin {
+				return usageError{"user password NAME --password-stdin: the password comes from standard input"}
+			}
+			pw, err := readSecret(c.stdin, "password")
+			if err != nil {
+				return err
+			}
+			return c.withService(func(ctx context.Context, svc *service.Service) error {
+				if err := svc.SetPassword(ctx, args[0], pw); err != nil {
+					return describe(err)
+				}
+				fmt.Fprintf(c.stdout, "user %s: password changed; their logins ended\n", args[0])
+				return nil
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&pwStdin, "password-stdin", false, "read the new password from standard input (required)")
+	return cmd
+}
+
+func (c *cli) userDeleteCmd() *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete a user (refused while they have credentials, unless --force)",
+		Long: `Delete a user and their logins. A user who still has credentials is refused;
+with --force their credentials are deleted first and their keys destroyed.
+The audit log keeps the user's history.`,
+		Args: exactArgs(1, "the user's NAME"),
+		RunE: func(_ *cobra.Command, args []string) error {
+			return c.withService(func(ctx context.Context, svc *service.Service) error {
+				deleted, err := svc.DeleteUser(ctx, args[0], force)
+				for _, id := range deleted {
+					fmt.Fprintf(c.stdout, "credential %s: deleted, key destroyed\n", id)
+				}
+				if err != nil {
+					return describe(err)
+				}
+				fmt.Fprintf(c.stdout, "user %s: deleted\n", args[0])
+				return nil
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "also delete the user's credentials and destroy their keys")
+	return cmd
 }
 
 // credentialStateCmd is credential disable, enable or unlock.

@@ -38,6 +38,9 @@ var (
 	ErrExhausted = errors.New("authorization used up") // ConsumeSAD: not enough signatures left
 	ErrExpired   = errors.New("expired")
 	ErrRevoked   = errors.New("revoked")
+	// ErrInUse: DeleteUser of a user who still has credentials or OAuth2
+	// clients acting for them.
+	ErrInUse = errors.New("still in use")
 	// ErrFull: the database cannot grow (disk full). Nothing was written;
 	// the same call may succeed once space is freed.
 	ErrFull = errors.New("storage full")
@@ -130,6 +133,18 @@ type Store interface {
 	CreateUser(ctx context.Context, u User) error // ErrExists on a taken name or ID
 	UserByName(ctx context.Context, name string) (User, error)
 	UserByID(ctx context.Context, id string) (User, error)
+	// Users lists every user, ordered by name.
+	Users(ctx context.Context) ([]User, error)
+	// SetUserDisabled and SetUserPassword change a user (ErrNotFound for an
+	// unknown one); both also delete the user's tokens (access and refresh:
+	// the user logs in again).
+	SetUserDisabled(ctx context.Context, id string, disabled bool) error
+	SetUserPassword(ctx context.Context, id, passwordHash string) error
+	// DeleteUser deletes a user and what only serves them (tokens, OAuth2
+	// sessions and codes, pending authorizations, asynchronous operations);
+	// ErrInUse while credentials or OAuth2 clients refer to the user,
+	// ErrNotFound for an unknown one. Audit rows stay.
+	DeleteUser(ctx context.Context, id string) error
 
 	// Credentials.
 	// CreateCredential: ErrExists on a taken ID, ErrNotFound for an unknown
@@ -140,6 +155,11 @@ type Store interface {
 	// userID "" lists all.
 	Credentials(ctx context.Context, userID string) ([]Credential, error)
 	SetCredentialDisabled(ctx context.Context, id string, disabled bool) error
+	// DeleteCredential deletes a credential and what refers to it (SADs,
+	// pending authorizations, challenges, asynchronous operations, OAuth2
+	// codes and credential tokens); ErrNotFound for an unknown one. Its key
+	// is the caller's to destroy; audit rows stay.
+	DeleteCredential(ctx context.Context, id string) error
 	// RecordPINFailure adds one failure and locks the credential when the
 	// count reaches limit (>= 1). It returns the new count and whether it is
 	// locked.

@@ -33,6 +33,7 @@ import (
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("users", func(t *testing.T) { testUsers(t, open) })
 	t.Run("credentials", func(t *testing.T) { testCredentials(t, open) })
+	t.Run("admin", func(t *testing.T) { testAdmin(t, open) })
 	t.Run("pin failures", func(t *testing.T) { testPINFailures(t, open) })
 	t.Run("pin failures concurrently", func(t *testing.T) { testPINFailuresConcurrently(t, open) })
 	t.Run("tokens", func(t *testing.T) { testTokens(t, open) })
@@ -99,7 +100,7 @@ var (
 // store's sentinels": the answer to an invalid argument.
 var errInvalid = errors.New("invalid argument")
 
-var sentinels = []error{store.ErrNotFound, store.ErrExists, store.ErrExhausted, store.ErrExpired, store.ErrRevoked}
+var sentinels = []error{store.ErrNotFound, store.ErrExists, store.ErrExhausted, store.ErrExpired, store.ErrRevoked, store.ErrInUse}
 
 // checkErr checks err against want: nil, errInvalid, or a sentinel.
 func checkErr(t *testing.T, what string, err, want error) bool {
