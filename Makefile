@@ -17,7 +17,7 @@ FUZZ := ./csc:FuzzDecodeBase64:200000 ./csc:FuzzParsePSSParams:150000 \
 	./cscclient:FuzzDecodeInfo:20000 ./cscclient:FuzzDecodeCredentialInfo:20000 \
 	./cscclient:FuzzDecodeSignHash:20000 ./cscclient:FuzzErrorBody:15000 ./cscclient:FuzzECDSA:20000
 
-.PHONY: all build test check unit race fuzz keyring demo bench man packages clean FORCE
+.PHONY: all build test check unit race fuzz keyring demo bench man packages package-test clean FORCE
 
 all: build
 
@@ -46,7 +46,7 @@ man: build/rssp build/csctoken
 	build/csctoken gen-man >build/man/csctoken.1
 	build/rssp gen-man >build/man/rssp.8
 
-test: check unit keyring race fuzz
+test: check unit keyring race fuzz package-test
 
 check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -88,6 +88,15 @@ packages: build man
 	cd installer && $(GO) run ./mkpkg -src linux -bin ../build/pkg -man ../build/man -out ../build/dist \
 	  -describe "$$(git describe --tags --long --always --dirty --match 'v[0-9]*')" \
 	  -commits "$$(git rev-list --count HEAD)" -date "$$(git log -1 --format=%ct)" -version "$(PKG_VERSION)"
+
+
+# The packages installed on this machine and checked (tests/packages): as
+# root, the tests install, upgrade and purge the .debs, check the .rpms in a
+# scratch root and run lintian; they restore what they touch. mkpkg's own
+# unit tests run here too (installer/ is a Go module of its own).
+package-test: packages
+	cd installer && $(GO) test -count=1 ./...
+	CSCTOKEN_PACKAGE_TESTS=1 $(GO) test -count=1 -timeout 20m -v ./tests/packages/
 
 bench:
 	$(GO) test -run='^$$' -bench=. -benchtime=2s ./rssp/keystore/... ./rssp/store/... ./rssp/server/...
