@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 
 	"github.com/csctoken/csctoken/module/ck"
 )
@@ -32,7 +33,8 @@ func browserErr(err error) error {
 func (m *Module) obtainSAD(ctx context.Context, st *state, s *session, op *signOp, j signJob) (sad SAD, pooled bool, err error) {
 	t := s.tok
 	cred := op.k.cred
-	one := AuthorizeRequest{CredentialID: cred.ID, NumSignatures: 1, Hashes: [][]byte{j.digest}, HashAlgOID: j.h.oid}
+	one := cred.authorizeRequest(1)
+	one.Hashes, one.HashAlgOID = [][]byte{j.digest}, j.h.oid
 	batch := st.batchSize(cred)
 	scal2 := cred.SCAL >= 2
 
@@ -79,7 +81,8 @@ func (m *Module) obtainSAD(ctx context.Context, st *state, s *session, op *signO
 			return *op.ctxSAD, false, nil
 		}
 		req := one
-		req.PIN = *op.ctxPIN
+		req.PIN = slices.Clone(op.ctxPIN)
+		defer clear(req.PIN)
 		sad, err := t.svc.Authorize(ctx, req)
 		if errors.Is(err, ErrPINIncorrect) {
 			return SAD{}, false, fmt.Errorf("context-specific PIN: %w: %w", err, ck.CKR_USER_NOT_LOGGED_IN)
@@ -87,11 +90,12 @@ func (m *Module) obtainSAD(ctx context.Context, st *state, s *session, op *signO
 		return sad, false, err
 	}
 
-	t.mu.Lock()
-	pin := t.pin
-	t.mu.Unlock()
-	if cred.Auth == AuthNone {
-		pin = ""
+	// This signature's copy of the PIN, wiped when it is done (logout
+	// wipes the token's own).
+	var pin []byte
+	if cred.Auth != AuthNone {
+		pin = t.pinCopy()
+		defer clear(pin)
 	}
 	// A wrong PIN at signing time logs the token out, so the program asks
 	// for the PIN again (C_Sign answers CKR_USER_NOT_LOGGED_IN).
@@ -233,10 +237,11 @@ func (m *Module) contextLogin(st *state, s *session, pin []byte) error {
 	if pin == nil {
 		return ck.CKR_ARGUMENTS_BAD
 	}
-	p := string(pin)
 	if op.k.cred.SCAL >= 2 {
+		p := slices.Clone(pin)
 		return s.locked(func() error {
-			op.ctxPIN, op.ctxSAD = &p, nil
+			clear(op.ctxPIN)
+			op.ctxPIN, op.ctxSAD = p, nil
 			return nil
 		})
 	}
@@ -245,12 +250,15 @@ func (m *Module) contextLogin(st *state, s *session, pin []byte) error {
 	}
 	ctx, cancel := t.serviceCtx(s.ctx, false)
 	defer cancel()
-	sad, err := t.svc.Authorize(ctx, AuthorizeRequest{CredentialID: op.k.cred.ID, NumSignatures: 1, PIN: p})
+	req := op.k.cred.authorizeRequest(1)
+	req.PIN = pin // the caller's copy, wiped by cgo after C_Login
+	sad, err := t.svc.Authorize(ctx, req)
 	t.notePINResult(err)
 	if err != nil {
 		return m.ctxErr(st, s, fmt.Errorf("authorize: %w", err))
 	}
 	return s.locked(func() error {
+		clear(op.ctxPIN)
 		op.ctxSAD, op.ctxPIN = &sad, nil
 		return nil
 	})

@@ -29,7 +29,8 @@ type pendingConsent struct {
 // consent returns the credential's pending consent, starting one for n
 // signatures when there is none (or only a finished one that is no longer
 // usable).
-func (t *token) consent(st *state, credID string, n int) *pendingConsent {
+func (t *token) consent(st *state, cred Credential, n int) *pendingConsent {
+	credID := cred.ID
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.consents == nil {
@@ -55,7 +56,7 @@ func (t *token) consent(st *state, credID string, n int) *pendingConsent {
 			pc.err = fmt.Errorf("service login: %w", browserErr(err))
 			return
 		}
-		sad, err := t.svc.AuthorizeInBrowser(ctx, AuthorizeRequest{CredentialID: credID, NumSignatures: n})
+		sad, err := t.svc.AuthorizeInBrowser(ctx, cred.authorizeRequest(n))
 		pc.sad, pc.err = sad, browserErr(err)
 		if err != nil {
 			t.log.Info("consent in the browser ended", "credential", credID, "err", err.Error())
@@ -84,7 +85,7 @@ func (t *token) takeConsent(credID string, pc *pendingConsent) {
 // without a second page.
 func (m *Module) consentBatch(st *state, t *token, op *signOp, credID string, batch int) (SAD, error) {
 	return t.pool(credID).take(st.opts.Now(), batch, func(n int) (SAD, error) {
-		pc := t.consent(st, credID, n)
+		pc := t.consent(st, op.k.cred, n)
 		timer := time.NewTimer(st.opts.SignWait)
 		defer timer.Stop()
 		select {

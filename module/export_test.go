@@ -16,3 +16,16 @@ func (m *Module) WaitPreauthorized() {
 		}
 	}
 }
+
+// TokenPIN returns the token's own PIN slice (not a copy), so that tests
+// can see it wiped.
+func (m *Module) TokenPIN(slot SlotID) []byte {
+	st, err := m.state()
+	if err != nil {
+		return nil
+	}
+	t := st.tokens[slot]
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.pin
+}

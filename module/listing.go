@@ -104,13 +104,6 @@ func (t *token) refresh(ctx context.Context) error {
 	return err
 }
 
-// credentialSeeder is implemented by a Service that can use the
-// credentials of the listing cache before the first listing of the process
-// (cscservice: how each credential is authorized), sparing requests.
-type credentialSeeder interface {
-	SeedCredentials(creds []Credential)
-}
-
 // loadCache shows the last listing cached on disk (cache.go) until a
 // listing of this process replaces it. A missing, unreadable, corrupt or
 // foreign cache is ignored (with a log line, but for a missing one).
@@ -137,9 +130,6 @@ func (t *token) loadCache() {
 		return
 	}
 	ks := t.parse(cf.creds, false)
-	if s, ok := t.svc.(credentialSeeder); ok {
-		s.SeedCredentials(cf.creds)
-	}
 	t.mu.Lock()
 	t.objs = t.build(ks)
 	t.listedAt = cf.listed

@@ -1,6 +1,7 @@
 package module
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -91,14 +92,14 @@ func (m *Module) Login(h SessionHandle, userType uint, pin []byte) (err error) {
 	var preauth *background
 	if !t.browserMode() {
 		var err error
-		preauth, err = m.preauthorize(ctx, st, s, string(pin), pools)
+		preauth, err = m.preauthorize(ctx, st, s, pin, pools)
 		if err != nil && !listed && errors.Is(err, ErrRejected) && ctx.Err() == nil {
 			// A credential of the cached listing may be gone or changed:
 			// list, and check the PIN on what the service has now.
 			t.log.Info("authorization refused on the cached listing; listing again", "err", err.Error())
 			if rerr := t.refresh(ctx); rerr == nil {
 				pools = map[string]*sadPool{}
-				preauth, err = m.preauthorize(ctx, st, s, string(pin), pools)
+				preauth, err = m.preauthorize(ctx, st, s, pin, pools)
 			}
 		}
 		if err != nil {
@@ -108,7 +109,8 @@ func (m *Module) Login(h SessionHandle, userType uint, pin []byte) (err error) {
 	t.mu.Lock()
 	t.loggedIn = true
 	if !t.browserMode() {
-		t.pin = string(pin)
+		clear(t.pin)
+		t.pin = bytes.Clone(pin) // the token's copy; cgo wipes the caller's
 	}
 	t.sads = pools
 	t.preauth = preauth
@@ -129,7 +131,7 @@ const maxPreauthorized = 8
 // expensive PIN check on the service, at every login, and C_Login waits
 // for one of them only). It fills pools with the resulting SADs and returns
 // the background work (nil when there is none).
-func (m *Module) preauthorize(ctx context.Context, st *state, s *session, pin string, pools map[string]*sadPool) (*background, error) {
+func (m *Module) preauthorize(ctx context.Context, st *state, s *session, pin []byte, pools map[string]*sadPool) (*background, error) {
 	t := s.tok
 	var keys []*keyInfo
 	for _, k := range t.objects().keys {
@@ -147,15 +149,17 @@ func (m *Module) preauthorize(ctx context.Context, st *state, s *session, pin st
 	if len(rest) == 0 {
 		return nil, nil
 	}
-	return m.preauthorizeLater(st, t, pin, rest, pools), nil
+	return m.preauthorizeLater(st, t, bytes.Clone(pin), rest, pools), nil
 }
 
 // checkPIN is C_Login's PIN check: it authorizes k's credential with pin
 // for a batch of signatures, notes the PIN result and fills pools.
-func (m *Module) checkPIN(ctx context.Context, st *state, s *session, pin string, k *keyInfo, pools map[string]*sadPool) error {
+func (m *Module) checkPIN(ctx context.Context, st *state, s *session, pin []byte, k *keyInfo, pools map[string]*sadPool) error {
 	t := s.tok
 	n := st.batchSize(k.cred)
-	sad, err := t.svc.Authorize(ctx, AuthorizeRequest{CredentialID: k.cred.ID, NumSignatures: n, PIN: pin})
+	req := k.cred.authorizeRequest(n)
+	req.PIN = pin
+	sad, err := t.svc.Authorize(ctx, req)
 	switch {
 	case errors.Is(err, ErrPINIncorrect) || errors.Is(err, ErrPINLocked):
 		t.notePINResult(err)
@@ -178,7 +182,9 @@ func (m *Module) checkPIN(ctx context.Context, st *state, s *session, pin string
 // is logged; a PIN failure is kept in the pool as that first signature's
 // answer, so the PIN is not sent again. A refused authorization
 // (ErrRejected: the cached listing may be out of date) starts a listing.
-func (m *Module) preauthorizeLater(st *state, t *token, pin string, keys []*keyInfo, pools map[string]*sadPool) *background {
+// pin is the background's own copy, wiped when the last authorization
+// ends.
+func (m *Module) preauthorizeLater(st *state, t *token, pin []byte, keys []*keyInfo, pools map[string]*sadPool) *background {
 	ctx, cancel := context.WithTimeout(st.ctx, t.cfg.Timeout)
 	var wg sync.WaitGroup
 	var rejected atomic.Bool
@@ -196,7 +202,9 @@ func (m *Module) preauthorizeLater(st *state, t *token, pin string, keys []*keyI
 				}
 			}()
 			n := st.batchSize(k.cred)
-			sad, err := t.svc.Authorize(ctx, AuthorizeRequest{CredentialID: k.cred.ID, NumSignatures: n, PIN: pin})
+			req := k.cred.authorizeRequest(n)
+			req.PIN = pin
+			sad, err := t.svc.Authorize(ctx, req)
 			if err != nil {
 				switch {
 				case errors.Is(err, ErrPINIncorrect) || errors.Is(err, ErrPINLocked):
@@ -215,6 +223,7 @@ func (m *Module) preauthorizeLater(st *state, t *token, pin string, keys []*keyI
 	go func() {
 		defer close(done)
 		wg.Wait()
+		clear(pin)
 		cancel()
 		if rejected.Load() && st.ctx.Err() == nil {
 			t.log.Info("pre-authorization refused on the cached listing; listing again")

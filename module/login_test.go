@@ -172,7 +172,7 @@ func TestBrowserMode(t *testing.T) {
 	if e.fake().Calls(fakeservice.MBrowser) != 1 || e.fake().Calls(fakeservice.MAuthorize) != 0 {
 		t.Fatalf("browser %d, explicit %d", e.fake().Calls(fakeservice.MBrowser), e.fake().Calls(fakeservice.MAuthorize))
 	}
-	if r := e.fake().AuthorizeRequests()[0]; r.PIN != "" || len(r.Hashes) != 1 || r.NumSignatures != 1 {
+	if r := e.fake().AuthorizeRequests()[0]; len(r.PIN) != 0 || len(r.Hashes) != 1 || r.NumSignatures != 1 {
 		t.Fatalf("browser request %+v", r)
 	}
 	// SCAL1 batches: one consent for three signatures.
@@ -205,7 +205,7 @@ func TestOAuth2CodeCredentialInPinMode(t *testing.T) {
 	_, err = e.sign(h, ck.Mechanism{Type: ck.CKM_ECDSA_SHA256}, e.key(h, ck.CKO_PRIVATE_KEY, "none"), []byte("x"))
 	e.must(err)
 	for _, r := range e.fake().AuthorizeRequests() {
-		if r.CredentialID == "none" && r.PIN != "" {
+		if r.CredentialID == "none" && len(r.PIN) != 0 {
 			t.Fatal("PIN sent for a credential without factors")
 		}
 	}

@@ -368,6 +368,9 @@ func (m *Module) Finalize() (err error) {
 		return ck.CKR_CRYPTOKI_NOT_INITIALIZED
 	}
 	st.cancel()
+	for _, t := range st.tokens {
+		t.logout() // wipes the PIN
+	}
 	st.log.Info("finalized")
 	if st.closer != nil {
 		_ = st.closer.Close()

@@ -146,3 +146,52 @@ func TestLoginSO(t *testing.T) {
 		})
 	}
 }
+
+// TestPINWiped: the token keeps the PIN in a byte slice of its own, wiped
+// at C_Logout and at C_Finalize (the PIN the caller passed is the
+// caller's: cgo wipes it after C_Login).
+func TestPINWiped(t *testing.T) {
+	for _, end := range []string{"Logout", "Finalize"} {
+		t.Run(end, func(t *testing.T) {
+			e := newEnv(t, nil)
+			h := e.open(0, false)
+			pin := []byte(goodPIN)
+			e.must(e.m.Login(h, ck.CKU_USER, pin))
+			e.m.WaitPreauthorized()
+			clear(pin) // what cgo does after C_Login
+			kept := e.m.TokenPIN(0)
+			if string(kept) != goodPIN {
+				t.Fatalf("the token's PIN is %q after the caller wiped its own", kept)
+			}
+			// A signature still authorizes with it.
+			if _, err := e.sign(h, ck.Mechanism{Type: ck.CKM_ECDSA_SHA384}, e.key(h, ck.CKO_PRIVATE_KEY, "ec384"), []byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			if end == "Logout" {
+				e.must(e.m.Logout(h))
+			} else {
+				e.must(e.m.Finalize())
+			}
+			for _, b := range kept {
+				if b != 0 {
+					t.Fatalf("the PIN is not wiped after %s: %q", end, kept)
+				}
+			}
+		})
+	}
+}
+
+// TestAuthorizeRequestCarriesCredential: the module sends what it knows
+// of the credential (the PIN's authentication object, the key's label),
+// so the adapter needs no state of its own.
+func TestAuthorizeRequestCarriesCredential(t *testing.T) {
+	e := newEnv(t, nil)
+	h := e.open(0, false)
+	e.login(h)
+	for _, r := range e.fake().AuthorizeRequests() {
+		c := e.fake().Cred(r.CredentialID)
+		if r.PINID != c.PINID || r.KeyLabel != c.Description || string(r.PIN) != goodPIN {
+			t.Errorf("request for %s: PINID %q KeyLabel %q, want %q %q", r.CredentialID, r.PINID, r.KeyLabel, c.PINID, c.Description)
+		}
+	}
+}

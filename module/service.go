@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -98,17 +99,37 @@ type Credential struct {
 	PINID string `json:"pin_id,omitempty"`
 }
 
-// AuthorizeRequest is the input of credentials/authorize.
+// AuthorizeRequest is the input of credentials/authorize. It carries what
+// the module knows of the credential (from the listing or its cache), so
+// that a Service needs no state of its own to translate it.
 type AuthorizeRequest struct {
 	CredentialID  string
 	NumSignatures int
 	// Hashes binds the SAD to these hashes (SCAL2; optional for SCAL1).
 	Hashes     [][]byte
 	HashAlgOID string
-	// PIN is the credential PIN; empty for AuthNone and browser mode.
-	PIN string
+	// PIN is the credential PIN; nil for AuthNone and browser mode. It is
+	// the caller's copy, wiped when the call returns: a Service must not
+	// keep it.
+	PIN []byte
+	// PINID is the ID of the PIN's authentication object
+	// (Credential.PINID); empty when unknown.
+	PINID string
+	// KeyLabel is the key's CKA_LABEL (the credential's description, else
+	// its ID), which consent pages show.
+	KeyLabel string
 	// Description is shown to the user by some services.
 	Description string
+}
+
+// authorizeRequest is the request for n signatures with c, with what the
+// module knows of c.
+func (c Credential) authorizeRequest(n int) AuthorizeRequest {
+	label := strings.TrimSpace(c.Description)
+	if label == "" {
+		label = c.ID
+	}
+	return AuthorizeRequest{CredentialID: c.ID, NumSignatures: n, PINID: c.PINID, KeyLabel: label}
 }
 
 // SAD is a signature activation data value (or, in browser mode, the

@@ -29,9 +29,9 @@ type signOp struct {
 	buf    []byte    // raw mechanisms, multi-part
 	multi  bool      // C_SignUpdate or C_SignFinal was called
 
-	needCtxLogin bool    // CKA_ALWAYS_AUTHENTICATE key
-	ctxPIN       *string // C_Login(CKU_CONTEXT_SPECIFIC) value, SCAL2
-	ctxSAD       *SAD    // SCAL1: authorized at the context login
+	needCtxLogin bool   // CKA_ALWAYS_AUTHENTICATE key
+	ctxPIN       []byte // C_Login(CKU_CONTEXT_SPECIFIC) value, SCAL2; wiped when used or replaced
+	ctxSAD       *SAD   // SCAL1: authorized at the context login
 
 	result []byte // a signature not yet delivered (buffer too small)
 	busy   bool   // the remote call is in flight
@@ -325,6 +325,8 @@ func (s *session) beginSign(data, out []byte, final bool) (int, *signOp, signJob
 // small; the operation ends otherwise.
 func (s *session) endSign(op *signOp, sig []byte, err error, out []byte) (int, error) {
 	op.busy = false
+	clear(op.ctxPIN) // used by this signature
+	op.ctxPIN = nil
 	end := func() {
 		if s.sign == op {
 			s.sign = nil

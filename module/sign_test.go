@@ -373,7 +373,7 @@ func TestSCAL1PreAuthorization(t *testing.T) {
 	h := e.open(0, false)
 	e.login(h)
 	reqs := e.fake().AuthorizeRequests()
-	if len(reqs) != 1 || reqs[0].NumSignatures != 5 || reqs[0].PIN != goodPIN {
+	if len(reqs) != 1 || reqs[0].NumSignatures != 5 || string(reqs[0].PIN) != goodPIN {
 		t.Fatalf("login authorizations: %+v", reqs)
 	}
 	key := e.key(h, ck.CKO_PRIVATE_KEY, "rsa")

@@ -1,6 +1,7 @@
 package module
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -42,8 +43,8 @@ type token struct {
 	refreshing chan struct{} // non-nil while a listing runs
 	refreshErr error
 	loggedIn   bool
-	pin        string
-	pinFlags   uint // CKF_USER_PIN_COUNT_LOW | _FINAL_TRY | _LOCKED
+	pin        []byte // the user's PIN (pin mode), wiped at logout
+	pinFlags   uint   // CKF_USER_PIN_COUNT_LOW | _FINAL_TRY | _LOCKED
 	sads       map[string]*sadPool
 	// consents are the consent pages of SCAL1 batches going on in the
 	// background (Options.SignWait), by credential ID.
@@ -183,12 +184,20 @@ func (t *token) mechanismInfos() map[uint]MechanismInfo {
 	return out
 }
 
-// logout forgets the PIN and every SAD.
+// pinCopy returns a copy of the PIN for one use; the caller wipes it.
+func (t *token) pinCopy() []byte {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return bytes.Clone(t.pin)
+}
+
+// logout forgets (wipes) the PIN and every SAD.
 func (t *token) logout() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.loggedIn = false
-	t.pin = ""
+	clear(t.pin)
+	t.pin = nil
 	t.sads = map[string]*sadPool{}
 	if t.preauth != nil {
 		t.preauth.stop()

@@ -21,7 +21,6 @@ type credAuth struct {
 	mode     module.AuthMode
 	pinID    string // authData ID of the PIN (AuthPIN)
 	pinLabel string
-	label    string // the key's label: description, else ID (consent pages)
 }
 
 // defaultPINID is the authData ID used when the service did not describe
@@ -51,15 +50,10 @@ func (s *Service) ListCredentials(ctx context.Context) ([]module.Credential, err
 		s.log.Debug("info failed; key algorithms taken as listed", "err", err.Error())
 	}
 	creds := make([]module.Credential, 0, len(infos))
-	auths := make(map[string]credAuth, len(infos))
 	for _, ci := range infos {
-		c, a := s.credential(ci, algos)
+		c := s.credential(ci, algos)
 		creds = append(creds, c)
-		auths[c.ID] = a
 	}
-	s.mu.Lock()
-	s.auths = auths
-	s.mu.Unlock()
 	return creds, nil
 }
 
@@ -132,7 +126,7 @@ func (s *Service) credentialInfos(ctx context.Context) ([]csc.CredentialInfo, er
 
 // credential maps a credential info; serviceAlgos are info's
 // signAlgorithms (nil when unknown).
-func (s *Service) credential(ci csc.CredentialInfo, serviceAlgos []string) (module.Credential, credAuth) {
+func (s *Service) credential(ci csc.CredentialInfo, serviceAlgos []string) module.Credential {
 	c := module.Credential{
 		ID:          ci.CredentialID,
 		Description: ci.Description,
@@ -168,32 +162,7 @@ func (s *Service) credential(ci csc.CredentialInfo, serviceAlgos []string) (modu
 	if a.mode == module.AuthPIN {
 		c.PINID = a.pinID
 	}
-	a.label = keyLabel(ci)
-	return c, a
-}
-
-// SeedCredentials takes how the credentials of the module's listing cache
-// are authorized, so that the first authorization of a process needs no
-// credentials/info when no listing has run yet (the module loads the cache
-// at C_Initialize and lists only when it is stale). A listing replaces
-// what it seeds. Credentials cached without the PIN's ID (by an older
-// version) are left to authOf.
-func (s *Service) SeedCredentials(creds []module.Credential) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.auths) == 0 {
-		s.auths = make(map[string]credAuth, len(creds))
-	}
-	for _, c := range creds {
-		if _, ok := s.auths[c.ID]; ok || c.ID == "" || (c.Auth == module.AuthPIN && c.PINID == "") {
-			continue
-		}
-		label := strings.TrimSpace(c.Description)
-		if label == "" {
-			label = c.ID
-		}
-		s.auths[c.ID] = credAuth{mode: c.Auth, pinID: c.PINID, pinLabel: c.PINLabel, label: label}
-	}
+	return c
 }
 
 // keyLabel is the credential's CKA_LABEL in the module: its description,
@@ -504,25 +473,3 @@ func isIdent(t string) bool {
 	return !strings.EqualFold(t, "AND") && !strings.EqualFold(t, "OR")
 }
 
-// authOf returns how a credential is authorized, asking credentials/info
-// when the credential was not in the last listing of this process.
-func (s *Service) authOf(ctx context.Context, id string) credAuth {
-	s.mu.Lock()
-	a, ok := s.auths[id]
-	s.mu.Unlock()
-	if ok {
-		return a
-	}
-	ci, err := s.cl.CredentialInfo(ctx, &csc.CredentialsInfoRequest{CredentialID: id, Certificates: csc.CertsNone, AuthInfo: true})
-	if err != nil {
-		s.log.Debug("credentials/info for the auth object failed; assuming a PIN", "credential", id, "err", err.Error())
-		return credAuth{mode: module.AuthPIN, pinID: defaultPINID}
-	}
-	a, _ = authMode(ci.Auth)
-	ci.CredentialID = id
-	a.label = keyLabel(*ci)
-	s.mu.Lock()
-	s.auths[id] = a
-	s.mu.Unlock()
-	return a
-}

@@ -162,9 +162,6 @@ type Service struct {
 
 	infoMu sync.Mutex
 	info   *csc.InfoResponse // cached after the first success
-
-	mu    sync.Mutex
-	auths map[string]credAuth // credential ID → how to authorize it (last listing)
 }
 
 var _ module.Service = (*Service)(nil)
@@ -232,7 +229,6 @@ func Open(cfg config.Service, log *slog.Logger, opts ...Option) (*Service, error
 	s := &Service{
 		cfg: cfg, log: log, cl: cl, store: store, poll: o.poll,
 		out: o.out, opener: o.opener, oauthTimeout: o.oauthTimeout,
-		auths: map[string]credAuth{},
 	}
 	if !o.outSet && term.IsTerminal(int(os.Stderr.Fd())) {
 		s.out = os.Stderr

@@ -221,7 +221,7 @@ func TestFakeAuthorizeOutOfBand(t *testing.T) {
 			}
 			start := time.Now()
 			sad, err := s.Authorize(ctx, module.AuthorizeRequest{CredentialID: "c1", NumSignatures: 1,
-				Hashes: [][]byte{make([]byte, 32)}, HashAlgOID: csc.OIDSHA256, PIN: tc.pin})
+				Hashes: [][]byte{make([]byte, 32)}, HashAlgOID: csc.OIDSHA256, PIN: []byte(tc.pin), PINID: "CODE"})
 			if took := time.Since(start); took > 2*time.Second {
 				t.Errorf("Authorize took %v, beyond the context's deadline", took)
 			}
@@ -265,10 +265,10 @@ func TestFakeNotLoggedIn(t *testing.T) {
 	}
 }
 
-// TestFakeSeededFromCache: a new process's service that knows the
-// credentials from the module's listing cache authorizes with the right PIN
-// object without asking credentials/info first.
-func TestFakeSeededFromCache(t *testing.T) {
+// TestFakeStateless: the adapter keeps no state of the credentials: a new
+// process's service authorizes with the PIN object the request names (the
+// module knows it from its listing or cache) without credentials/info.
+func TestFakeStateless(t *testing.T) {
 	f, srv := newFakeCSC(t)
 	store := loggedIn(srv.URL + "/csc/v2")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -281,11 +281,10 @@ func TestFakeSeededFromCache(t *testing.T) {
 		t.Fatalf("listed %+v, want the PIN's ID CODE", creds)
 	}
 	s := fakeService(t, srv.URL, store)
-	s.SeedCredentials(creds)
 	f.mu.Lock()
 	before := f.infoCalls
 	f.mu.Unlock()
-	if _, err := s.Authorize(ctx, module.AuthorizeRequest{CredentialID: "c1", NumSignatures: 1, PIN: "1234"}); err != nil {
+	if _, err := s.Authorize(ctx, module.AuthorizeRequest{CredentialID: "c1", NumSignatures: 1, PIN: []byte("1234"), PINID: creds[0].PINID}); err != nil {
 		t.Fatal(err)
 	}
 	f.mu.Lock()

@@ -226,7 +226,7 @@ func (s *Service) AuthorizeInBrowser(ctx context.Context, req module.AuthorizeRe
 		NumSignatures: n,
 		Description:   req.Description,
 	}
-	label := s.documentLabel(ctx, req.CredentialID)
+	label := documentLabel(req)
 	if len(req.Hashes) > 0 {
 		cr.Hashes, cr.HashAlgorithmOID = req.Hashes, req.HashAlgOID
 		cr.NumSignatures = len(req.Hashes)
@@ -271,12 +271,12 @@ func credentialToken(sad module.SAD) (string, bool) {
 }
 
 // documentLabel names what is signed on the consent page: the program and
-// the key's label (the credential's description, else its ID), as the
-// PKCS#11 host sees them.
-func (s *Service) documentLabel(ctx context.Context, credID string) string {
-	key := s.authOf(ctx, credID).label
+// the key's label (the credential's description, else its ID, as the
+// module sends it), as the PKCS#11 host sees them.
+func documentLabel(req module.AuthorizeRequest) string {
+	key := req.KeyLabel
 	if key == "" {
-		key = credID
+		key = req.CredentialID
 	}
 	return clipText(programName()+" — "+key, 200)
 }

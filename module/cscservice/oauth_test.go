@@ -306,7 +306,8 @@ func TestAuthorizeInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	digest := sha256.Sum256([]byte("a document"))
-	req := module.AuthorizeRequest{CredentialID: e.ec, NumSignatures: 1, Hashes: [][]byte{digest[:]}, HashAlgOID: csc.OIDSHA256}
+	// The module names the key as its CKA_LABEL (the description).
+	req := module.AuthorizeRequest{CredentialID: e.ec, KeyLabel: "EC key", NumSignatures: 1, Hashes: [][]byte{digest[:]}, HashAlgOID: csc.OIDSHA256}
 
 	// Declined: ErrCanceled, no signature.
 	e.user.set(true, "")

@@ -31,12 +31,14 @@ func (s *Service) Authorize(ctx context.Context, req module.AuthorizeRequest) (m
 		in.Hashes = csc.BytesList(req.Hashes)
 		in.HashAlgorithmOID = req.HashAlgOID
 	}
-	if req.PIN != "" {
-		id := s.authOf(ctx, req.CredentialID).pinID
+	if len(req.PIN) > 0 {
+		id := req.PINID
 		if id == "" {
 			id = defaultPINID
 		}
-		in.AuthData = []csc.AuthData{{ID: id, Value: req.PIN}}
+		// The wire is JSON: the PIN becomes a string here, for the
+		// duration of the request, and nowhere else.
+		in.AuthData = []csc.AuthData{{ID: id, Value: string(req.PIN)}}
 	}
 	start := time.Now()
 	res, err := s.cl.Authorize(ctx, in)

@@ -169,7 +169,7 @@ func (f *Fake) add(id string, key crypto.Signer, bits int, curve string, scal, m
 		Credential: module.Credential{
 			ID: id, Description: "Key " + id, Enabled: true, KeyAlgos: algos, KeyLen: bits,
 			CurveOID: curve, Certificates: [][]byte{der, f.caCert.Raw},
-			SCAL: scal, Multisign: multisign, Auth: auth,
+			SCAL: scal, Multisign: multisign, Auth: auth, PINID: "pin-" + id,
 		},
 		Key: key,
 	}
@@ -300,6 +300,7 @@ func (f *Fake) Authorize(ctx context.Context, req module.AuthorizeRequest) (modu
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	req.PIN = bytes.Clone(req.PIN) // the module wipes its copy after the call
 	f.requests = append(f.requests, req)
 	c := f.cred(req.CredentialID)
 	if c == nil || !c.Enabled {
@@ -308,7 +309,7 @@ func (f *Fake) Authorize(ctx context.Context, req module.AuthorizeRequest) (modu
 	if f.locked[c.ID] {
 		return module.SAD{}, module.ErrPINLocked
 	}
-	if c.Auth == module.AuthPIN && req.PIN != f.pin {
+	if c.Auth == module.AuthPIN && string(req.PIN) != f.pin {
 		f.attempts[c.ID]--
 		if f.attempts[c.ID] <= 0 {
 			f.locked[c.ID] = true
@@ -346,6 +347,7 @@ func (f *Fake) AuthorizeInBrowser(ctx context.Context, req module.AuthorizeReque
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	req.PIN = bytes.Clone(req.PIN) // the module wipes its copy after the call
 	f.requests = append(f.requests, req)
 	if f.DenyBrowser {
 		return module.SAD{}, module.ErrCanceled
