@@ -472,4 +472,3 @@ func isIdent(t string) bool {
 	}
 	return !strings.EqualFold(t, "AND") && !strings.EqualFold(t, "OR")
 }
-
