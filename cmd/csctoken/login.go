@@ -155,8 +155,22 @@ func (c *cli) cmdLogout(o logoutOptions) error {
 			continue
 		}
 		if err := s.Logout(c.ctx); err != nil {
-			fmt.Fprintf(c.stderr, "csctoken: %q: the token was forgotten here, but the service could not revoke it: %v\n", sc.Name, err)
-			failed++
+			if left, lerr := s.TokenStatus(c.ctx); lerr != nil || left != nil {
+				fmt.Fprintf(c.stderr, "csctoken: %q: logout failed, the token is still kept here: %v\n", sc.Name, errors.Join(err, lerr))
+				failed++
+				continue
+			}
+			// Offline (on a train): the token is forgotten all the same;
+			// the service keeps it valid until it expires.
+			until := "until it expires"
+			if tok != nil && !tok.Expiry.IsZero() {
+				until = "until " + tok.Expiry.Local().Format(time.DateTime)
+			}
+			if tok != nil && tok.RefreshToken != "" {
+				until += " (its refresh token longer)"
+			}
+			fmt.Fprintf(c.stdout, "Logged out of %q: token forgotten here.\n", sc.Name)
+			fmt.Fprintf(c.stderr, "csctoken: %q: the service could not revoke the token (%v); it stays valid there %s.\n", sc.Name, err, until)
 			continue
 		}
 		fmt.Fprintf(c.stdout, "Logged out of %q: token revoked and forgotten.\n", sc.Name)

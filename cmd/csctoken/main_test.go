@@ -326,7 +326,11 @@ func TestCLIServiceProblems(t *testing.T) {
 				t.Fatal("login succeeded")
 			}
 			r.contains(t, "stderr", tc.want...)
-			runCLI(t, "", "status", "--config", conf).must(t).contains(t, "stdout", "reachable: no")
+			st := runCLI(t, "", "status", "--config", conf)
+			st.contains(t, "stdout", "reachable: no")
+			if !errors.As(st.err, new(silentError)) {
+				t.Errorf("status of an unreachable service: err %v, want exit 1", st.err)
+			}
 			r = runCLI(t, "", "doctor", "--config", conf)
 			if r.err == nil {
 				t.Error("doctor found no problem")
@@ -414,7 +418,11 @@ func TestCLIExpiredLogin(t *testing.T) {
 	conf := writeConfig(t, srv.URL, filepath.Join(srv.Dir, "tls-ca.pem"), "")
 	runCLI(t, password+"\n", "login", "--password-stdin", "--config", conf).must(t)
 	time.Sleep(1500 * time.Millisecond)
-	runCLI(t, "", "status", "--config", conf).must(t).contains(t, "stdout", "login: alice, expired or revoked (run `csctoken login --service 'Test RSSP'`)")
+	st := runCLI(t, "", "status", "--config", conf)
+	st.contains(t, "stdout", "login: alice, expired or revoked (run `csctoken login --service 'Test RSSP'`)")
+	if !errors.As(st.err, new(silentError)) {
+		t.Errorf("status with an expired login: err %v, want exit 1", st.err)
+	}
 	msg := filepath.Join(t.TempDir(), "m")
 	if err := os.WriteFile(msg, []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
@@ -424,4 +432,33 @@ func TestCLIExpiredLogin(t *testing.T) {
 		t.Fatal("sign with an expired login succeeded")
 	}
 	r.contains(t, "any", "not logged in", "csctoken login --service 'Test RSSP'")
+}
+
+// TestCLILogoutOffline: with the service gone, logout forgets the token
+// here, succeeds and says that the service did not revoke it.
+func TestCLILogoutOffline(t *testing.T) {
+	useTempStore(t)
+	caFile := filepath.Join(t.TempDir(), "tls-ca.pem")
+	var conf string
+	outer := t
+	t.Run("log in while the service runs", func(t *testing.T) {
+		srv := rssptest.Start(t, rssptest.Options{}) // stopped when this subtest ends
+		srv.AddUser(t, user, password)
+		ca, err := os.ReadFile(filepath.Join(srv.Dir, "tls-ca.pem"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(caFile, ca, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		conf = writeConfig(outer, srv.URL, caFile, "")
+		runCLI(t, password+"\n", "login", "--password-stdin", "--config", conf).must(t)
+	})
+	if conf == "" {
+		t.Fatal("no login")
+	}
+	r := runCLI(t, "", "logout", "--config", conf).must(t)
+	r.contains(t, "stdout", `Logged out of "Test RSSP": token forgotten here.`)
+	r.contains(t, "stderr", "could not revoke the token", "stays valid there until")
+	runCLI(t, "", "status", "--config", conf).contains(t, "stdout", "reachable: no", "login: not logged in", "token kept in: no place")
 }

@@ -29,24 +29,34 @@ func (c *cli) cmdStatus(o statusOptions) error {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "config: %s\n", cfg.Path)
+	bad := 0
 	for _, sc := range svcs {
 		fmt.Fprintln(c.stdout)
-		c.status(sc)
+		if !c.status(sc) {
+			bad++
+		}
+	}
+	if bad > 0 {
+		return silentError{fmt.Sprintf("%d service(s) unusable, unreachable or with an expired login", bad)}
 	}
 	return nil
 }
 
-func (c *cli) status(sc config.Service) {
+// status prints one service's status; false when the service is unusable
+// or unreachable, or its login expired (status then exits 1).
+func (c *cli) status(sc config.Service) (ok bool) {
 	out := c.stdout
 	fmt.Fprintf(out, "service %q: %s (%s)\n", sc.Name, sc.URL, authSummary(sc))
 	s, err := c.service(sc)
 	if err != nil {
 		fmt.Fprintf(out, "  unusable: %v\n", err)
-		return
+		return false
 	}
 	ctx := c.ctx
+	ok = true
 	if info, err := s.Info(ctx); err != nil {
 		fmt.Fprintf(out, "  reachable: no: %v\n", err)
+		ok = false
 	} else {
 		fmt.Fprintf(out, "  reachable: yes: %q, CSC %s\n", info.Name, info.Specs)
 	}
@@ -68,16 +78,17 @@ func (c *cli) status(sc config.Service) {
 		fmt.Fprintf(out, "  login: not logged in (run `%s`)\n", loginHint(sc.Name))
 	case errors.Is(listErr, module.ErrNotLoggedIn):
 		fmt.Fprintf(out, "  login: %s, expired or revoked (run `%s`)\n", loginWho(sc), loginHint(sc.Name))
+		ok = false
 	default:
 		fmt.Fprintf(out, "  login: %s; %s\n", loginWho(sc), tokenLife(tok))
 	}
 	fmt.Fprintf(out, "  token kept in: %s\n", c.tokenPlace(ctx, s))
 	switch {
 	case tok == nil || errors.Is(listErr, module.ErrNotLoggedIn):
-		return
+		return ok
 	case listErr != nil:
 		fmt.Fprintf(out, "  credentials: %v\n", listErr)
-		return
+		return false
 	}
 	fmt.Fprintf(out, "  credentials: %d\n", len(creds))
 	now := time.Now()
@@ -93,6 +104,7 @@ func (c *cli) status(sc config.Service) {
 		}
 		fmt.Fprintf(out, "    %s %s%s: %s\n", cr.ID, quoteOr(cr.Description, ""), state, validity)
 	}
+	return ok
 }
 
 // authSummary says how the service authenticates the user and how
