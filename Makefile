@@ -38,6 +38,12 @@ build/csctoken: FORCE
 
 FORCE:
 
+# Windows x64: build/windows/csctoken.dll and csctoken.exe, and
+# build/csctoken-$(VERSION)-x64.msi, Authenticode-signed through
+# build/libcsctoken.so (installer/windows/build.sh says with which key).
+windows: build
+	GO=$(GO) VERSION=$(VERSION) bash installer/windows/build.sh
+
 # Manual pages, generated from the commands themselves (their help):
 # build/man/csctoken.1 and build/man/rssp.8. SOURCE_DATE_EPOCH fixes the
 # date for reproducible packages.
