@@ -32,6 +32,7 @@ MSIDIR=${MSIDIR:-build}
 RSSP=${RSSP:-build/rssp}
 CSCTOKEN=${CSCTOKEN:-build/csctoken}
 LIBCSCTOKEN=${LIBCSCTOKEN:-build/libcsctoken.so}
+case $LIBCSCTOKEN in /*) ;; *) LIBCSCTOKEN=$root/$LIBCSCTOKEN ;; esac
 CC_WIN=x86_64-w64-mingw32-gcc
 ENGINE=/usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so
 
@@ -130,7 +131,7 @@ TOML
 fi
 
 sign() { # file
-  local args=(-pkcs11engine "$ENGINE" -pkcs11module "$root/$LIBCSCTOKEN"
+  local args=(-pkcs11engine "$ENGINE" -pkcs11module "$LIBCSCTOKEN"
     -pkcs11cert "$key;type=cert" -key "$key;type=private" -readpass "$pinfile"
     -h sha256 -n "csctoken")
   [ -n "$chain" ] && args+=(-ac "$chain")
@@ -151,7 +152,9 @@ sign "$OUT/csctoken.exe"
 t2=$(date +%s)
 
 echo "== $msi"
-wixl -a x64 -D Version="$msiversion" -D SourceDir="$OUT" -o "$msi" installer/windows/csctoken.wxs
+# wixl resolves Source= paths relative to its working directory only.
+case $msi in /*) ;; *) msi=$root/$msi ;; esac
+(cd "$OUT" && wixl -a x64 -D Version="$msiversion" -D SourceDir=. -o "$msi" "$root/installer/windows/csctoken.wxs")
 sign "$msi"
 t3=$(date +%s)
 echo "== done: build $((t1 - t0)) s, signing $((t2 - t1)) s, MSI $((t3 - t2)) s (ProductVersion $msiversion)"

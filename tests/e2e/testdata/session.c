@@ -20,12 +20,27 @@
  *                            labelled LABEL on the input HEX
  *                                                   -> RV [hex-signature]
  *   finalize                 C_Finalize             -> RV
+ *   sign-finalize MS MECH HEX LABEL...
+ *                            C_SignInit, then C_Sign on a second thread
+ *                            and, MS milliseconds later, C_Finalize on
+ *                            this one -> RV-of-finalize RV-of-sign
+ *                            milliseconds-finalize-took
  *   quit                     exit 0
  *
  * MECH is one of SHA256-RSA-PKCS, RSA-PKCS-PSS (SHA-256, MGF1-SHA256, salt
  * 32), ECDSA, ECDSA-SHA256. Protocol errors answer "ERROR text".
+ *
+ * It builds for Linux (gcc) and for Windows (x86_64-w64-mingw32-gcc, run
+ * under wine by tests/windows), where it loads csctoken.dll.
  */
+#ifdef _WIN32
+#define WIN32_LEAN_AND_MEAN
+#include <windows.h>
+#else
 #include <dlfcn.h>
+#include <pthread.h>
+#include <time.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,13 +128,64 @@ static void cmd_cert(const char *label)
 	putchar('\n');
 }
 
-static void cmd_sign(const char *mname, const char *in_hex, const char *label)
-{
-	CK_RSA_PKCS_PSS_PARAMS pss = {CKM_SHA256, CKG_MGF1_SHA256, 32};
-	CK_MECHANISM mech = {0, NULL, 0};
+/* A C_Sign call, possibly on another thread. */
+struct signing {
 	unsigned char in[1024], sig[1024];
 	size_t inlen;
-	CK_ULONG siglen = sizeof(sig);
+	CK_ULONG siglen;
+	CK_RV rv;
+};
+
+static void do_sign(struct signing *s)
+{
+	s->siglen = sizeof(s->sig);
+	s->rv = p11->C_Sign(session, s->in, s->inlen, s->sig, &s->siglen);
+}
+
+#ifdef _WIN32
+static DWORD WINAPI sign_thread(LPVOID arg)
+{
+	do_sign(arg);
+	return 0;
+}
+
+static long now_ms(void)
+{
+	return (long)GetTickCount64();
+}
+
+static void sleep_ms(long ms)
+{
+	Sleep((DWORD)ms);
+}
+#else
+static void *sign_thread(void *arg)
+{
+	do_sign(arg);
+	return NULL;
+}
+
+static long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+	nanosleep(&ts, NULL);
+}
+#endif
+
+/* sign_init parses a mechanism name and input and starts a signature with
+ * the key labelled label; it prints an error line and returns non-zero on
+ * failure. */
+static int sign_init(const char *mname, const char *in_hex, const char *label, struct signing *s)
+{
+	static CK_RSA_PKCS_PSS_PARAMS pss = {CKM_SHA256, CKG_MGF1_SHA256, 32};
+	CK_MECHANISM mech = {0, NULL, 0};
 	CK_OBJECT_HANDLE key;
 	CK_RV rv;
 
@@ -135,48 +201,118 @@ static void cmd_sign(const char *mname, const char *in_hex, const char *label)
 		mech.mechanism = CKM_ECDSA_SHA256;
 	} else {
 		printf("ERROR unknown mechanism %s\n", mname);
-		return;
+		return -1;
 	}
-	if (unhex(in_hex, in, sizeof(in), &inlen) != 0) {
+	if (unhex(in_hex, s->in, sizeof(s->in), &s->inlen) != 0) {
 		printf("ERROR bad hex input\n");
-		return;
+		return -1;
 	}
 	rv = find1(CKO_PRIVATE_KEY, label, &key);
 	if (rv == CKR_OK)
 		rv = p11->C_SignInit(session, &mech, key);
-	if (rv == CKR_OK)
-		rv = p11->C_Sign(session, in, inlen, sig, &siglen);
-	printf("%s", rvname(rv));
-	if (rv == CKR_OK) {
+	if (rv != CKR_OK) {
+		printf("%s\n", rvname(rv));
+		return -1;
+	}
+	return 0;
+}
+
+static void cmd_sign(const char *mname, const char *in_hex, const char *label)
+{
+	struct signing s;
+
+	if (sign_init(mname, in_hex, label, &s) != 0)
+		return;
+	do_sign(&s);
+	printf("%s", rvname(s.rv));
+	if (s.rv == CKR_OK) {
 		putchar(' ');
-		hex(sig, siglen);
+		hex(s.sig, s.siglen);
 	}
 	putchar('\n');
+}
+
+static void cmd_sign_finalize(long delay, const char *mname, const char *in_hex, const char *label)
+{
+	static struct signing s;
+	CK_RV frv;
+	long start;
+#ifdef _WIN32
+	HANDLE th;
+#else
+	pthread_t th;
+#endif
+
+	if (sign_init(mname, in_hex, label, &s) != 0)
+		return;
+#ifdef _WIN32
+	th = CreateThread(NULL, 0, sign_thread, &s, 0, NULL);
+	if (th == NULL) {
+		printf("ERROR CreateThread\n");
+		return;
+	}
+#else
+	if (pthread_create(&th, NULL, sign_thread, &s) != 0) {
+		printf("ERROR pthread_create\n");
+		return;
+	}
+#endif
+	sleep_ms(delay);
+	start = now_ms();
+	frv = p11->C_Finalize(NULL);
+	start = now_ms() - start;
+#ifdef _WIN32
+	WaitForSingleObject(th, INFINITE);
+	CloseHandle(th);
+#else
+	pthread_join(th, NULL);
+#endif
+	printf("%s %s %ld\n", rvname(frv), rvname(s.rv), start);
+}
+
+/* split cuts s at its first space: s keeps the first word, the result is
+ * the rest (NULL when there is no space). */
+static char *split(char *s)
+{
+	char *sp = s == NULL ? NULL : strchr(s, ' ');
+	if (sp != NULL)
+		*sp++ = '\0';
+	return sp;
 }
 
 int main(int argc, char **argv)
 {
 	CK_C_GetFunctionList gfl;
 	char line[4096];
-	void *lib;
 
 	if (argc != 2) {
 		fprintf(stderr, "usage: session LIB\n");
 		return 2;
 	}
-	lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+#ifdef _WIN32
+	HMODULE lib = LoadLibraryA(argv[1]);
+	if (lib == NULL) {
+		fprintf(stderr, "LoadLibrary %s: error %lu\n", argv[1], (unsigned long)GetLastError());
+		return 1;
+	}
+	*(FARPROC *)&gfl = GetProcAddress(lib, "C_GetFunctionList");
+#else
+	void *lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
 	if (lib == NULL) {
 		fprintf(stderr, "dlopen %s: %s\n", argv[1], dlerror());
 		return 1;
 	}
 	*(void **)&gfl = dlsym(lib, "C_GetFunctionList");
+#endif
 	if (gfl == NULL || gfl(&p11) != CKR_OK) {
 		fprintf(stderr, "C_GetFunctionList failed\n");
 		return 1;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
-	while (fgets(line, sizeof(line), stdin) != NULL) {
+	/* Each answer is flushed before the next command is read (on Windows
+	 * _IOLBF means full buffering). */
+	while (fflush(stdout) == 0 && fgets(line, sizeof(line), stdin) != NULL) {
 		char *nl = strchr(line, '\n'), *arg;
 		if (nl != NULL)
 			*nl = '\0';
@@ -223,6 +359,13 @@ int main(int argc, char **argv)
 			}
 			*label++ = '\0';
 			cmd_sign(arg, in, label);
+		} else if (strcmp(line, "sign-finalize") == 0) {
+			char *mname = split(arg), *in = split(mname), *label = split(in);
+			if (label == NULL) {
+				printf("ERROR usage: sign-finalize MS MECH HEX LABEL\n");
+				continue;
+			}
+			cmd_sign_finalize(strtol(arg, NULL, 10), mname, in, label);
 		} else if (strcmp(line, "finalize") == 0) {
 			printf("%s\n", rvname(p11->C_Finalize(NULL)));
 		} else if (strcmp(line, "quit") == 0) {
