@@ -263,4 +263,3 @@ func verify(t *testing.T, what string, c *x509.Certificate, data, sig []byte, op
 	}
 	t.Logf("%s: signed by csctoken.dll under wine, verified by openssl", what)
 }
-
