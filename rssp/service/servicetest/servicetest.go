@@ -19,6 +19,7 @@ import (
 
 	"github.com/csctoken/csctoken/rssp/ca"
 	"github.com/csctoken/csctoken/rssp/keystore/soft"
+	"github.com/csctoken/csctoken/rssp/notify"
 	"github.com/csctoken/csctoken/rssp/sealer"
 	"github.com/csctoken/csctoken/rssp/secret"
 	"github.com/csctoken/csctoken/rssp/service"
@@ -50,11 +51,38 @@ func (c *Clock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// Env is a service over a fresh store.
+// Outbox is a notifier that keeps the messages it is given: the user's
+// phone for out-of-band approvals and online OTPs.
+type Outbox struct {
+	mu   sync.Mutex
+	msgs []notify.Message
+}
+
+// Notify implements notify.Notifier.
+func (o *Outbox) Notify(_ context.Context, m notify.Message) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.msgs = append(o.msgs, m)
+	return nil
+}
+
+// Last returns the last message, and false when there is none.
+func (o *Outbox) Last() (notify.Message, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.msgs) == 0 {
+		return notify.Message{}, false
+	}
+	return o.msgs[len(o.msgs)-1], true
+}
+
+// Env is a service over a fresh store, with out-of-band factors served
+// (the store keeps the pending authorizations, Outbox gets the messages).
 type Env struct {
 	Service *service.Service
 	Store   store.Store
 	Clock   *Clock
+	Outbox  *Outbox
 	Options service.Options
 }
 
@@ -97,11 +125,13 @@ func New(t testing.TB, edit func(*service.Options)) *Env {
 		edit(&opt)
 	}
 	clock := NewClock(time.Now().Truncate(time.Second))
-	svc, err := service.New(service.Deps{Store: db, Keys: keys, Issuer: issuer{authority}, Sealer: kek, Now: clock.Now}, opt)
+	out := &Outbox{}
+	svc, err := service.New(service.Deps{Store: db, Keys: keys, Issuer: issuer{authority}, Sealer: kek,
+		Pending: db, Notifier: out, Now: clock.Now}, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Env{Service: svc, Store: db, Clock: clock, Options: opt}
+	return &Env{Service: svc, Store: db, Clock: clock, Outbox: out, Options: opt}
 }
 
 type issuer struct{ ca *ca.CA }
