@@ -78,6 +78,16 @@ keyring:
 fuzz:
 	@GO=$(GO) FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh $(FUZZ)
 
+# The fault and load suite (tests/soak, docs/security.md): a real rssp under
+# load, kill -9, a full disk (as root), network faults, a flood of bad
+# logins. make unit runs it short (3 s phases, 200 bad logins); this is the
+# longer run: make soak SOAK_TIME=5m SOAK_BAD_LOGINS=500.
+SOAK_TIME ?= 30s
+SOAK_BAD_LOGINS ?= 500
+soak:
+	CSCTOKEN_SOAK_TIME=$(SOAK_TIME) CSCTOKEN_SOAK_BAD_LOGINS=$(SOAK_BAD_LOGINS) \
+	  $(GO) test -count=1 -v -timeout 120m -run TestSoak ./tests/soak/
+
 demo:
 	bash scripts/demo.sh
 
