@@ -110,3 +110,28 @@ func TestSessions(t *testing.T) {
 		want(t, err, service.ErrInvalidToken, "")
 	})
 }
+
+// TestDisabledAccount: a disabled account's browser session, code and
+// refresh token stop working, and a client cannot act for it.
+func TestDisabledAccount(t *testing.T) {
+	f := newFixture(t)
+	session, _, err := f.as.Login(t.Context(), "", "alice", password)
+	want(t, err, nil, "")
+	r, v := request()
+	tok := f.tokens(t, r, v)
+	r2, v2 := request()
+	code := f.code(t, r2)
+	if err := f.Service.SetUserDisabled(t.Context(), "alice", true); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.as.Session(t.Context(), session)
+	want(t, err, service.ErrInvalidToken, "no longer active")
+	_, _, err = f.as.Login(t.Context(), "", "alice", password)
+	want(t, err, service.ErrAuthentication, "disabled")
+	_, err = f.as.ExchangeCode(t.Context(), f.desktop, code, desktopRedirect, v2)
+	want(t, err, authserver.ErrInvalidGrant, "")
+	_, err = f.as.Refresh(t.Context(), f.desktop, tok.RefreshToken, "")
+	want(t, err, authserver.ErrInvalidGrant, "")
+	_, err = f.as.ClientCredentials(t.Context(), f.portal, "")
+	want(t, err, authserver.ErrUnauthorizedClient, "no longer active")
+}
