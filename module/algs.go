@@ -8,7 +8,6 @@ import (
 	"encoding/asn1"
 	"errors"
 	"fmt"
-	"math/big"
 	"slices"
 
 	"golang.org/x/crypto/cryptobyte"
@@ -200,29 +199,6 @@ func pssParamsDER(h, mgf hashAlg, saltLen int) []byte {
 		}
 	})
 	return b.BytesOrPanic()
-}
-
-// ecdsaRaw converts an ECDSA signature from the service, DER
-// Ecdsa-Sig-Value or raw r||s, into PKCS#11's fixed-width r||s with n
-// bytes per component.
-func ecdsaRaw(sig []byte, n int) ([]byte, error) {
-	s := cryptobyte.String(sig)
-	var seq cryptobyte.String
-	r, ss := new(big.Int), new(big.Int)
-	if s.ReadASN1(&seq, cbasn1.SEQUENCE) && s.Empty() &&
-		seq.ReadASN1Integer(r) && seq.ReadASN1Integer(ss) && seq.Empty() {
-		if r.Sign() <= 0 || ss.Sign() <= 0 || len(r.Bytes()) > n || len(ss.Bytes()) > n {
-			return nil, errors.New("ECDSA signature out of range")
-		}
-		out := make([]byte, 2*n)
-		r.FillBytes(out[:n])
-		ss.FillBytes(out[n:])
-		return out, nil
-	}
-	if len(sig) == 2*n {
-		return slices.Clone(sig), nil
-	}
-	return nil, fmt.Errorf("ECDSA signature of %d bytes is neither DER nor %d-byte r||s", len(sig), 2*n)
 }
 
 // rsaFixed left-pads an RSA signature to the modulus length k.

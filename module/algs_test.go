@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
+	"github.com/csctoken/csctoken/csc"
 	"github.com/csctoken/csctoken/module/ck"
 )
 
@@ -125,20 +126,21 @@ func TestPSSParamsDER(t *testing.T) {
 	}
 }
 
+// TestECDSARaw: the conversion the module uses on signHash answers.
 func TestECDSARaw(t *testing.T) {
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	digest := make([]byte, 32)
 	for range 50 {
 		der, _ := ecdsa.SignASN1(rand.Reader, k, digest)
-		raw, err := ecdsaRaw(der, 32)
+		raw, err := csc.ECDSAToRaw(der, 32)
 		if err != nil || len(raw) != 64 {
-			t.Fatalf("ecdsaRaw: %v", err)
+			t.Fatalf("ECDSAToRaw: %v", err)
 		}
 		r, s := new(big.Int).SetBytes(raw[:32]), new(big.Int).SetBytes(raw[32:])
 		if !ecdsa.Verify(&k.PublicKey, digest, r, s) {
 			t.Fatal("converted signature does not verify")
 		}
-		again, err := ecdsaRaw(raw, 32)
+		again, err := csc.ECDSAToRaw(raw, 32)
 		if err != nil || !bytes.Equal(again, raw) {
 			t.Fatal("raw input not passed through")
 		}
@@ -146,11 +148,11 @@ func TestECDSARaw(t *testing.T) {
 	// Small r and s are left-padded.
 	var b []byte
 	b, _ = asn1.Marshal(struct{ R, S *big.Int }{big.NewInt(1), big.NewInt(2)})
-	raw, err := ecdsaRaw(b, 32)
+	raw, err := csc.ECDSAToRaw(b, 32)
 	if err != nil || raw[31] != 1 || raw[63] != 2 || raw[0] != 0 {
 		t.Fatalf("padding: %x %v", raw, err)
 	}
-	if _, err := ecdsaRaw([]byte{1, 2, 3}, 32); err == nil {
+	if _, err := csc.ECDSAToRaw([]byte{1, 2, 3}, 32); err == nil {
 		t.Fatal("garbage accepted")
 	}
 }

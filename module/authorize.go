@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"slices"
 
+	"github.com/csctoken/csctoken/csc"
 	"github.com/csctoken/csctoken/module/ck"
 )
 
@@ -193,7 +194,7 @@ func (m *Module) remoteSign(st *state, s *session, op *signOp, j signJob) ([]byt
 	case ck.CKK_RSA:
 		sig, err = rsaFixed(sigs[0], op.k.sigLen)
 	case ck.CKK_EC:
-		sig, err = ecdsaRaw(sigs[0], op.k.sigLen/2)
+		sig, err = csc.ECDSAToRaw(sigs[0], op.k.sigLen/2)
 	}
 	if err != nil {
 		return nil, wrapRV(ck.CKR_DEVICE_ERROR, fmt.Errorf("signature from the service: %w", err))

@@ -6,13 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"os"
 	"strings"
 
-	"golang.org/x/crypto/cryptobyte"
-	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
-
+	"github.com/csctoken/csctoken/csc"
 	"github.com/csctoken/csctoken/module"
 	"github.com/csctoken/csctoken/module/ck"
 	"github.com/csctoken/csctoken/module/config"
@@ -169,7 +166,7 @@ func (c *cli) cmdSign(o signOptions) error {
 	sig = sig[:n]
 	format := "PKCS#11"
 	if keyType == ck.CKK_EC && !*raw {
-		sig, format = ecdsaDER(sig), "DER"
+		sig, format = mustECDSADER(sig), "DER"
 	}
 	if *out == "-" {
 		_, err = c.stdout.Write(sig)
@@ -333,14 +330,13 @@ func (c *cli) credentialOf(p *p11, h module.SessionHandle, id []byte) string {
 	return cert.Subject.String()
 }
 
-// ecdsaDER encodes PKCS#11's r||s as a DER Ecdsa-Sig-Value, what openssl
-// and most verifiers read.
-func ecdsaDER(rs []byte) []byte {
-	n := len(rs) / 2
-	var b cryptobyte.Builder
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1BigInt(new(big.Int).SetBytes(rs[:n]))
-		b.AddASN1BigInt(new(big.Int).SetBytes(rs[n:]))
-	})
-	return b.BytesOrPanic()
+// mustECDSADER encodes PKCS#11's r||s as a DER Ecdsa-Sig-Value, what
+// openssl and most verifiers read (csc.ECDSAToDER; the module made rs, so
+// it converts).
+func mustECDSADER(rs []byte) []byte {
+	der, err := csc.ECDSAToDER(rs)
+	if err != nil {
+		return rs
+	}
+	return der
 }

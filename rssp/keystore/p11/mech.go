@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"math/big"
 
+	"github.com/csctoken/csctoken/csc"
 	"github.com/csctoken/csctoken/rssp/keystore"
 	"github.com/miekg/pkcs11"
 )
@@ -111,16 +112,17 @@ func signMechanism(k keyObject, h crypto.Hash, pss *rsa.PSSOptions, digest []byt
 }
 
 // ecdsaDER converts the PKCS#11 ECDSA signature r||s (two big-endian
-// integers of equal length) to DER Ecdsa-Sig-Value.
+// integers of equal length) to DER Ecdsa-Sig-Value (csc.ECDSAToDER, the
+// one conversion).
 func ecdsaDER(raw []byte) ([]byte, error) {
 	if len(raw) == 0 || len(raw)%2 != 0 {
 		return nil, fmt.Errorf("p11: ECDSA signature of odd length %d", len(raw))
 	}
-	n := len(raw) / 2
-	return asn1.Marshal(struct{ R, S *big.Int }{
-		new(big.Int).SetBytes(raw[:n]),
-		new(big.Int).SetBytes(raw[n:]),
-	})
+	der, err := csc.ECDSAToDER(raw)
+	if err != nil {
+		return nil, fmt.Errorf("p11: %w", err)
+	}
+	return der, nil
 }
 
 // parseECPoint decodes CKA_EC_POINT. PKCS#11 specifies a DER OCTET STRING
