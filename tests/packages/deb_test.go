@@ -95,6 +95,15 @@ func TestDeb(t *testing.T) {
 	checkPolicies(t, true)
 	noNetwork(t, dir)
 
+	// The installed csctoken registers the installed module (not a build
+	// tree's) when no --library is given.
+	javaCfg := filepath.Join(dir, "java.cfg")
+	if r := run(t, time.Minute, privateEnv(t, filepath.Join(dir, "register")), "", "/usr/bin/csctoken", "register", "--java", javaCfg); r.Err != nil {
+		t.Errorf("csctoken register --java: %v", r)
+	} else if cfg, _ := os.ReadFile(javaCfg); !strings.Contains(string(cfg), "library = "+debModule+"\n") {
+		t.Errorf("csctoken register --java wrote:\n%s", cfg)
+	}
+
 	// IT puts the service into the system config; the user logs in once.
 	srv := rssptest.Start(t, rssptest.Options{Backend: rssptest.Soft})
 	ctx := context.Background()
