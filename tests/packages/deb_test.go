@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -94,6 +95,7 @@ func TestDeb(t *testing.T) {
 	}
 	checkPolicies(t, true)
 	noNetwork(t, dir)
+	firefoxLoads(t, dir)
 
 	// The installed csctoken registers the installed module (not a build
 	// tree's) when no --library is given.
@@ -340,5 +342,39 @@ func noNetwork(t *testing.T, dir string) {
 	}
 	if !strings.Contains(r.Stdout, "System Trust") {
 		t.Logf("p11tool --list-tokens:\n%s", r.Stdout)
+	}
+}
+
+// firefoxLoads starts Firefox ESR headless on a new profile: the machine's
+// policy (policies.json, SecurityDevices) must put the installed module
+// into the profile's NSS database (pkcs11.txt).
+func firefoxLoads(t *testing.T, dir string) {
+	t.Helper()
+	testbin.Need(t, requireEnv, "firefox-esr")
+	home, profile := filepath.Join(dir, "ff-home"), filepath.Join(dir, "ff-profile")
+	for _, d := range []string{home, profile} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "firefox-esr", "--headless", "--no-remote", "--profile", profile,
+		"--screenshot", filepath.Join(dir, "ff.png"), "about:blank")
+	cmd.Env = append(privateEnv(t, filepath.Join(dir, "ff")), "HOME="+home, "MOZ_CRASHREPORTER_DISABLE=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.CombinedOutput()
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // what it left running
+	if err != nil {
+		t.Fatalf("firefox-esr --headless --screenshot: %v\n%s", err, out)
+	}
+	db, err := os.ReadFile(filepath.Join(profile, "pkcs11.txt"))
+	if err != nil {
+		t.Fatalf("Firefox made no pkcs11.txt: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(db), "library="+debModule+"\nname=csctoken") {
+		t.Errorf("Firefox did not add the module from the policy; pkcs11.txt:\n%s", db)
 	}
 }

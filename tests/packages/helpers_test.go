@@ -109,9 +109,20 @@ func keepFile(t *testing.T, file string) {
 	if st, err := os.Stat(file); err == nil {
 		mode = st.Mode().Perm()
 	}
+	// The directories the test may make, from the top: removed again when
+	// they did not exist and are empty.
+	var made []string
+	for d := filepath.Dir(file); d != "/" && d != "/etc"; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); errors.Is(err, fs.ErrNotExist) {
+			made = append(made, d)
+		}
+	}
 	t.Cleanup(func() {
 		if !existed {
 			os.Remove(file)
+			for _, d := range made {
+				os.Remove(d)
+			}
 			return
 		}
 		os.MkdirAll(filepath.Dir(file), 0o755)
