@@ -252,22 +252,97 @@ func normalizeCredInfo(ci *csc.CredentialInfo) {
 // ListCredentials calls credentials/list and returns one page. In v2,
 // maxResults is not sent and pageToken only when set (v2 has no paging; a
 // server that pages anyway is followed). In v1, the v2-only parameters are
-// not sent, and with CredentialInfo the client asks credentials/info for each
-// credential to fill CredentialInfos.
+// not sent. With CredentialInfo, CredentialInfos holds one info per
+// credential ID, in the same order: the client asks credentials/info for
+// those the listing left out (every one in v1, which has no infos in the
+// listing; those a v2 server omitted). This is the one such fan-out.
 func (cl *Client) ListCredentials(ctx context.Context, req *csc.CredentialsListRequest) (*csc.CredentialsListResponse, error) {
 	if req == nil {
 		req = &csc.CredentialsListRequest{}
 	}
+	var (
+		out *csc.CredentialsListResponse
+		err error
+	)
 	if cl.version == V1 {
-		return cl.listV1(ctx, req)
+		out, err = cl.listV1(ctx, req)
+	} else {
+		in := *req
+		in.MaxResults = 0
+		var res *result
+		if res, err = cl.do(ctx, call{spec: mList, in: in}); err == nil {
+			out, err = decodeList(res)
+		}
 	}
-	in := *req
-	in.MaxResults = 0
-	res, err := cl.do(ctx, call{spec: mList, in: in})
-	if err != nil {
-		return nil, err
+	if err != nil || !req.CredentialInfo {
+		return out, err
 	}
-	return decodeList(res)
+	return out, cl.completeInfos(ctx, req, out)
+}
+
+// completeInfos makes out.CredentialInfos one info per credential ID, in
+// order, asking credentials/info (at most 4 at a time) for the IDs the
+// listing gave no info for. A listing of infos without IDs gives the IDs.
+func (cl *Client) completeInfos(ctx context.Context, req *csc.CredentialsListRequest, out *csc.CredentialsListResponse) error {
+	byID := make(map[string]csc.CredentialInfo, len(out.CredentialInfos))
+	for _, ci := range out.CredentialInfos {
+		if ci.CredentialID != "" {
+			byID[ci.CredentialID] = ci
+		}
+	}
+	if len(out.CredentialIDs) == 0 {
+		for _, ci := range out.CredentialInfos {
+			if ci.CredentialID != "" {
+				out.CredentialIDs = append(out.CredentialIDs, ci.CredentialID)
+			}
+		}
+	}
+	infos := make([]csc.CredentialInfo, len(out.CredentialIDs))
+	var missing []int
+	for i, id := range out.CredentialIDs {
+		if ci, ok := byID[id]; ok {
+			infos[i] = ci
+		} else {
+			missing = append(missing, i)
+		}
+	}
+	errs := make([]error, len(missing))
+	sem := make(chan struct{}, 4)
+	var wg sync.WaitGroup
+	for j, i := range missing {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				errs[j] = ctx.Err()
+				return
+			}
+			defer func() { <-sem }()
+			ci, err := cl.CredentialInfo(ctx, &csc.CredentialsInfoRequest{
+				CredentialID: out.CredentialIDs[i], Certificates: req.Certificates, CertInfo: req.CertInfo,
+				AuthInfo: req.AuthInfo, Lang: req.Lang, ClientData: req.ClientData,
+			})
+			if err != nil {
+				errs[j] = err
+				return
+			}
+			infos[i] = *ci
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			var e *Error
+			if !errors.As(err, &e) {
+				err = &Error{Method: mCredInfo.name, Err: err} // the context's error
+			}
+			return err
+		}
+	}
+	out.CredentialInfos = infos
+	return nil
 }
 
 func decodeList(res *result) (*csc.CredentialsListResponse, error) {
@@ -302,46 +377,6 @@ func (cl *Client) listV1(ctx context.Context, req *csc.CredentialsListRequest) (
 	if out.CredentialIDs == nil {
 		out.CredentialIDs = []string{}
 	}
-	if !req.CredentialInfo || len(out.CredentialIDs) == 0 {
-		return &out, nil
-	}
-	infos := make([]csc.CredentialInfo, len(out.CredentialIDs))
-	errs := make([]error, len(out.CredentialIDs))
-	sem := make(chan struct{}, 4)
-	var wg sync.WaitGroup
-	for i, id := range out.CredentialIDs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				errs[i] = ctx.Err()
-				return
-			}
-			defer func() { <-sem }()
-			ci, err := cl.CredentialInfo(ctx, &csc.CredentialsInfoRequest{
-				CredentialID: id, Certificates: req.Certificates, CertInfo: req.CertInfo,
-				AuthInfo: req.AuthInfo, Lang: req.Lang, ClientData: req.ClientData,
-			})
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			infos[i] = *ci
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			var e *Error
-			if !errors.As(err, &e) {
-				err = &Error{Method: mCredInfo.name, Err: err} // the context's error
-			}
-			return nil, err
-		}
-	}
-	out.CredentialInfos = infos
 	return &out, nil
 }
 

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/csctoken/csctoken/csc"
 	"github.com/csctoken/csctoken/module"
@@ -57,71 +56,15 @@ func (s *Service) ListCredentials(ctx context.Context) ([]module.Credential, err
 	return creds, nil
 }
 
-// credentialInfos lists the credentials with their info, asking
-// credentials/info for those the listing left without.
+// credentialInfos lists the credentials with their info (the client asks
+// credentials/info for those the listing left without).
 func (s *Service) credentialInfos(ctx context.Context) ([]csc.CredentialInfo, error) {
 	req := listRequest
 	list, err := s.cl.ListAllCredentials(ctx, &req)
 	if err != nil {
 		return nil, s.mapErr("credentials/list", err)
 	}
-	byID := make(map[string]csc.CredentialInfo, len(list.CredentialInfos))
-	for _, ci := range list.CredentialInfos {
-		if ci.CredentialID != "" {
-			byID[ci.CredentialID] = ci
-		}
-	}
-	ids := list.CredentialIDs
-	if len(ids) == 0 {
-		for _, ci := range list.CredentialInfos {
-			if ci.CredentialID != "" {
-				ids = append(ids, ci.CredentialID)
-			}
-		}
-	}
-	out := make([]csc.CredentialInfo, len(ids))
-	var missing []int
-	for i, id := range ids {
-		if ci, ok := byID[id]; ok {
-			out[i] = ci
-		} else {
-			missing = append(missing, i)
-		}
-	}
-	if len(missing) == 0 {
-		return out, nil
-	}
-	s.log.Debug("credentials/list without credentialInfo; asking credentials/info", "credentials", len(missing))
-	errs := make([]error, len(missing))
-	sem := make(chan struct{}, 4)
-	var wg sync.WaitGroup
-	for j, i := range missing {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				errs[j] = ctx.Err()
-				return
-			}
-			defer func() { <-sem }()
-			ci, err := s.cl.CredentialInfo(ctx, &csc.CredentialsInfoRequest{
-				CredentialID: ids[i], Certificates: csc.CertsChain, CertInfo: true, AuthInfo: true,
-			})
-			if err != nil {
-				errs[j] = err
-				return
-			}
-			ci.CredentialID = ids[i]
-			out[i] = *ci
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, s.mapErr("credentials/info", err)
-	}
-	return out, nil
+	return list.CredentialInfos, nil
 }
 
 // credential maps a credential info; serviceAlgos are info's
