@@ -20,7 +20,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 )
 
 // ErrBroken says the file is not a policy file this package can change
@@ -224,9 +223,7 @@ func write(target string, doc object, mode os.FileMode) error {
 	out.WriteByte('\n')
 	var uid, gid = -1, -1
 	if st, err := os.Stat(target); err == nil {
-		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-			uid, gid = int(sys.Uid), int(sys.Gid)
-		}
+		uid, gid = owner(st)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(target), ".policies-*.json")
 	if err != nil {
