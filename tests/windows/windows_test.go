@@ -1,6 +1,7 @@
 package windows
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
@@ -156,6 +157,8 @@ func TestWindows(t *testing.T) {
 		h.quit(t)
 	})
 
+	t.Run("msi", func(t *testing.T) { checkMSI(t, w, b, config) })
+
 	t.Logf("the Windows test took %v", time.Since(start).Round(time.Second))
 }
 
@@ -262,4 +265,88 @@ func verify(t *testing.T, what string, c *x509.Certificate, data, sig []byte, op
 		return
 	}
 	t.Logf("%s: signed by csctoken.dll under wine, verified by openssl", what)
+}
+
+const policyKey = `HKLM\SOFTWARE\Policies\Mozilla\Firefox\SecurityDevices\Add`
+
+// checkMSI installs the MSI silently, checks the files and the Firefox
+// policy value, signs with the installed DLL and the machine config in
+// %ProgramData%, upgrades to a newer MSI (MajorUpgrade: one product
+// left), and uninstalls: no file, directory or policy value is left.
+func checkMSI(t *testing.T, w *wine, b build, config string) {
+	installed := w.drive("Program Files", "csctoken")
+	installedDLL := `C:\Program Files\csctoken\csctoken.dll`
+	if r := w.run(5*time.Minute, "", "msiexec", "/i", winPath(b.msi), "/qn"); r.Err != nil {
+		t.Fatalf("msiexec /i: %v", r)
+	}
+	for _, f := range []string{b.dll, b.exe} {
+		want, _ := os.ReadFile(f)
+		got, err := os.ReadFile(filepath.Join(installed, filepath.Base(f)))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("installed %s: %v (same as built: %v)", filepath.Base(f), err, bytes.Equal(got, want))
+		}
+	}
+	r := w.run(time.Minute, "", "reg", "query", policyKey, "/v", "csctoken")
+	if r.Err != nil || !strings.Contains(r.Stdout, installedDLL) {
+		t.Errorf("reg query %s /v csctoken: %v", policyKey, r)
+	}
+	t.Logf("Firefox policy: %s", strings.TrimSpace(r.Stdout))
+
+	// The machine's config only (what IT deploys): the installed DLL and
+	// CLI find it in %ProgramData%.
+	userConfig := w.appData("csctoken", "csctoken.toml")
+	os.Remove(userConfig)
+	machineConfig := w.drive("ProgramData", "csctoken", "csctoken.toml")
+	if err := os.MkdirAll(filepath.Dir(machineConfig), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(machineConfig, []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(filepath.Dir(machineConfig))
+	r = w.run(2*time.Minute, "", `C:\Program Files\csctoken\csctoken.exe`, "status")
+	if r.Err != nil || !strings.Contains(r.Stdout, `ProgramData\csctoken\csctoken.toml`) || !strings.Contains(r.Stdout, "credentials: 2") {
+		t.Errorf("installed csctoken.exe status: %v", r)
+	}
+	data := []byte("signed by the installed csctoken.dll")
+	got := w.session(t, b.session, installedDLL, "init", "slots", "open 0", "login "+pin, "cert "+rsaLabel,
+		"sign SHA256-RSA-PKCS "+hex.EncodeToString(data)+" "+rsaLabel, "finalize")
+	if got[0] != "CKR_OK" || got[1] != "CKR_OK 1" || got[3] != "CKR_OK" {
+		t.Fatalf("installed DLL: %q", got)
+	}
+	verify(t, "installed DLL, RSA PKCS#1 v1.5", certOf(t, got[4]), data, sigOf(t, got[5]))
+
+	// A newer MSI replaces the installed one.
+	newer := filepath.Join(t.TempDir(), "csctoken-0.9.1-x64.msi")
+	wixl := exec.Command("wixl", "-a", "x64", "-D", "Version=0.9.1", "-D", "SourceDir=.", "-o", newer,
+		filepath.Join(testbin.Root(t), "installer", "windows", "csctoken.wxs"))
+	wixl.Dir = filepath.Dir(b.dll)
+	if out, err := wixl.CombinedOutput(); err != nil {
+		t.Fatalf("wixl: %v\n%s", err, out)
+	}
+	if r := w.run(5*time.Minute, "", "msiexec", "/i", winPath(newer), "/qn"); r.Err != nil {
+		t.Fatalf("msiexec /i (upgrade): %v", r)
+	}
+	r = w.run(time.Minute, "", "reg", "query", `HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Uninstall`, "/s", "/f", "csctoken", "/d")
+	if n := strings.Count(r.Stdout, "DisplayName"); n != 1 || !strings.Contains(r.Stdout, "0.9.1") {
+		t.Errorf("after the upgrade, %d products named csctoken (want one, 0.9.1):\n%s", n, r.Stdout)
+	}
+	if _, err := os.Stat(filepath.Join(installed, "csctoken.dll")); err != nil {
+		t.Errorf("after the upgrade: %v", err)
+	}
+
+	if r := w.run(5*time.Minute, "", "msiexec", "/x", winPath(newer), "/qn"); r.Err != nil {
+		t.Fatalf("msiexec /x: %v", r)
+	}
+	if _, err := os.Stat(installed); !os.IsNotExist(err) {
+		left, _ := os.ReadDir(installed)
+		t.Errorf("after uninstall, %s is still there (%v): %v", installed, err, left)
+	}
+	if r := w.run(time.Minute, "", "reg", "query", policyKey, "/v", "csctoken"); r.Err == nil {
+		t.Errorf("after uninstall, the policy value is still there:\n%s", r.Stdout)
+	}
+	r = w.run(time.Minute, "", "reg", "query", `HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Uninstall`, "/s", "/f", "csctoken", "/d")
+	if strings.Contains(r.Stdout, "DisplayName") {
+		t.Errorf("after uninstall, a product is still registered:\n%s", r.Stdout)
+	}
 }
