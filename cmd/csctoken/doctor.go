@@ -248,8 +248,12 @@ func (c *cli) doctorSlot(r *report, p *p11, id module.SlotID, sc config.Service)
 			others++
 		}
 	}
-	r.note("objects before C_Login: %d user certificate(s), %d CA certificate(s), %d public key(s), %d profile(s), %d other(s); private keys appear after C_Login",
-		userCerts, caCerts, pubKeys, profiles, others)
+	keys := "private keys appear after C_Login"
+	if ti.Flags&ck.CKF_LOGIN_REQUIRED == 0 {
+		keys = "no login needed: private keys are visible without C_Login, each signature is approved in the browser"
+	}
+	r.note("objects before C_Login: %d user certificate(s), %d CA certificate(s), %d public key(s), %d profile(s), %d other(s); %s",
+		userCerts, caCerts, pubKeys, profiles, others, keys)
 	switch {
 	case userCerts == 0 && listed:
 		r.problem("the service lists no usable credential: programs will find nothing to sign with")

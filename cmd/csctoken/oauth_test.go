@@ -153,7 +153,7 @@ func TestCLIOAuth2(t *testing.T) {
 	u.check(t)
 	runCLI(t, "", "status", "--config", conf).must(t).contains(t, "stdout", "login: yes (oauth2); access token valid until", "credentials: 1")
 	runCLI(t, "", "doctor", "--config", conf).must(t).contains(t, "stdout", "logged in: access token valid until",
-		"protected authentication path")
+		"protected authentication path", "private keys are visible without C_Login")
 
 	// sign: C_Login without a PIN, the consent page for the hash.
 	msg := filepath.Join(t.TempDir(), "doc.txt")
