@@ -28,7 +28,13 @@ func (s *Service) Login(ctx context.Context, name, password string, rememberMe b
 		return Tokens{}, err
 	}
 	var userID string
-	defer func() { s.audit(ctx, "login", userID, "", nil, err, "user "+name) }()
+	defer func() {
+		// A login refused as busy checked nothing: no row (a flood of
+		// them would queue the audit log's writes of everyone else).
+		if !errors.Is(err, ErrUnavailable) {
+			s.audit(ctx, "login", userID, "", nil, err, "user "+name)
+		}
+	}()
 	u, err := s.store.UserByName(ctx, name)
 	if errors.Is(err, store.ErrNotFound) {
 		if err := s.verifyDummy(ctx, password); err != nil {

@@ -211,7 +211,11 @@ func (s *Service) CheckPassword(ctx context.Context, name, password string) (u s
 	if err := s.check(ctx, s.passwords, name); err != nil {
 		return store.User{}, err
 	}
-	defer func() { s.audit(ctx, "oauth2 login", u.ID, "", nil, err, "user "+name) }()
+	defer func() {
+		if !errors.Is(err, ErrUnavailable) { // busy: nothing was checked (see Login)
+			s.audit(ctx, "oauth2 login", u.ID, "", nil, err, "user "+name)
+		}
+	}()
 	u, err = s.store.UserByName(ctx, name)
 	if errors.Is(err, store.ErrNotFound) {
 		if err := s.verifyDummy(ctx, password); err != nil {
