@@ -202,7 +202,7 @@ func goFinalize() (rv C.CK_RV) {
 	defer guard("Finalize", &rv)
 	err := mod.Finalize()
 	// The host may exit next: no consent browser outlives it.
-	consentbrowser.CloseAll(2 * time.Second)
+	consentbrowser.CloseAll(500 * time.Millisecond)
 	return rvOf(err)
 }
 

@@ -385,6 +385,9 @@ func startClientAuthServer(t *testing.T, rsspDir, host string, clientCAs []*x509
 			return err
 		},
 		MinVersion: tls.VersionTLS12,
+		// Every connection authenticates: no resumption of an earlier
+		// one (Firefox keeps TLS session tickets across restarts).
+		SessionTicketsDisabled: true,
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

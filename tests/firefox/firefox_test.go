@@ -7,10 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/csctoken/csctoken/csc"
+	"github.com/csctoken/csctoken/internal/consentbrowser"
 	"github.com/csctoken/csctoken/internal/rssptest"
 	"github.com/csctoken/csctoken/internal/testbin"
 	"github.com/csctoken/csctoken/rssp/service"
@@ -250,4 +252,169 @@ func (d *desktop) answerDialogs(s *clientAuthServer, keys []string, limit time.D
 		picked = true
 	}
 	return s.received(d, time.Second)
+}
+
+// TestFirefoxBrowserMode: browser mode with Firefox as the user's browser
+// ($BROWSER, and the host itself). The module must not open the consent
+// page as a tab of the Firefox whose socket thread waits on C_Sign: it
+// opens a Firefox of its own, and C_Sign answers within seconds, so that
+// the host's other tabs keep loading while the consent waits. The user is
+// slow (40 s, past Firefox's 30 s handshake limit): the first attempt
+// fails, and the reload signs with what was approved, without a second
+// consent page. Then, with a consent pending again in a new Firefox,
+// quitting it takes under 5 s, leaves no process and no crash report.
+func TestFirefoxBrowserMode(t *testing.T) {
+	needDesktop(t)
+	r := startRSSP(t)
+	cert := r.credential(t, service.CredentialSpec{KeyType: "ec-p256", Description: "EC key", Multisign: 10})
+	d := newDesktop(t, r.config("browser"))
+	d.run(password+"\n", testbin.CLI(t), "login", "--password-stdin")
+	profile := d.newProfile(r, "browser", map[string]string{"security.default_personal_cert": `"Select Automatically"`})
+	site := startClientAuthServer(t, r.srv.Dir, "127.0.0.1", r.clientCAs)
+	other := startPlainServer(t)
+	const opened = "consent page opened in a separate browser process"
+	// baseQuit is how long Firefox takes to quit without a consent
+	// pending, on this machine now (about 4 s on two loaded cores).
+	baseQuit := 5 * time.Second
+
+	t.Run("slow user, other tabs, reload", func(t *testing.T) {
+		d.t = t
+		begin := time.Now()
+		ff := d.firefox(profile, site.URL, 4*time.Minute)
+		login := d.window(consentbrowser.WindowClass, "Sign in", 90*time.Second)
+		shown := time.Now()
+		t.Logf("consent page (sign-in) shown in its own Firefox after %v", shown.Sub(begin).Round(time.Millisecond))
+		d.waitLog("C_Sign does not wait for the consent page", 30*time.Second)
+
+		// The host is not blocked: another tab loads meanwhile.
+		host := d.browserWindow()
+		d.openTab(host, other.URL)
+		select {
+		case <-other.hits:
+			t.Logf("another tab loaded while the consent waits, %v after it opened", time.Since(shown).Round(time.Millisecond))
+		case <-time.After(30 * time.Second):
+			d.screenshot("other-tab")
+			t.Fatalf("the host's other tab did not load while the consent waits; windows: %s", d.windows())
+		}
+
+		// The user signs in to the service, then approves, 40 s after
+		// the page opened.
+		d.typeInto(login, user, "Tab")
+		d.typeInto(login, password, "Return")
+		approve := d.window(consentbrowser.WindowClass, "Authorize", 30*time.Second)
+		time.Sleep(time.Until(shown.Add(40 * time.Second)))
+		d.typeInto(approve, pin, "Return")
+		d.waitLog("approved in the browser", 30*time.Second)
+		t.Logf("approved %v after the page opened", time.Since(shown).Round(time.Millisecond))
+
+		// The reload signs at once with the kept approval.
+		reload := time.Now()
+		d.openTab(host, site.URL)
+		got := site.received(d, 30*time.Second)
+		if !sameCert(got, cert) {
+			t.Fatalf("the server got %s, want the token's certificate", got.Subject)
+		}
+		t.Logf("the reload authenticated with the token's certificate after %v", time.Since(reload).Round(time.Millisecond))
+		if n := d.countLog(opened); n != 1 {
+			t.Errorf("consent pages opened: %d, want 1", n)
+		}
+		if n := r.srv.AuditCount(t, "sign", credentialID(t, r)); n < 1 {
+			t.Errorf("sign audit rows: %d", n)
+		}
+		baseQuit = d.quit(ff, 15*time.Second)
+		t.Logf("Firefox quit %v after ctrl+q (no consent pending)", baseQuit.Round(time.Millisecond))
+	})
+
+	t.Run("quit while the consent waits", func(t *testing.T) {
+		d.t = t
+		ff := d.firefox(profile, site.URL, 3*time.Minute)
+		// The consent browser's profile remembers the sign-in: the
+		// page asks for the PIN at once.
+		d.window(consentbrowser.WindowClass, "Authorize", 90*time.Second)
+		d.waitLog("C_Sign does not wait for the consent page", 30*time.Second)
+		// Under 5 s, or no slower than without a consent (plus 1 s) on
+		// a machine where quitting alone takes longer.
+		took := d.quit(ff, max(5*time.Second, baseQuit+time.Second))
+		t.Logf("Firefox quit %v after ctrl+q with a consent pending (%v without)", took.Round(time.Millisecond), baseQuit.Round(time.Millisecond))
+		deadline := time.Now().Add(5 * time.Second)
+		for len(processesWith("csctoken-consent")) > 0 && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if pids := processesWith("csctoken-consent"); len(pids) > 0 {
+			t.Errorf("consent browser processes left after the host quit: %v", pids)
+		}
+		d.noCrashReports(profile)
+	})
+}
+
+// credentialID is the ID of the user's only credential.
+func credentialID(t *testing.T, r *rssp) string {
+	t.Helper()
+	tok := r.srv.Login(t, user, password)
+	var list csc.CredentialsListResponse
+	rssptest.Must(t, r.srv.Call(t, "credentials/list", tok, csc.CredentialsListRequest{})).Decode(t, &list)
+	if len(list.CredentialIDs) == 0 {
+		t.Fatal("no credential")
+	}
+	return list.CredentialIDs[0]
+}
+
+// quit quits Firefox as the user does (ctrl+q in its window) and fails
+// the test unless it exits within limit, without leaving a process in
+// its group.
+func (d *desktop) quit(ff *group, limit time.Duration) time.Duration {
+	d.t.Helper()
+	win := d.browserWindow()
+	start := time.Now()
+	d.typeInto(win, "", "ctrl+q")
+	select {
+	case <-ff.done:
+	case <-time.After(limit):
+		d.screenshot("quit")
+		threads := threadStates(ff.cmd.Process.Pid)
+		select {
+		case <-ff.done:
+		case <-time.After(90 * time.Second):
+		}
+		d.t.Fatalf("Firefox did not exit within %v of ctrl+q (exited: %v after %v); windows: %s; its threads then:\n%s",
+			limit, ff.exited(), time.Since(start).Round(time.Millisecond), d.windows(), threads)
+	}
+	took := time.Since(start)
+	if err := syscall.Kill(-ff.cmd.Process.Pid, 0); err == nil {
+		time.Sleep(2 * time.Second)
+		if err := syscall.Kill(-ff.cmd.Process.Pid, 0); err == nil {
+			d.t.Errorf("processes of Firefox's group left 2 s after it exited")
+		}
+	}
+	return took
+}
+
+// noCrashReports fails the test when Firefox wrote a crash report.
+func (d *desktop) noCrashReports(profile string) {
+	d.t.Helper()
+	for _, dir := range []string{filepath.Join(profile, "minidumps"),
+		filepath.Join(d.home, ".config", "mozilla", "firefox", "Crash Reports", "pending"),
+		filepath.Join(d.home, ".mozilla", "firefox", "Crash Reports", "pending")} {
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			if strings.HasSuffix(e.Name(), ".dmp") || strings.HasSuffix(e.Name(), ".extra") {
+				d.t.Errorf("crash report %s", filepath.Join(dir, e.Name()))
+			}
+		}
+	}
+}
+
+// threadStates lists the threads of pid with their state and kernel wait
+// channel, for a process that does not exit.
+func threadStates(pid int) string {
+	var b strings.Builder
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	for _, t := range tasks {
+		dir := fmt.Sprintf("/proc/%d/task/%s/", pid, t.Name())
+		comm, _ := os.ReadFile(dir + "comm")
+		wchan, _ := os.ReadFile(dir + "wchan")
+		sc, _ := os.ReadFile(dir + "syscall")
+		fmt.Fprintf(&b, "%s %s wchan=%s syscall=%s\n", t.Name(), strings.TrimSpace(string(comm)), wchan, strings.Fields(string(sc) + " ?")[0])
+	}
+	return b.String()
 }
