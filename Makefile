@@ -1,4 +1,4 @@
-# csctoken — see README.md. Targets: build, test, demo, bench, man, clean.
+# csctoken — see README.md. Targets: deps, build, test, test-deps, demo, bench, man, clean.
 GO      ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
@@ -17,7 +17,7 @@ FUZZ := ./csc:FuzzDecodeBase64:200000 ./csc:FuzzParsePSSParams:150000 \
 	./cscclient:FuzzDecodeInfo:20000 ./cscclient:FuzzDecodeCredentialInfo:20000 \
 	./cscclient:FuzzDecodeSignHash:20000 ./cscclient:FuzzErrorBody:15000 ./cscclient:FuzzECDSA:20000
 
-.PHONY: all build test check unit race fuzz keyring demo bench man packages package-test clean FORCE
+.PHONY: all deps test-deps build test check unit race fuzz keyring demo bench man packages package-test clean FORCE
 
 all: build
 
@@ -52,7 +52,16 @@ man: build/rssp build/csctoken
 	build/csctoken gen-man >build/man/csctoken.1
 	build/rssp gen-man >build/man/rssp.8
 
-test: check unit keyring race fuzz package-test
+# The Debian packages (scripts/deps.sh): deps for building and the README's
+# path, test-deps for everything make test runs. As root they are
+# installed; otherwise the missing ones are named. make test checks first.
+deps:
+	@bash scripts/deps.sh build
+
+test-deps:
+	@bash scripts/deps.sh test
+
+test: test-deps check unit keyring race fuzz package-test
 
 check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
