@@ -327,9 +327,8 @@ func checkMSI(t *testing.T, w *wine, b build, config string) {
 	if r := w.run(5*time.Minute, "", "msiexec", "/i", winPath(newer), "/qn"); r.Err != nil {
 		t.Fatalf("msiexec /i (upgrade): %v", r)
 	}
-	r = w.run(time.Minute, "", "reg", "query", `HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Uninstall`, "/s", "/f", "csctoken", "/d")
-	if n := strings.Count(r.Stdout, "DisplayName"); n != 1 || !strings.Contains(r.Stdout, "0.9.1") {
-		t.Errorf("after the upgrade, %d products named csctoken (want one, 0.9.1):\n%s", n, r.Stdout)
+	if got := w.products(t); len(got) != 1 || got[0] != "0.9.1" {
+		t.Errorf("after the upgrade, products named csctoken: %q (want one, 0.9.1)", got)
 	}
 	if _, err := os.Stat(filepath.Join(installed, "csctoken.dll")); err != nil {
 		t.Errorf("after the upgrade: %v", err)
@@ -345,8 +344,30 @@ func checkMSI(t *testing.T, w *wine, b build, config string) {
 	if r := w.run(time.Minute, "", "reg", "query", policyKey, "/v", "csctoken"); r.Err == nil {
 		t.Errorf("after uninstall, the policy value is still there:\n%s", r.Stdout)
 	}
-	r = w.run(time.Minute, "", "reg", "query", `HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Uninstall`, "/s", "/f", "csctoken", "/d")
-	if strings.Contains(r.Stdout, "DisplayName") {
-		t.Errorf("after uninstall, a product is still registered:\n%s", r.Stdout)
+	if got := w.products(t); len(got) != 0 {
+		t.Errorf("after uninstall, products named csctoken: %q", got)
 	}
+}
+
+// products returns the DisplayVersion of each installed product named
+// csctoken (the Uninstall keys of the registry).
+func (w *wine) products(t *testing.T) []string {
+	t.Helper()
+	r := w.run(time.Minute, "", "reg", "query", `HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Uninstall`, "/s")
+	if r.Err != nil {
+		t.Fatalf("reg query Uninstall: %v", r)
+	}
+	var versions []string
+	for _, key := range strings.Split(strings.ReplaceAll(r.Stdout, "\r\n", "\n"), "\n\n") {
+		if !regexp.MustCompile(`(?m)^\s*DisplayName\s+REG_SZ\s+csctoken\s*$`).MatchString(key) {
+			continue
+		}
+		v := regexp.MustCompile(`(?m)^\s*DisplayVersion\s+REG_SZ\s+(\S+)`).FindStringSubmatch(key)
+		if v == nil {
+			versions = append(versions, "?")
+			continue
+		}
+		versions = append(versions, v[1])
+	}
+	return versions
 }
