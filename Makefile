@@ -70,6 +70,9 @@ check:
 
 unit: build
 	$(GO) test -count=1 ./...
+	# the OAuth2 client against the real rssp (-tags rssp: the client's
+	# default tests build no server package)
+	$(GO) test -count=1 -tags rssp -run TestBrowser ./cscclient/oauth/
 
 race:
 	$(GO) test -count=1 -race $(RACE_PKGS)

@@ -1,3 +1,9 @@
+//go:build rssp
+
+// This file runs the flows against the real rssp (a server package), so it
+// is built only with -tags rssp: `go test ./cscclient/...` builds no server
+// package; make test runs it with the tag.
+
 package oauth_test
 
 import (

@@ -1,4 +1,4 @@
-package cscservice_test
+package adapter_test
 
 import (
 	"context"
@@ -323,7 +323,7 @@ func TestAuthorizeInBrowser(t *testing.T) {
 	}
 	e.user.check()
 	page := e.user.lastConsent()
-	for _, want := range []string{base64.StdEncoding.EncodeToString(digest[:]), "cscservice.test — EC key", "EC key"} {
+	for _, want := range []string{base64.StdEncoding.EncodeToString(digest[:]), filepath.Base(os.Args[0]) + " — EC key", "EC key"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the consent page does not show %q:\n%s", want, page)
 		}

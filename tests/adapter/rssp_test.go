@@ -1,4 +1,4 @@
-package cscservice_test
+package adapter_test
 
 import (
 	"context"
