@@ -105,14 +105,16 @@ demo:
 
 # Linux packages (installer/README.md): csctoken and rssp as .deb and .rpm in
 # build/dist, built by installer/mkpkg (nfpm, in installer/'s own Go module)
-# from stripped copies of the binaries and the man pages of make man. The
+# from the stripped library, the executables built again as PIE (ASLR; what
+# Debian's hardening checks ask) and the man pages of make man. The
 # version comes from git describe; PKG_VERSION overrides it.
 PKG_VERSION ?=
 packages: build man
 	@rm -rf build/pkg build/dist && mkdir -p build/pkg build/dist
 	strip --remove-section=.comment --remove-section=.note --strip-unneeded -o build/pkg/libcsctoken.so build/libcsctoken.so
-	strip --remove-section=.comment --remove-section=.note -o build/pkg/csctoken build/csctoken
-	strip --remove-section=.comment --remove-section=.note -o build/pkg/rssp build/rssp
+	$(GO) build -trimpath -buildmode=pie -ldflags "$(LDFLAGS) -s -w" -o build/pkg/csctoken ./cmd/csctoken
+	$(GO) build -trimpath -buildmode=pie -ldflags "$(LDFLAGS) -s -w" -o build/pkg/rssp ./cmd/rssp
+	strip --remove-section=.comment --remove-section=.note build/pkg/csctoken build/pkg/rssp
 	cd installer && $(GO) run ./mkpkg -src linux -bin ../build/pkg -man ../build/man -out ../build/dist \
 	  -describe "$$(git describe --tags --long --always --dirty --match 'v[0-9]*')" \
 	  -commits "$$(git rev-list --count HEAD)" -date "$$(git log -1 --format=%ct)" -version "$(PKG_VERSION)"
