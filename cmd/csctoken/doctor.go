@@ -11,6 +11,7 @@ import (
 	"github.com/csctoken/csctoken/module"
 	"github.com/csctoken/csctoken/module/ck"
 	"github.com/csctoken/csctoken/module/config"
+	"github.com/csctoken/csctoken/module/cscservice"
 )
 
 // report prints doctor's findings and counts the problems.
@@ -169,6 +170,9 @@ func (c *cli) doctorSlot(r *report, p *p11, id module.SlotID, sc config.Service)
 	if err != nil {
 		r.problem("service unusable: %v", err)
 		return
+	}
+	if f, err := cscservice.ReadLastFailure(sc); err == nil && f != nil {
+		r.note("last failure: %s", describeFailure(f))
 	}
 	if info, err := s.Info(c.ctx); err != nil {
 		r.problem("service unreachable: %v", err)

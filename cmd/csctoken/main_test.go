@@ -45,6 +45,7 @@ func useTempStore(t *testing.T) string {
 	t.Cleanup(func() { newTokenStore = old })
 	t.Setenv("CSCTOKEN_LOG", "")
 	t.Setenv("CSCTOKEN_CONFIG", "")
+	t.Setenv("XDG_CACHE_HOME", t.TempDir()) // the module's last failures
 	return dir
 }
 
@@ -327,7 +328,7 @@ func TestCLIServiceProblems(t *testing.T) {
 			}
 			r.contains(t, "stderr", tc.want...)
 			st := runCLI(t, "", "status", "--config", conf)
-			st.contains(t, "stdout", "reachable: no")
+			st.contains(t, "stdout", "reachable: no", "last failure: ", "what to do: the service at ")
 			if !errors.As(st.err, new(silentError)) {
 				t.Errorf("status of an unreachable service: err %v, want exit 1", st.err)
 			}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/csctoken/csctoken/module"
 	"github.com/csctoken/csctoken/module/config"
+	"github.com/csctoken/csctoken/module/cscservice"
 )
 
 // statusOptions are the flags of csctoken status.
@@ -83,6 +84,9 @@ func (c *cli) status(sc config.Service) (ok bool) {
 		fmt.Fprintf(out, "  login: %s; %s\n", loginWho(sc), tokenLife(tok))
 	}
 	fmt.Fprintf(out, "  token kept in: %s\n", c.tokenPlace(ctx, s))
+	if f, err := cscservice.ReadLastFailure(sc); err == nil && f != nil {
+		fmt.Fprintf(out, "  last failure: %s\n", describeFailure(f))
+	}
 	switch {
 	case tok == nil || errors.Is(listErr, module.ErrNotLoggedIn):
 		return ok
@@ -105,6 +109,15 @@ func (c *cli) status(sc config.Service) (ok bool) {
 		fmt.Fprintf(out, "    %s %s%s: %s\n", cr.ID, quoteOr(cr.Description, ""), state, validity)
 	}
 	return ok
+}
+
+// describeFailure says when a service last failed, what and what to do.
+func describeFailure(f *cscservice.LastFailure) string {
+	s := f.Time.Local().Format(time.DateTime) + ": " + f.What
+	if f.ToDo != "" {
+		s += "; what to do: " + f.ToDo
+	}
+	return s
 }
 
 // authSummary says how the service authenticates the user and how

@@ -15,10 +15,11 @@ import (
 
 // mapErr wraps a client error with the module sentinel it stands for (both
 // stay reachable with errors.Is). op names the CSC method.
-func (s *Service) mapErr(op string, err error) error {
+func (s *Service) mapErr(op string, err error) (mapped error) {
 	if err == nil {
 		return nil
 	}
+	defer func() { s.recordFailure(mapped) }() // lastfailure.go
 	var ce *cscclient.Error
 	switch {
 	case errors.Is(err, context.Canceled):
