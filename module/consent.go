@@ -48,6 +48,7 @@ func (t *token) consent(st *state, cred Credential, n int) *pendingConsent {
 	}
 	pc := &pendingConsent{n: n, started: st.opts.Now(), done: make(chan struct{})}
 	t.consents[credID] = pc
+	t.writeConsentNote(ConsentNote{Credential: credID, State: "waiting", Since: pc.started, Signatures: n})
 	go func() {
 		defer close(pc.done)
 		ctx, cancel := context.WithTimeout(st.ctx, st.opts.InteractiveTimeout)
@@ -59,9 +60,11 @@ func (t *token) consent(st *state, cred Credential, n int) *pendingConsent {
 		sad, err := t.svc.AuthorizeInBrowser(ctx, cred.authorizeRequest(n))
 		pc.sad, pc.err = sad, browserErr(err)
 		if err != nil {
+			t.removeConsentNote()
 			t.log.Info("consent in the browser ended", "credential", credID, "err", err.Error())
 			return
 		}
+		t.writeConsentNote(ConsentNote{Credential: credID, State: "approved", Since: st.opts.Now(), Signatures: n, Expires: sad.ExpiresAt})
 		t.log.Info("approved in the browser; kept for the next signatures of the credential", "credential", credID,
 			"signatures", n, "after", st.opts.Now().Sub(pc.started).Round(time.Millisecond).String(), "expires", sad.ExpiresAt)
 	}()
@@ -75,6 +78,7 @@ func (t *token) takeConsent(credID string, pc *pendingConsent) {
 	defer t.mu.Unlock()
 	if t.consents[credID] == pc {
 		delete(t.consents, credID)
+		t.removeConsentNote()
 	}
 }
 

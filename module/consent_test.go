@@ -53,6 +53,11 @@ func TestSignWait(t *testing.T) {
 		t.Fatalf("C_Sign waited %v for the consent", d)
 	}
 	e.wantRV(sign(), ck.CKR_FUNCTION_CANCELED) // still waiting: the same page
+	// csctoken status sees the page waiting.
+	notes, err := module.ConsentNotes(e.cfg.CacheDir, svc, time.Now())
+	if err != nil || len(notes) != 1 || notes[0].State != "waiting" || notes[0].Credential != "ec1" || notes[0].Signatures != 5 {
+		t.Fatalf("consent notes while waiting: %+v, %v", notes, err)
+	}
 	if n := e.fake().Calls(fakeservice.MBrowser); n != 1 {
 		t.Fatalf("consent pages opened: %d, want 1", n)
 	}
@@ -68,6 +73,9 @@ func TestSignWait(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	if notes, err := module.ConsentNotes(e.cfg.CacheDir, svc, time.Now()); err != nil || len(notes) != 0 {
+		t.Fatalf("consent notes after the retry signed: %+v, %v", notes, err)
+	}
 	for range 3 {
 		e.must(sign())
 	}
@@ -79,7 +87,7 @@ func TestSignWait(t *testing.T) {
 	}
 
 	// SCAL2: bound to the hash, waited for (here approved at once).
-	_, err := e.sign(h, ck.Mechanism{Type: ck.CKM_ECDSA_SHA256}, e.key(h, ck.CKO_PRIVATE_KEY, "ec2"), []byte("y"))
+	_, err = e.sign(h, ck.Mechanism{Type: ck.CKM_ECDSA_SHA256}, e.key(h, ck.CKO_PRIVATE_KEY, "ec2"), []byte("y"))
 	e.must(err)
 }
 

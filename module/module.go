@@ -370,6 +370,7 @@ func (m *Module) Finalize() (err error) {
 	st.cancel()
 	for _, t := range st.tokens {
 		t.logout() // wipes the PIN
+		t.removeConsentNote()
 	}
 	st.log.Info("finalized")
 	if st.closer != nil {

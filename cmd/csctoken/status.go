@@ -36,6 +36,7 @@ func (c *cli) cmdStatus(o statusOptions) error {
 		if !c.status(sc) {
 			bad++
 		}
+		c.consentStatus(cfg.CacheDir, sc)
 	}
 	if bad > 0 {
 		return silentError{fmt.Sprintf("%d service(s) unusable, unreachable or with an expired login", bad)}
@@ -231,4 +232,28 @@ func (c *cli) credentials(ctx context.Context, sc config.Service) ([]module.Cred
 		return nil, err
 	}
 	return s.ListCredentials(ctx)
+}
+
+// consentStatus shows the consents that a host program's C_Sign stopped
+// waiting for (browser mode in Firefox): the page still open, or the
+// approval kept for the program's retry.
+func (c *cli) consentStatus(cacheDir string, sc config.Service) {
+	notes, err := module.ConsentNotes(cacheDir, sc, time.Now())
+	if err != nil {
+		fmt.Fprintf(c.stdout, "  consents: %v\n", err)
+	}
+	for _, n := range notes {
+		switch n.State {
+		case "approved":
+			until := ""
+			if !n.Expires.IsZero() {
+				until = " until " + n.Expires.Local().Format(time.TimeOnly)
+			}
+			fmt.Fprintf(c.stdout, "  consent: approved in the browser for credential %s, %d signature(s) kept%s for %s (pid %d): retry there (reload the page), no new consent needed\n",
+				n.Credential, n.Signatures, until, n.Program, n.PID)
+		default:
+			fmt.Fprintf(c.stdout, "  consent: the page for credential %s is waiting for you since %s; %s (pid %d) did not wait (its connections cannot): approve it, then retry (reload the page)\n",
+				n.Credential, n.Since.Local().Format(time.TimeOnly), n.Program, n.PID)
+		}
+	}
 }

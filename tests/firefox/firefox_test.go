@@ -281,10 +281,13 @@ func TestFirefoxBrowserMode(t *testing.T) {
 		d.t = t
 		begin := time.Now()
 		ff := d.firefox(profile, site.URL, 4*time.Minute)
-		login := d.window(consentbrowser.WindowClass, "Sign in", 90*time.Second)
+		login := d.window(consentbrowser.WindowClass, "Sign in", 150*time.Second)
 		shown := time.Now()
 		t.Logf("consent page (sign-in) shown in its own Firefox after %v", shown.Sub(begin).Round(time.Millisecond))
 		d.waitLog("C_Sign does not wait for the consent page", 30*time.Second)
+		if out := d.run("", testbin.CLI(t), "status"); !strings.Contains(out, "consent: the page for credential") {
+			t.Errorf("csctoken status does not say that a consent page waits:\n%s", out)
+		}
 
 		// The host is not blocked: another tab loads meanwhile.
 		host := d.browserWindow()
@@ -306,6 +309,9 @@ func TestFirefoxBrowserMode(t *testing.T) {
 		d.typeInto(approve, pin, "Return")
 		d.waitLog("approved in the browser", 30*time.Second)
 		t.Logf("approved %v after the page opened", time.Since(shown).Round(time.Millisecond))
+		if out := d.run("", testbin.CLI(t), "status"); !strings.Contains(out, "consent: approved in the browser for credential") {
+			t.Errorf("csctoken status does not say that the approval waits for the retry:\n%s", out)
+		}
 
 		// The reload signs at once with the kept approval.
 		reload := time.Now()
@@ -330,7 +336,7 @@ func TestFirefoxBrowserMode(t *testing.T) {
 		ff := d.firefox(profile, site.URL, 3*time.Minute)
 		// The consent browser's profile remembers the sign-in: the
 		// page asks for the PIN at once.
-		d.window(consentbrowser.WindowClass, "Authorize", 90*time.Second)
+		d.window(consentbrowser.WindowClass, "Authorize", 150*time.Second)
 		d.waitLog("C_Sign does not wait for the consent page", 30*time.Second)
 		// Under 5 s, or no slower than without a consent (plus 1 s) on
 		// a machine where quitting alone takes longer.
