@@ -56,7 +56,7 @@ then /etc/csctoken/csctoken.toml.`,
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
 	pf := root.PersistentFlags()
-	pf.StringVar(&c.configPath, "config", "", "the module config file (default: $CSCTOKEN_CONFIG, then ~/.config/csctoken/csctoken.toml, then /etc/csctoken/csctoken.toml)")
+	pf.StringVar(&c.configPath, "config", "", "the module config `FILE` (default: $CSCTOKEN_CONFIG, then ~/.config/csctoken/csctoken.toml, then /etc/csctoken/csctoken.toml)")
 	pf.BoolVar(&c.verbose, "verbose", false, "log the module's and the client's work on stderr")
 
 	root.AddCommand(
@@ -97,7 +97,7 @@ pages); the URL is printed too, for a browser on another machine.`,
 		Args: noArgs,
 		RunE: func(*cobra.Command, []string) error { return c.cmdLogin(o) },
 	}
-	serviceFlag(cmd.Flags(), &o.service, "the service to log in to (default: all of the config)")
+	serviceFlag(cmd.Flags(), &o.service, "the service `NAME` to log in to (default: all of the config)")
 	cmd.Flags().BoolVar(&o.passwordStdin, "password-stdin", false, "read the password from stdin, one line per service (auth = \"basic\")")
 	return cmd
 }
@@ -113,7 +113,7 @@ forgotten all the same, and logout says that the service did not revoke it.`,
 		Args: noArgs,
 		RunE: func(*cobra.Command, []string) error { return c.cmdLogout(o) },
 	}
-	serviceFlag(cmd.Flags(), &o.service, "the service to log out of (default: all of the config)")
+	serviceFlag(cmd.Flags(), &o.service, "the service `NAME` to log out of (default: all of the config)")
 	return cmd
 }
 
@@ -128,7 +128,7 @@ validity.`,
 		Args: noArgs,
 		RunE: func(*cobra.Command, []string) error { return c.cmdStatus(o) },
 	}
-	serviceFlag(cmd.Flags(), &o.service, "only this service (default: all of the config)")
+	serviceFlag(cmd.Flags(), &o.service, "only the service `NAME` (default: all of the config)")
 	return cmd
 }
 
@@ -143,7 +143,7 @@ chains in PEM instead.`,
 		Args: noArgs,
 		RunE: func(*cobra.Command, []string) error { return c.cmdList(o) },
 	}
-	serviceFlag(cmd.Flags(), &o.service, "only this service (default: all of the config)")
+	serviceFlag(cmd.Flags(), &o.service, "only the service `NAME` (default: all of the config)")
 	cmd.Flags().BoolVar(&o.pem, "pem", false, "print the certificate chains in PEM (end-entity certificate first)")
 	return cmd
 }
@@ -167,13 +167,13 @@ mechanism.`,
 		RunE: func(*cobra.Command, []string) error { return c.cmdSign(o) },
 	}
 	fs := cmd.Flags()
-	serviceFlag(fs, &o.service, "the service, by its name (default: the only one of the config)")
-	fs.StringVar(&o.credential, "credential", "", "the credential ID of the key to sign with")
-	fs.StringVar(&o.label, "label", "", "the key's label (the credential's description), instead of --credential")
-	fs.StringVar(&o.mechanism, "mechanism", "", "rsa-pkcs (PKCS#1 v1.5), rsa-pss or ecdsa")
-	fs.StringVar(&o.hash, "hash", "sha256", "sha256, sha384 or sha512")
-	fs.StringVar(&o.in, "in", "", "the file to sign (- for stdin)")
-	fs.StringVar(&o.out, "out", "", "where to write the signature (- for stdout)")
+	serviceFlag(fs, &o.service, "the service `NAME` (default: the only one of the config)")
+	fs.StringVar(&o.credential, "credential", "", "the credential `ID` of the key to sign with")
+	fs.StringVar(&o.label, "label", "", "the key's `LABEL` (the credential's description), instead of --credential")
+	fs.StringVar(&o.mechanism, "mechanism", "", "the `MECHANISM`: rsa-pkcs (PKCS#1 v1.5), rsa-pss or ecdsa")
+	fs.StringVar(&o.hash, "hash", "sha256", "the `HASH`: sha256, sha384 or sha512")
+	fs.StringVar(&o.in, "in", "", "the `FILE` to sign (- for stdin)")
+	fs.StringVar(&o.out, "out", "", "the `FILE` to write the signature to (- for stdout)")
 	fs.BoolVar(&o.pinStdin, "pin-stdin", false, "read the PIN from the first line of stdin")
 	fs.BoolVar(&o.raw, "raw", false, "ECDSA: write r||s (PKCS#11's form) instead of DER")
 	_ = cmd.RegisterFlagCompletionFunc("mechanism", cobra.FixedCompletions([]string{"rsa-pkcs", "rsa-pss", "ecdsa"}, cobra.ShellCompDirectiveNoFileComp))
@@ -216,15 +216,15 @@ is idempotent.`,
 		RunE: func(*cobra.Command, []string) error { return c.cmdRegister(o) },
 	}
 	fs := cmd.Flags()
-	fs.StringArrayVar(&o.nss, "nss", nil, "an NSS database directory (sql:DIR or DIR); repeatable")
+	fs.StringArrayVar(&o.nss, "nss", nil, "an NSS database directory (sql:`DIR` or DIR); repeatable")
 	fs.BoolVar(&o.firefox, "firefox", false, "the NSS databases of every Firefox profile of the user (XDG, dot directory, Snap, Flatpak)")
 	fs.BoolVar(&o.thunderbird, "thunderbird", false, "the NSS databases of every Thunderbird profile of the user")
 	fs.BoolVar(&o.p11kit, "p11-kit", false, "register with p11-kit (a .module file)")
-	fs.StringVar(&o.java, "java", "", "write a SunPKCS11 configuration FILE for Java (keytool, jarsigner: -providerArg FILE)")
+	fs.StringVar(&o.java, "java", "", "write a SunPKCS11 configuration `FILE` for Java (keytool, jarsigner: -providerArg FILE)")
 	fs.StringArrayVar(&o.policies, "mozilla-policy", nil, "add the module to a Firefox or Thunderbird enterprise policies.json (SecurityDevices, for every user of the machine); repeatable")
 	fs.BoolVar(&o.remove, "remove", false, "remove the registration instead")
-	fs.StringVar(&o.library, "library", "", "the module's path (default: found next to csctoken or in the system's PKCS#11 directories)")
-	fs.StringVar(&o.name, "name", "csctoken", "the module's name in NSS and p11-kit")
+	fs.StringVar(&o.library, "library", "", "the module's `PATH` (default: found next to csctoken or in the system's PKCS#11 directories)")
+	fs.StringVar(&o.name, "name", "csctoken", "the module's `NAME` in NSS and p11-kit")
 	_ = cmd.MarkFlagDirname("nss")
 	_ = cmd.MarkFlagFilename("library", "so")
 	_ = cmd.MarkFlagFilename("mozilla-policy", "json")

@@ -387,7 +387,7 @@ func TestCLIMisc(t *testing.T) {
 		{"ok version", []string{"version"}, false, "csctoken dev"},
 		{"ok help", []string{"help"}, false, "Usage:"},
 		{"ok --help", []string{"--help"}, false, "Available Commands"},
-		{"ok sign --help", []string{"sign", "--help"}, false, "--mechanism string"},
+		{"ok sign --help", []string{"sign", "--help"}, false, "--mechanism MECHANISM"},
 		{"ok --version", []string{"--version"}, false, "csctoken dev (PKCS#11 library"},
 		{"fail register without a target", []string{"register"}, true, "--nss DIR, --firefox, --thunderbird, --p11-kit and/or --java FILE"},
 		{"fail no command", nil, true, "missing command"},

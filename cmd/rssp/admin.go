@@ -139,15 +139,15 @@ otpauth:// URI for the user's authenticator app on stderr.`,
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&spec.User, "user", "", "the owner's user name (required)")
-	fs.StringVar(&key, "key", "", "the key type: rsa-2048, rsa-3072, ec-p256 or ec-p384 (required)")
+	fs.StringVar(&spec.User, "user", "", "the owner's user `NAME` (required)")
+	fs.StringVar(&key, "key", "", "the key `TYPE`: rsa-2048, rsa-3072, ec-p256 or ec-p384 (required)")
 	fs.BoolVar(&pinStdin, "pin-stdin", false, "read the credential's PIN from standard input")
-	fs.IntVar(&spec.SCAL, "scal", 1, "sole control assurance level: 1 (an authorization covers up to --multisign signatures) or 2 (bound to the hashes, used once)")
-	fs.StringVar(&spec.OTP, "otp", "", "an OTP factor: totp (authenticator app) or online (sent by credentials/getChallenge)")
+	fs.IntVar(&spec.SCAL, "scal", 1, "sole control assurance `LEVEL`: 1 (an authorization covers up to --multisign signatures) or 2 (bound to the hashes, used once)")
+	fs.StringVar(&spec.OTP, "otp", "", "an OTP factor of `TYPE` totp (authenticator app) or online (sent by credentials/getChallenge)")
 	fs.BoolVar(&spec.OOB, "oob", false, "add an out-of-band approval factor (PasswordOOB)")
-	fs.IntVar(&spec.Multisign, "multisign", 1, "signatures per authorization (SCAL1)")
-	fs.StringVar(&spec.Description, "description", "", "the credential's description (the key's label in programs)")
-	fs.StringVar(&spec.AuthMode, "auth", "explicit", "explicit (PIN/OTP in credentials/authorize) or oauth2code (the consent page only)")
+	fs.IntVar(&spec.Multisign, "multisign", 1, "`N` signatures per authorization (SCAL1)")
+	fs.StringVar(&spec.Description, "description", "", "the credential's description `TEXT` (the key's label in programs)")
+	fs.StringVar(&spec.AuthMode, "auth", "explicit", "how it is authorized (`MODE`): explicit (PIN/OTP in credentials/authorize) or oauth2code (the consent page only)")
 	_ = cmd.RegisterFlagCompletionFunc("key", cobra.FixedCompletions([]string{"rsa-2048", "rsa-3072", "ec-p256", "ec-p384"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("otp", cobra.FixedCompletions([]string{"totp", "online"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("auth", cobra.FixedCompletions([]string{"explicit", "oauth2code"}, cobra.ShellCompDirectiveNoFileComp))
@@ -179,7 +179,7 @@ func (c *cli) credentialListCmd() *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().StringVar(&user, "user", "", "only this user's credentials (default: everyone's)")
+	cmd.Flags().StringVar(&user, "user", "", "only the credentials of the user `NAME` (default: everyone's)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array (for scripts) instead of a table")
 	return cmd
 }
@@ -456,12 +456,12 @@ Loopback redirect URIs (http://127.0.0.1/..., http://[::1]/...) match any port.`
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&spec.ID, "id", "", "the client ID (required)")
-	fs.StringVar(&spec.Name, "name", "", "the name shown on the consent page (default: the ID)")
-	fs.StringArrayVar(&spec.RedirectURIs, "redirect-uri", nil, "a redirect URI; repeatable (http://127.0.0.1/... matches any port)")
+	fs.StringVar(&spec.ID, "id", "", "the client `ID` (required)")
+	fs.StringVar(&spec.Name, "name", "", "the `NAME` shown on the consent page (default: the ID)")
+	fs.StringArrayVar(&spec.RedirectURIs, "redirect-uri", nil, "a redirect `URI`; repeatable (http://127.0.0.1/... matches any port)")
 	fs.BoolVar(&spec.Public, "public", false, "a public client: no secret, PKCE only")
 	fs.BoolVar(&secretStdin, "secret-stdin", false, "read the confidential client's secret from standard input")
-	fs.StringVar(&spec.User, "user", "", "a confidential client: the account its client_credentials tokens act for")
+	fs.StringVar(&spec.User, "user", "", "a confidential client: the account (user `NAME`) its client_credentials tokens act for")
 	return cmd
 }
 

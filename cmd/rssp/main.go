@@ -180,17 +180,17 @@ key-encryption key), or with --backend pkcs11 into a PKCS#11 token.`,
 		RunE: func(*cobra.Command, []string) error { return c.cmdInit(o) },
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&o.dir, "dir", "", "the directory to create the setup in (required)")
-	fs.StringVar(&o.Listen, "listen", "127.0.0.1:8443", "the address to listen on")
-	fs.StringVar(&o.Name, "name", "csctoken RSSP", "the service's name (CSC info, consent pages, CA names)")
-	fs.StringVar(&o.Organization, "organization", "", "the organization (O) in the CA, TSA, TLS and credential certificates (default: --name)")
-	fs.StringArrayVar(&o.Hostnames, "hostname", nil, "a DNS name or IP address clients reach the service by, for the TLS certificate; repeatable; the first is the public URL's host (default: localhost, 127.0.0.1, ::1, the listen address, the machine's host name)")
-	fs.StringVar(&o.TLSCert, "tls-cert", "", "the operator's own TLS certificate (PEM, chain after it) instead of a generated one; with --tls-key")
-	fs.StringVar(&o.TLSKey, "tls-key", "", "the private key (PEM) of --tls-cert")
-	fs.StringVar(&o.backend, "backend", "soft", "where credentials' keys live: soft (software keystore) or pkcs11")
-	fs.StringVar(&o.PKCS11Module, "pkcs11-module", "", "--backend pkcs11: the PKCS#11 module's path")
-	fs.StringVar(&o.PKCS11Token, "pkcs11-token", "", "--backend pkcs11: the token's label")
-	fs.StringVar(&o.PKCS11PINFile, "pkcs11-pin-file", "", "--backend pkcs11: a file holding the token's user PIN")
+	fs.StringVar(&o.dir, "dir", "", "the directory `DIR` to create the setup in (required)")
+	fs.StringVar(&o.Listen, "listen", "127.0.0.1:8443", "the address `ADDR` (host:port) to listen on")
+	fs.StringVar(&o.Name, "name", "csctoken RSSP", "the service's `NAME` (CSC info, consent pages, CA names)")
+	fs.StringVar(&o.Organization, "organization", "", "the organization `ORG` (O) in the CA, TSA, TLS and credential certificates (default: --name)")
+	fs.StringArrayVar(&o.Hostnames, "hostname", nil, "a DNS name or IP address (`HOST`) clients reach the service by, for the TLS certificate; repeatable; the first is the public URL's host (default: localhost, 127.0.0.1, ::1, the listen address, the machine's host name)")
+	fs.StringVar(&o.TLSCert, "tls-cert", "", "the operator's own TLS certificate `FILE` (PEM, chain after it) instead of a generated one; with --tls-key")
+	fs.StringVar(&o.TLSKey, "tls-key", "", "the private key `FILE` (PEM) of --tls-cert")
+	fs.StringVar(&o.backend, "backend", "soft", "where credentials' keys live (`BACKEND`): soft (software keystore) or pkcs11")
+	fs.StringVar(&o.PKCS11Module, "pkcs11-module", "", "--backend pkcs11: the PKCS#11 module's `PATH`")
+	fs.StringVar(&o.PKCS11Token, "pkcs11-token", "", "--backend pkcs11: the token's `LABEL`")
+	fs.StringVar(&o.PKCS11PINFile, "pkcs11-pin-file", "", "--backend pkcs11: a `FILE` holding the token's user PIN")
 	_ = cmd.MarkFlagDirname("dir")
 	_ = cmd.MarkFlagFilename("pkcs11-module", "so")
 	_ = cmd.RegisterFlagCompletionFunc("backend", cobra.FixedCompletions([]string{"soft", "pkcs11"}, cobra.ShellCompDirectiveNoFileComp))
@@ -244,7 +244,7 @@ func (c *cli) configFlag(cmd *cobra.Command, persistent bool) {
 	if persistent {
 		fs = cmd.PersistentFlags()
 	}
-	fs.StringVar(&c.configPath, "config", "", "the server's rssp.toml (required; rssp init writes DIR/rssp.toml)")
+	fs.StringVar(&c.configPath, "config", "", "the server's rssp.toml `FILE` (required; rssp init writes DIR/rssp.toml)")
 	_ = cmd.MarkPersistentFlagFilename("config", "toml")
 }
 
