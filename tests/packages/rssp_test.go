@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -133,7 +134,7 @@ func TestRsspDeb(t *testing.T) {
 	server := exec.Command(argv[0], argv[1:]...)
 	server.Env = []string{"PATH=/usr/bin:/bin", "LANG=C.UTF-8", "HOME=" + rsspState, "NOTIFY_SOCKET=" + notifyPath}
 	server.Dir = rsspState // WorkingDirectory=
-	var logs strings.Builder
+	var logs syncBuffer
 	server.Stdout, server.Stderr = &logs, &logs
 	// User=rssp Group=rssp, no supplementary groups, as systemd runs it.
 	server.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
@@ -189,6 +190,18 @@ func TestRsspDeb(t *testing.T) {
 		t.Fatalf("csctoken list --pem: %v", r)
 	}
 	verify(t, dir, firstCert(t, r.Stdout), doc, sig)
+
+	// ExecReload= (systemctl reload rssp): SIGHUP reloads the TLS certificate.
+	if reload := unitValue(t, "ExecReload"); reload != "/bin/kill -HUP $MAINPID" {
+		t.Errorf("ExecReload=%s", reload)
+	}
+	server.Process.Signal(syscall.SIGHUP)
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(logs.String(), "TLS certificate reloaded"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload after SIGHUP:\n%s", logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if err := stop(); err != nil {
 		t.Errorf("rssp after SIGTERM: %v\n%s", err, logs.String())
 	}
@@ -241,4 +254,22 @@ func freePort(t *testing.T) string {
 	}
 	defer ln.Close()
 	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// syncBuffer is a buffer a process writes to while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
