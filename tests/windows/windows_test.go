@@ -89,7 +89,9 @@ func TestWindows(t *testing.T) {
 			t.Fatalf("csctoken.exe status: %v", r)
 		}
 		t.Logf("csctoken.exe status (%v):\n%s", r.Took.Round(time.Millisecond), r.Stdout)
-		for _, want := range []string{`AppData\Roaming\csctoken\csctoken.toml`, `service "` + token + `"`, "reachable: yes", "login: " + userName, "credentials: 2"} {
+		// The token is in wine's Credential Manager (go-keyring, wincred).
+		for _, want := range []string{`AppData\Roaming\csctoken\csctoken.toml`, `service "` + token + `"`,
+			"reachable: yes", "login: " + userName, "credentials: 2", "token kept in: the OS keyring"} {
 			if !strings.Contains(r.Stdout, want) {
 				t.Errorf("csctoken.exe status: no %q", want)
 			}
