@@ -15,7 +15,8 @@ FUZZ := ./csc:FuzzDecodeBase64:200000 ./csc:FuzzParsePSSParams:150000 \
 	./module:FuzzDigestInfo:100000 ./module:FuzzMatch:100000 ./module:FuzzDecodeCache:80000 \
 	./module/config:FuzzLoad:2000 \
 	./cscclient:FuzzDecodeInfo:20000 ./cscclient:FuzzDecodeCredentialInfo:20000 \
-	./cscclient:FuzzDecodeSignHash:20000 ./cscclient:FuzzErrorBody:15000 ./cscclient:FuzzECDSA:20000
+	./cscclient:FuzzDecodeSignHash:20000 ./cscclient:FuzzErrorBody:15000 ./cscclient:FuzzECDSA:20000 \
+	./rssp/server:FuzzV2Handlers:3000 ./rssp/server:FuzzV1Handlers:3000 ./rssp/server:FuzzOAuthForms:3000
 
 .PHONY: all deps test-deps build test check unit race fuzz keyring demo bench man packages package-test clean FORCE
 
