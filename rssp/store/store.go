@@ -229,6 +229,10 @@ type Store interface {
 	// The OAuth2 authorization server's state (oauth.go).
 	OAuthStore
 
+	// Ping checks that the database answers a read now (the server's
+	// readiness probe); an error after Close.
+	Ping(ctx context.Context) error
+
 	// Close releases the store; calling it again is harmless.
 	Close() error
 }

@@ -282,6 +282,21 @@ func migrateTx(ctx context.Context, tx *sql.Tx, ms []migration) error {
 	return nil
 }
 
+// Ping reads the schema version: the file is open and readable. It fails
+// once Close has begun.
+func (d *DB) Ping(ctx context.Context) error {
+	select {
+	case <-d.closing:
+		return errors.New("sqlite: closed")
+	default:
+	}
+	var v int
+	if err := d.db.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_version`).Scan(&v); err != nil {
+		return fmt.Errorf("sqlite: ping: %w", err)
+	}
+	return nil
+}
+
 // Close waits for the writes under way, then closes the database. Later
 // writes fail; calling Close again returns the first result.
 func (d *DB) Close() error {

@@ -47,6 +47,18 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("purge", func(t *testing.T) { testPurge(t, open) })
 	t.Run("audit", func(t *testing.T) { testAudit(t, open) })
 	t.Run("audit concurrently", func(t *testing.T) { testAuditConcurrently(t, open) })
+	t.Run("ping", func(t *testing.T) {
+		s := open(t)
+		if err := s.Ping(t.Context()); err != nil {
+			t.Fatalf("Ping of an open store: %v", err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		if err := s.Ping(t.Context()); err == nil {
+			t.Error("Ping after Close = nil, want an error")
+		}
+	})
 	t.Run("close twice", func(t *testing.T) {
 		s := open(t)
 		if err := s.Close(); err != nil {
