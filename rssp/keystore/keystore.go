@@ -84,3 +84,25 @@ type Backend interface {
 	// Close releases the backend; it is safe to call more than once.
 	Close() error
 }
+
+// Checker is implemented by backends that can tell whether they are able
+// to sign now, for the server's readiness probe: a PKCS#11 token answers on
+// a pooled session that is logged in. A backend without it is always ready.
+type Checker interface {
+	// Check returns nil when signing can proceed; it must be cheap (a
+	// balancer calls it every few seconds) and respect ctx.
+	Check(ctx context.Context) error
+}
+
+// PoolStats describes a backend's pool of sessions, for metrics.
+type PoolStats struct {
+	Size     int    // sessions owned
+	InUse    int    // sessions borrowed now
+	Waits    uint64 // borrows that found no idle session and waited
+	Timeouts uint64 // borrows that gave up waiting
+}
+
+// Pooled is implemented by backends with a session pool.
+type Pooled interface {
+	PoolStats() PoolStats
+}

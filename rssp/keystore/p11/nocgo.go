@@ -43,3 +43,9 @@ func (b *Backend) Delete(context.Context, []byte) error { return ErrNoCgo }
 
 // Close does nothing.
 func (b *Backend) Close() error { return nil }
+
+// Check fails: no PKCS#11 without cgo.
+func (b *Backend) Check(context.Context) error { return ErrNoCgo }
+
+// PoolStats is empty.
+func (b *Backend) PoolStats() keystore.PoolStats { return keystore.PoolStats{} }

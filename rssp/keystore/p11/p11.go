@@ -36,6 +36,8 @@ type Backend struct {
 
 	pool    chan pkcs11.SessionHandle // idle sessions
 	live    atomic.Int64              // sessions owned (idle or borrowed)
+	waits   atomic.Uint64             // borrows that had to wait
+	fails   atomic.Uint64             // borrows that gave up waiting
 	handles *lru.Cache[string, keyObject]
 
 	opMu      sync.RWMutex // read-held by each operation, write-held by Close
@@ -52,7 +54,11 @@ type keyObject struct {
 	bits    int  // RSA modulus size
 }
 
-var _ keystore.Backend = (*Backend)(nil)
+var (
+	_ keystore.Backend = (*Backend)(nil)
+	_ keystore.Checker = (*Backend)(nil)
+	_ keystore.Pooled  = (*Backend)(nil)
+)
 
 // Open loads cfg.Module, finds the token labelled cfg.TokenLabel, opens the
 // session pool and logs in. On failure it undoes whatever it did.

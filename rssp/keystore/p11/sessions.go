@@ -49,14 +49,17 @@ func (b *Backend) borrow(ctx context.Context) (pkcs11.SessionHandle, error) {
 		return sh, nil
 	default:
 	}
+	b.waits.Add(1)
 	timer := time.NewTimer(b.wait)
 	defer timer.Stop()
 	select {
 	case sh := <-b.pool:
 		return sh, nil
 	case <-ctx.Done():
+		b.fails.Add(1)
 		return 0, fmt.Errorf("p11: waiting for a session: %w", context.Cause(ctx))
 	case <-timer.C:
+		b.fails.Add(1)
 		return 0, fmt.Errorf("%w after %v (%d sessions, all busy)", ErrPoolExhausted, b.wait, b.live.Load())
 	case <-b.done:
 		return 0, keystore.ErrClosed
@@ -92,4 +95,30 @@ func poolSize(configured int, tokenMax uint) int {
 		n = int(tokenMax)
 	}
 	return n
+}
+
+// Check borrows a session and asks the token for its state: ready when the
+// token answers and the session is logged in (the private keys are
+// usable). A token that forgot the login is logged in again by
+// withSession; a token that went away fails.
+func (b *Backend) Check(ctx context.Context) error {
+	return b.withSession(ctx, func(c ctxAPI, sh pkcs11.SessionHandle) error {
+		info, err := c.GetSessionInfo(sh)
+		if err != nil {
+			return fmt.Errorf("p11: session state: %w", err)
+		}
+		if info.State != pkcs11.CKS_RW_USER_FUNCTIONS && info.State != pkcs11.CKS_RO_USER_FUNCTIONS {
+			return pkcs11.Error(pkcs11.CKR_USER_NOT_LOGGED_IN)
+		}
+		return nil
+	})
+}
+
+// PoolStats reports the session pool.
+func (b *Backend) PoolStats() keystore.PoolStats {
+	live := int(b.live.Load())
+	return keystore.PoolStats{
+		Size: live, InUse: max(0, live-len(b.pool)),
+		Waits: b.waits.Load(), Timeouts: b.fails.Load(),
+	}
 }

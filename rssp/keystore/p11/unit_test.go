@@ -41,6 +41,8 @@ type fakeCtx struct {
 	openErrAt int   // the n-th OpenSession (1-based) fails with openErr
 	openErr   error //
 	loginErr  error
+	state     uint  // what GetSessionInfo reports; 0: CKS_RW_USER_FUNCTIONS
+	infoErr   error // GetSessionInfo's error
 	next      pkcs11.SessionHandle
 	open      map[pkcs11.SessionHandle]bool
 	calls     map[string]int
@@ -103,6 +105,16 @@ func (f *fakeCtx) Login(pkcs11.SessionHandle, uint, string) error {
 	return f.loginErr
 }
 func (f *fakeCtx) Logout(pkcs11.SessionHandle) error { f.count("Logout"); return nil }
+
+func (f *fakeCtx) GetSessionInfo(sh pkcs11.SessionHandle) (pkcs11.SessionInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls["GetSessionInfo"]++
+	if f.infoErr != nil {
+		return pkcs11.SessionInfo{}, f.infoErr
+	}
+	return pkcs11.SessionInfo{SlotID: fakeSlot, State: cmp.Or(f.state, pkcs11.CKS_RW_USER_FUNCTIONS)}, nil
+}
 
 // useFake makes Open load f for every module path during the test.
 func useFake(t *testing.T, f *fakeCtx) Config {
@@ -550,4 +562,58 @@ func TestPSSSaltLength(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCheck: the readiness check passes on a logged-in session, logs in
+// again once when the token forgot the login, and fails when the token
+// stays logged out, errs, or the backend is closed; PoolStats counts the
+// sessions.
+func TestCheck(t *testing.T) {
+	tests := []struct {
+		name      string
+		setup     func(*fakeCtx)
+		wantErr   error
+		wantLogin int // Login calls after Open's
+	}{
+		{"ok logged in", func(*fakeCtx) {}, nil, 0},
+		{"ok read-only user session", func(f *fakeCtx) { f.state = pkcs11.CKS_RO_USER_FUNCTIONS }, nil, 0},
+		{"fail logged out and login does not stick", func(f *fakeCtx) { f.state = pkcs11.CKS_RW_PUBLIC_SESSION },
+			pkcs11.Error(pkcs11.CKR_USER_NOT_LOGGED_IN), 1},
+		{"fail token gone", func(f *fakeCtx) { f.infoErr = pkcs11.Error(pkcs11.CKR_DEVICE_REMOVED) },
+			pkcs11.Error(pkcs11.CKR_DEVICE_REMOVED), 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFake()
+			cfg := useFake(t, f)
+			b, err := Open(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			logins := f.n("Login")
+			tt.setup(f)
+			err = b.Check(context.Background())
+			if tt.wantErr == nil && err != nil || tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
+				t.Errorf("Check = %v, want %v", err, tt.wantErr)
+			}
+			if got := f.n("Login") - logins; got != tt.wantLogin {
+				t.Errorf("Login calls during Check = %d, want %d", got, tt.wantLogin)
+			}
+			st := b.PoolStats()
+			if st.Size != b.PoolSize() || st.InUse != 0 || st.Waits != 0 || st.Timeouts != 0 {
+				t.Errorf("PoolStats = %+v, want %d sessions, none in use, no waits", st, b.PoolSize())
+			}
+		})
+	}
+	t.Run("fail closed", func(t *testing.T) {
+		b, err := Open(context.Background(), useFake(t, newFake()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Close()
+		if err := b.Check(context.Background()); !errors.Is(err, keystore.ErrClosed) {
+			t.Errorf("Check after Close = %v, want ErrClosed", err)
+		}
+	})
 }
