@@ -312,8 +312,12 @@ func (c *cli) cmdServe() error {
 	if store == "sqlite" {
 		store += ":" + cfg.Path(cfg.Database.Path)
 	}
-	log.Info("rssp serving", "version", version, "listen", ln.Addr().String(), "url", a.Config.PublicURL+"/csc/v2",
-		"backend", cfg.Keystore.Backend, "store", store, "tls", !cfg.TLS.Disable)
+	attrs := []any{"version", version, "listen", ln.Addr().String(), "url", a.Config.PublicURL + "/csc/v2",
+		"backend", cfg.Keystore.Backend, "store", store, "tls", !cfg.TLS.Disable}
+	if m := a.MetricsAddr(); m != "" {
+		attrs = append(attrs, "metrics", "http://"+m+"/metrics")
+	}
+	log.Info("rssp serving", attrs...)
 	// Under systemd (rssp.service, Type=notify): ready once it listens.
 	if err := sdnotify.Notify(sdnotify.Ready); err != nil {
 		log.Warn("telling systemd the service is ready", "err", err)

@@ -9,12 +9,14 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,6 +46,26 @@ type Server struct {
 	Client *http.Client
 	CAPool *x509.CertPool // trust root of the TLS certificate
 	Logs   *bytes.Buffer  // everything the server logged
+
+	stop     context.CancelFunc
+	done     chan error
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Stop stops the server as SIGTERM does (app.Serve's graceful stop) and
+// returns what Serve returned; later calls return the same. The test's
+// cleanup calls it too.
+func (s *Server) Stop() error {
+	s.stopOnce.Do(func() {
+		s.stop()
+		select {
+		case s.stopErr = <-s.done:
+		case <-time.After(30 * time.Second):
+			s.stopErr = errors.New("rssptest: the server did not stop within 30s")
+		}
+	})
+	return s.stopErr
 }
 
 // Options tune the test server.
@@ -123,17 +145,11 @@ func Start(t testing.TB, o Options) *Server {
 	s := &Server{
 		App: a, Dir: setup, URL: "https://" + ln.Addr().String() + "/csc/v2",
 		Client: &http.Client{Transport: tr, Timeout: 30 * time.Second},
-		CAPool: pool, Logs: logs,
+		CAPool: pool, Logs: logs, stop: cancel, done: done,
 	}
 	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Errorf("server did not stop")
+		if err := s.Stop(); err != nil {
+			t.Errorf("serve: %v", err)
 		}
 		tr.CloseIdleConnections()
 		a.Close()

@@ -24,12 +24,14 @@ import (
 	"github.com/csctoken/csctoken/rssp/keystore"
 	"github.com/csctoken/csctoken/rssp/keystore/p11"
 	"github.com/csctoken/csctoken/rssp/keystore/soft"
+	"github.com/csctoken/csctoken/rssp/metrics"
 	"github.com/csctoken/csctoken/rssp/notify"
 	"github.com/csctoken/csctoken/rssp/oauth"
 	"github.com/csctoken/csctoken/rssp/sealer"
 	"github.com/csctoken/csctoken/rssp/secret"
 	"github.com/csctoken/csctoken/rssp/server"
 	"github.com/csctoken/csctoken/rssp/service"
+	"github.com/csctoken/csctoken/rssp/store"
 	"github.com/csctoken/csctoken/rssp/store/sqlite"
 	"github.com/csctoken/csctoken/rssp/tsa"
 )
@@ -42,7 +44,14 @@ type App struct {
 	// OAuth is the OAuth2 authorization server mounted in Handler.
 	OAuth *oauth.Server
 	Log   *slog.Logger
+	// Metrics are the figures served on the metrics listener
+	// ([metrics] listen); they are counted even when it is off.
+	Metrics *metrics.Metrics
 
+	store     store.Store
+	keys      keystore.Backend // where new keys go: the one readiness checks
+	draining  atomic.Bool      // set when Serve begins to stop: /readyz fails
+	metricsLn net.Listener     // opened by Listen when [metrics] listen is set
 	backends  map[string]keystore.Backend
 	certs     *certFiles // the TLS certificate, reloadable (ReloadTLS)
 	closers   []func() error
@@ -78,7 +87,7 @@ func Open(ctx context.Context, c config.Config, log *slog.Logger) (_ *App, err e
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	a := &App{Config: c, Log: log}
+	a := &App{Config: c, Log: log, Metrics: metrics.New()}
 	defer func() {
 		if err != nil {
 			a.Close()
@@ -93,6 +102,7 @@ func Open(ctx context.Context, c config.Config, log *slog.Logger) (_ *App, err e
 		return nil, fmt.Errorf("database: %w", err)
 	}
 	a.closers = append(a.closers, db.Close)
+	a.store = db
 
 	var keys keystore.Backend
 	switch c.Keystore.Backend {
@@ -113,6 +123,10 @@ func Open(ctx context.Context, c config.Config, log *slog.Logger) (_ *App, err e
 		keys = soft.New(kek)
 	}
 	a.closers = append(a.closers, keys.Close)
+	a.keys = keys
+	if p, ok := keys.(keystore.Pooled); ok {
+		a.Metrics.WatchPool(keys.Name(), p)
+	}
 	// The software keystore can always open keys sealed earlier, even when
 	// new keys go to the HSM.
 	var others []keystore.Backend
@@ -144,6 +158,7 @@ func Open(ctx context.Context, c config.Config, log *slog.Logger) (_ *App, err e
 		TSA:    ts, Sealer: kek, Logger: log,
 		Pending:  db,
 		Notifier: &notify.Spool{Dir: c.Path(c.OOB.SpoolDir), Log: log, LogLinks: c.OOB.LogLinks},
+		Metrics:  a.Metrics,
 	}, service.Options{
 		Name:            c.Name,
 		PublicURL:       c.PublicURL,
@@ -172,8 +187,28 @@ func Open(ctx context.Context, c config.Config, log *slog.Logger) (_ *App, err e
 		MaxBodyBytes:   c.Security.MaxBodyBytes,
 		RequestTimeout: c.Server.WriteTimeout.Duration,
 		OAuth:          a.OAuth,
+		Ready:          a.Ready,
+		Metrics:        a.Metrics,
 	}, log)
 	return a, nil
+}
+
+// Ready is the readiness check behind GET /readyz: not while the server
+// is stopping, and only when the database answers and the key backend for
+// new keys can sign (a PKCS#11 token: a pooled session, logged in).
+func (a *App) Ready(ctx context.Context) error {
+	if a.draining.Load() {
+		return errors.New("shutting down")
+	}
+	if err := a.store.Ping(ctx); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	if c, ok := a.keys.(keystore.Checker); ok {
+		if err := c.Check(ctx); err != nil {
+			return fmt.Errorf("keystore %s: %w", a.keys.Name(), err)
+		}
+	}
+	return nil
 }
 
 func loadKEK(c config.Config) (*sealer.KEK, error) {
@@ -210,13 +245,29 @@ func (a *App) Close() error {
 	return errors.Join(errs...)
 }
 
-// Listen opens the configured TCP listener. TLS is added by Serve. When
-// the configured port is 0 and the public URL is the default one derived
-// from it, the public URL (the OAuth2 issuer) takes the port chosen.
+// Listen opens the configured TCP listener, and the metrics listener when
+// [metrics] listen is set (served by Serve, closed by Close if Serve never
+// runs). TLS is added by Serve. When the configured port is 0 and the
+// public URL is the default one derived from it, the public URL (the
+// OAuth2 issuer) takes the port chosen.
 func (a *App) Listen() (net.Listener, error) {
 	ln, err := net.Listen("tcp", a.Config.Listen)
 	if err != nil {
 		return nil, err
+	}
+	if a.Config.Metrics.Listen != "" && a.metricsLn == nil {
+		mln, err := net.Listen("tcp", a.Config.Metrics.Listen)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("metrics listener: %w", err)
+		}
+		a.metricsLn = mln
+		a.closers = append(a.closers, func() error {
+			if err := mln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			return nil
+		})
 	}
 	if _, port, _ := net.SplitHostPort(a.Config.Listen); port == "0" && a.OAuth != nil &&
 		strings.TrimPrefix(strings.TrimPrefix(a.Config.PublicURL, "https://"), "http://") == a.Config.Listen {
@@ -245,8 +296,20 @@ func (a *App) tlsConfig() (*tls.Config, error) {
 	}, nil
 }
 
-// Serve serves on ln (with TLS unless disabled) until ctx is cancelled,
-// then shuts down gracefully, logging the requests it drained.
+// MetricsAddr is the metrics listener's address ("" when it is off).
+func (a *App) MetricsAddr() string {
+	if a.metricsLn == nil {
+		return ""
+	}
+	return a.metricsLn.Addr().String()
+}
+
+// Serve serves on ln (with TLS unless disabled), and the metrics on their
+// listener, until ctx is cancelled. Then it stops gracefully: /readyz
+// answers 503 at once and, for [server] drain_delay, the server keeps
+// serving (keep-alive off) so that a load balancer takes the node out;
+// then it stops accepting and waits up to shutdown_timeout for the
+// requests under way, logging how many it drained.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	c := a.Config
 	var inFlight atomic.Int64
@@ -268,11 +331,36 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		srv.TLSConfig = tc
 		go func() { errc <- srv.ServeTLS(ln, "", "") }()
 	}
+	var msrv *http.Server
+	if a.metricsLn != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", a.Metrics.Handler())
+		msrv = server.HTTPServer(mux, c.Server.ReadTimeout.Duration, c.Server.WriteTimeout.Duration, c.Server.IdleTimeout.Duration, a.Log)
+		mln := a.metricsLn
+		go func() {
+			if err := msrv.Serve(mln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				a.Log.Error("metrics listener failed", "err", err)
+			}
+		}()
+		defer msrv.Close()
+	}
 	go a.housekeeping(ctx)
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
+	}
+	a.draining.Store(true)
+	if d := c.Server.DrainDelay.Duration; d > 0 {
+		srv.SetKeepAlivesEnabled(false)
+		a.Log.Info("rssp draining: /readyz answers 503", "drain_delay", d.String(), "in_flight", inFlight.Load())
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case err := <-errc:
+			t.Stop()
+			return err
+		}
 	}
 	n := inFlight.Load()
 	a.Log.Info("rssp shutting down", "in_flight", n, "timeout", c.Server.ShutdownTimeout.Duration.String())

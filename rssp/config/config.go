@@ -56,6 +56,7 @@ type Config struct {
 	Server   Server   `toml:"server"`
 	Log      Log      `toml:"log"`
 	OOB      OOB      `toml:"oob"`
+	Metrics  Metrics  `toml:"metrics"`
 
 	dir string // directory of the file, for relative paths
 }
@@ -136,6 +137,22 @@ type Server struct {
 	WriteTimeout    Duration `toml:"write_timeout"`    // default 60s
 	IdleTimeout     Duration `toml:"idle_timeout"`     // default 120s
 	ShutdownTimeout Duration `toml:"shutdown_timeout"` // default 10s
+	// DrainDelay is how long a stopping server keeps serving with
+	// /readyz answering 503 (and keep-alive off), so that a load balancer
+	// takes it out before it stops accepting connections; then up to
+	// ShutdownTimeout for the requests under way. Default 0 (one node,
+	// no balancer).
+	DrainDelay Duration `toml:"drain_delay"`
+}
+
+// Metrics configures the Prometheus metrics listener: plain HTTP, GET
+// /metrics only, separate from the service's listener.
+type Metrics struct {
+	// Listen is its TCP address; empty (default): no metrics listener.
+	Listen string `toml:"listen"`
+	// AllowRemote allows a Listen address that is not loopback (the
+	// figures say how busy the service is; expose them on purpose).
+	AllowRemote bool `toml:"allow_remote"`
 }
 
 // OOB configures the out-of-band channel (PasswordOOB approvals, online
@@ -258,6 +275,19 @@ func (c *Config) validate() error {
 		ip := net.ParseIP(host)
 		if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 			errs = append(errs, errors.New("tls.disable is only allowed on a loopback address"))
+		}
+	}
+	if c.Server.DrainDelay.Duration < 0 {
+		errs = append(errs, errors.New("server.drain_delay must not be negative"))
+	}
+	if c.Metrics.Listen != "" {
+		mhost, _, err := net.SplitHostPort(c.Metrics.Listen)
+		ip := net.ParseIP(mhost)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("metrics.listen: %w", err))
+		case !c.Metrics.AllowRemote && mhost != "localhost" && (ip == nil || !ip.IsLoopback()):
+			errs = append(errs, fmt.Errorf("metrics.listen %q is not a loopback address; set metrics.allow_remote = true to expose the metrics", c.Metrics.Listen))
 		}
 	}
 	if c.Database.Driver != "sqlite" {

@@ -44,6 +44,25 @@ type Options struct {
 	// OAuth is the OAuth2 authorization server (rssp/oauth), served under
 	// /oauth2/ and /.well-known/ and advertised by info; nil: none.
 	OAuth OAuthServer
+	// Ready answers GET /readyz: nil when the node can serve (database,
+	// key backend); nil Ready: always ready.
+	Ready func(ctx context.Context) error
+	// Metrics counts requests and failures (package rssp/metrics); nil:
+	// none.
+	Metrics Metrics
+}
+
+// Metrics receives what the HTTP front counts.
+type Metrics interface {
+	// ObserveRequest: one answer, by route pattern ("/csc/v2/signatures/signHash",
+	// "other" when no route matched) and status.
+	ObserveRequest(route string, status int, d time.Duration)
+	// StoreError: a database failure that reached a request; kind "full"
+	// (no space left).
+	StoreError(kind string)
+	// InternalError: a request failed on something the client cannot
+	// fix (a database, key backend or program error): answered 500.
+	InternalError()
 }
 
 // OAuthServer is an OAuth2 authorization server to mount.
@@ -80,6 +99,8 @@ func New(svc *service.Service, opt Options, log *slog.Logger) *Server {
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &service.Problem{Kind: errMethod, Description: "Use POST"})
 	})
+	r.Get("/healthz", s.healthz)
+	r.Get("/readyz", s.readyz)
 	r.Route("/csc/v2", func(r chi.Router) {
 		r.Get("/info", s.info)
 		r.Post("/info", s.info)
@@ -229,15 +250,26 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		defer cancel()
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r.WithContext(ctx))
+		d := time.Since(start)
+		if sw.status == 0 {
+			sw.status = http.StatusOK // net/http's answer to a handler that wrote nothing
+		}
+		if s.opt.Metrics != nil {
+			s.opt.Metrics.ObserveRequest(routeOf(r), sw.status, d)
+		}
+		level := slog.LevelInfo
+		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+			level = slog.LevelDebug // a balancer asks every few seconds
+		}
 		attrs := []any{"method", r.Method, "path", r.URL.Path, "status", sw.status,
-			"duration", time.Since(start).Round(time.Microsecond), "remote", clientIP(r)}
+			"duration", d.Round(time.Microsecond), "remote", clientIP(r)}
 		if st.code != "" {
 			attrs = append(attrs, "error", st.code)
 		}
 		if st.user != "" {
 			attrs = append(attrs, "user", st.user)
 		}
-		s.log.Info("request", attrs...)
+		s.log.Log(r.Context(), level, "request", attrs...)
 	})
 }
 
@@ -421,12 +453,18 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, store.ErrFull):
 		status, code, desc = http.StatusServiceUnavailable, csc.ErrTemporarilyUnavailable, "The service is out of storage; try again later"
 		s.log.Error("storage full", "path", r.URL.Path, "err", err)
+		if s.opt.Metrics != nil {
+			s.opt.Metrics.StoreError("full")
+		}
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, errUnavailable):
 		status, code, desc = http.StatusServiceUnavailable, csc.ErrTemporarilyUnavailable, "The service is busy; try again"
 	case errors.Is(err, context.Canceled):
 		status, code, desc = http.StatusServiceUnavailable, csc.ErrTemporarilyUnavailable, "Request cancelled"
 	default:
 		s.log.Error("internal error", "path", r.URL.Path, "err", err)
+		if s.opt.Metrics != nil {
+			s.opt.Metrics.InternalError()
+		}
 	}
 	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", retryAfter(err))

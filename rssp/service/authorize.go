@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -182,6 +183,7 @@ func (s *Service) checkFactors(ctx context.Context, c store.Credential, data []c
 	if err != nil {
 		return err
 	}
+	s.metrics.FactorFailed(strings.ToLower(factorName(failed)), locked)
 	if locked {
 		return fail(ErrLocked, "Wrong %s; the credential is now locked after %d failed attempts", factorName(failed), n)
 	}
@@ -210,9 +212,11 @@ func (s *Service) newSAD(ctx context.Context, c store.Credential, userID, hashAl
 		Hash: secret.TokenHash(v), CredentialID: c.ID, UserID: userID, HashAlgo: hashAlg, Hashes: hashes,
 		Remaining: n, ExpiresAt: now.Add(s.opt.SADTTL), CreatedAt: now,
 	}, &audit); err != nil {
+		s.countAuditStep(err)
 		s.log.Error("SAD not issued", "event", audit.Event, "credential", c.ID, "err", err)
 		return SAD{}, err
 	}
+	s.countAuditStep(nil)
 	return SAD{Value: v, ExpiresIn: s.opt.SADTTL}, nil
 }
 

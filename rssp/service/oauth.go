@@ -366,8 +366,10 @@ func (s *Service) IssueCredentialToken(ctx context.Context, value string, g Cred
 	// credentials/authorize.
 	audit := s.auditEvent(ctx, "authorize", g.UserID, g.CredentialID, g.Hashes, nil,
 		fmt.Sprintf("numSignatures=%d oauth2 credential token, client %s", g.NumSignatures, g.ClientID))
-	if err := s.store.CreateSAD(ctx, store.SAD{Hash: h, CredentialID: g.CredentialID, UserID: g.UserID,
-		HashAlgo: g.HashAlgo, Hashes: g.Hashes, Remaining: g.NumSignatures, ExpiresAt: exp, CreatedAt: now}, &audit); err != nil {
+	err := s.store.CreateSAD(ctx, store.SAD{Hash: h, CredentialID: g.CredentialID, UserID: g.UserID,
+		HashAlgo: g.HashAlgo, Hashes: g.Hashes, Remaining: g.NumSignatures, ExpiresAt: exp, CreatedAt: now}, &audit)
+	s.countAuditStep(err)
+	if err != nil {
 		return 0, err
 	}
 	return s.opt.SADTTL, nil

@@ -87,6 +87,7 @@ type Service struct {
 	sealer   Sealer
 	pending  store.PendingStore // nil: no out-of-band factors, no async signing
 	notifier notify.Notifier    // nil: no out-of-band factors
+	metrics  Metrics
 	opt      Options
 	public   atomic.Pointer[string] // PublicURL, updated once the port is known
 	log      *slog.Logger
@@ -116,8 +117,10 @@ type Deps struct {
 	Pending store.PendingStore
 	// Notifier delivers approval links and online OTPs (optional).
 	Notifier notify.Notifier
-	Logger   *slog.Logger
-	Now      func() time.Time // optional clock for tests
+	// Metrics counts signatures, factor failures and audit rows (optional).
+	Metrics Metrics
+	Logger  *slog.Logger
+	Now     func() time.Time // optional clock for tests
 }
 
 // New builds the service.
@@ -149,6 +152,7 @@ func New(d Deps, opt Options) (*Service, error) {
 		sealer:    d.Sealer,
 		pending:   d.Pending,
 		notifier:  d.Notifier,
+		metrics:   d.Metrics,
 		opt:       opt,
 		log:       d.Logger,
 		now:       d.Now,
@@ -166,6 +170,9 @@ func New(d Deps, opt Options) (*Service, error) {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.metrics == nil {
+		s.metrics = noMetrics{}
 	}
 	return s, nil
 }
@@ -249,6 +256,7 @@ func (s *Service) audit(ctx context.Context, event string, userID, credID string
 
 func (s *Service) appendAudit(ctx context.Context, e store.AuditEvent) error {
 	_, err := s.store.AppendAudit(context.WithoutCancel(ctx), e)
+	s.metrics.AuditAppended(err)
 	if err != nil {
 		s.log.Error("audit append failed", "event", e.Event, "err", err)
 	}

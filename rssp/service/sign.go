@@ -102,7 +102,9 @@ func (s *Service) prepareSign(ctx context.Context, p Principal, r SignRequest) (
 // row in the same atomic step.
 func (j *signJob) consume(ctx context.Context) error {
 	ok := j.s.auditEvent(ctx, "sign", j.p.UserID, j.r.CredentialID, j.r.Hashes, nil, "signAlgo "+j.r.SignAlgo)
-	if _, err := j.s.store.ConsumeSAD(ctx, j.sad.Hash, len(j.r.Hashes), j.s.now(), &ok); err != nil {
+	_, err := j.s.store.ConsumeSAD(ctx, j.sad.Hash, len(j.r.Hashes), j.s.now(), &ok)
+	j.s.countAuditStep(err)
+	if err != nil {
 		return sadError(err)
 	}
 	return nil
@@ -118,6 +120,7 @@ func (j *signJob) sign(ctx context.Context) ([][]byte, error) {
 		}
 		sigs[i] = sig
 	}
+	j.s.metrics.Signed(j.cred.KeyType, j.cred.SCAL, len(sigs))
 	return sigs, nil
 }
 
