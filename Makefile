@@ -18,7 +18,7 @@ FUZZ := ./csc:FuzzDecodeBase64:200000 ./csc:FuzzParsePSSParams:150000 \
 	./cscclient:FuzzDecodeSignHash:20000 ./cscclient:FuzzErrorBody:15000 ./cscclient:FuzzECDSA:20000 \
 	./rssp/server:FuzzV2Handlers:3000 ./rssp/server:FuzzV1Handlers:3000 ./rssp/server:FuzzOAuthForms:3000
 
-.PHONY: all deps test-deps build test check unit race fuzz keyring demo bench man packages package-test clean FORCE
+.PHONY: all deps test-deps build test check lint unit race fuzz keyring demo bench man packages package-test clean FORCE
 
 all: build
 
@@ -62,7 +62,19 @@ deps:
 test-deps:
 	@bash scripts/deps.sh test
 
-test: test-deps check unit keyring race fuzz package-test
+test: test-deps check lint unit keyring race fuzz package-test
+
+# staticcheck and errcheck, pinned in tools/go.mod (a module of its own, so
+# the project's dependencies stay clean). The binaries are rebuilt only
+# when tools/go.mod changes; staticcheck keeps its analysis cache in
+# ~/.cache/staticcheck, so a second run takes seconds.
+TOOLS := build/tools/staticcheck build/tools/errcheck
+$(TOOLS): tools/go.mod tools/go.sum
+	cd tools && $(GO) build -o ../build/tools/ honnef.co/go/tools/cmd/staticcheck github.com/kisielk/errcheck
+
+lint: $(TOOLS)
+	build/tools/staticcheck ./...
+	build/tools/errcheck -ignoretests -exclude tools/errcheck_excludes.txt ./...
 
 check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -197,8 +197,11 @@ func publicKey(spki []byte) (any, error) {
 		if len(p) != 1+2*size || p[0] != 4 {
 			return nil, errors.New("EC point not in uncompressed form")
 		}
-		return &ecdsa.PublicKey{Curve: curve,
-			X: new(big.Int).SetBytes(p[1 : 1+size]), Y: new(big.Int).SetBytes(p[1+size:])}, nil
+		pub, err := ecdsa.ParseUncompressedPublicKey(curve, p)
+		if err != nil {
+			return nil, fmt.Errorf("EC point: %w", err)
+		}
+		return pub, nil
 	}
 	return nil, fmt.Errorf("unsupported public key algorithm %x", []byte(oid))
 }

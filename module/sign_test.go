@@ -295,7 +295,7 @@ func TestDigest(t *testing.T) {
 	if err != nil || n != 32 {
 		t.Fatal(n, err)
 	}
-	n, err = e.m.Digest(h, msg, make([]byte, 31))
+	_, err = e.m.Digest(h, msg, make([]byte, 31))
 	e.wantRV(err, ck.CKR_BUFFER_TOO_SMALL)
 	out := make([]byte, 40)
 	n, err = e.m.Digest(h, msg, out)

@@ -108,15 +108,6 @@ func (s *Service) credential(ci csc.CredentialInfo, serviceAlgos []string) modul
 	return c
 }
 
-// keyLabel is the credential's CKA_LABEL in the module: its description,
-// else its ID.
-func keyLabel(ci csc.CredentialInfo) string {
-	if d := strings.TrimSpace(ci.Description); d != "" {
-		return d
-	}
-	return ci.CredentialID
-}
-
 // parseSCAL reads "1", "2" (0 and junk read as 1).
 func parseSCAL(v string) int {
 	n, err := strconv.Atoi(strings.TrimSpace(v))

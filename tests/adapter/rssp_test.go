@@ -49,10 +49,9 @@ type rig struct {
 }
 
 type rigOptions struct {
-	url      string // default srv.URL
-	timeout  string // default "10s"
-	noLogin  bool   // store no service token
-	services func(srv *rssptest.Server)
+	url     string // default srv.URL
+	timeout string // default "10s"
+	noLogin bool   // store no service token
 }
 
 // newRig logs in to the service through cscclient (as `csctoken login`

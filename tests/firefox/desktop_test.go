@@ -3,7 +3,6 @@ package firefox
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -280,17 +279,6 @@ func (d *desktop) typeInto(id, text string, keys ...string) {
 			d.t.Fatalf("xdotool key %s: %v", k, err)
 		}
 		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// keys sends keys to the focused window (dialogs of Firefox follow focus).
-func (d *desktop) keys(keys ...string) {
-	d.t.Helper()
-	for _, k := range keys {
-		if _, err := d.xdotool("key", k); err != nil {
-			d.t.Fatalf("xdotool key %s: %v", k, err)
-		}
-		time.Sleep(150 * time.Millisecond)
 	}
 }
 
@@ -578,12 +566,4 @@ func (d *desktop) profileDir(name string) (string, error) {
 		}
 	}
 	return "", errNoProfile
-}
-
-// ctxSleep sleeps, or ends early with the test's deadline.
-func ctxSleep(ctx context.Context, d time.Duration) {
-	select {
-	case <-ctx.Done():
-	case <-time.After(d):
-	}
 }

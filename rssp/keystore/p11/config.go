@@ -48,7 +48,7 @@ var (
 func (c Config) validate() error {
 	var errs []error
 	if c.Module == "" {
-		errs = append(errs, errors.New("Module (the PKCS#11 library path) is required"))
+		errs = append(errs, errors.New("the PKCS#11 library path (Module) is required"))
 	}
 	if c.TokenLabel == "" {
 		errs = append(errs, errors.New("TokenLabel is required"))
