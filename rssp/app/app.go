@@ -48,7 +48,7 @@ type App struct {
 	// ([metrics] listen); they are counted even when it is off.
 	Metrics *metrics.Metrics
 
-	store     store.Store
+	store     store.Full
 	keys      keystore.Backend // where new keys go: the one readiness checks
 	draining  atomic.Bool      // set when Serve begins to stop: /readyz fails
 	metricsLn net.Listener     // opened by Listen when [metrics] listen is set
@@ -102,7 +102,9 @@ func Open(ctx context.Context, c config.Config, log *slog.Logger) (_ *App, err e
 		return nil, fmt.Errorf("database: %w", err)
 	}
 	a.closers = append(a.closers, db.Close)
-	a.store = db
+	// Every failure of the database is counted (rssp_store_errors_total).
+	st := store.Observe(db, a.Metrics.StoreFailure)
+	a.store = st
 
 	var keys keystore.Backend
 	switch c.Keystore.Backend {
@@ -153,10 +155,10 @@ func Open(ctx context.Context, c config.Config, log *slog.Logger) (_ *App, err e
 	}
 
 	svc, err := service.New(service.Deps{
-		Store: db, Keys: keys, Backends: others,
+		Store: st, Keys: keys, Backends: others,
 		Issuer: issuer{ca: authority, org: c.CA.Organization, c: c.CA.Country},
 		TSA:    ts, Sealer: kek, Logger: log,
-		Pending:  db,
+		Pending:  st,
 		Notifier: &notify.Spool{Dir: c.Path(c.OOB.SpoolDir), Log: log, LogLinks: c.OOB.LogLinks},
 		Metrics:  a.Metrics,
 	}, service.Options{

@@ -51,21 +51,24 @@ func TestReadyz(t *testing.T) {
 		backend rssptest.Backend
 		breakIt func(t *testing.T, s *rssptest.Server)
 		reason  string // in the log
+		metric  string // a failure counter that moved ("": none)
 	}{
 		{"fail database closed", rssptest.Soft, func(t *testing.T, s *rssptest.Server) {
 			if err := s.App.StoreForTest().Close(); err != nil {
 				t.Fatal(err)
 			}
-		}, "database: sqlite: closed"},
+		}, "database: sqlite: closed", `rssp_store_errors_total{kind="other",op="Ping"}`},
 		{"fail HSM keystore closed", rssptest.PKCS11, func(t *testing.T, s *rssptest.Server) {
 			if err := s.App.KeysForTest().Close(); err != nil {
 				t.Fatal(err)
 			}
-		}, "keystore pkcs11: keystore closed"},
+		}, "keystore pkcs11: keystore closed", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := rssptest.Start(t, rssptest.Options{Backend: tt.backend})
+			s := rssptest.Start(t, rssptest.Options{Backend: tt.backend, Edit: func(c *config.Config) {
+				c.Metrics.Listen = "127.0.0.1:0"
+			}})
 			for _, p := range []string{"/healthz", "/readyz"} {
 				if code, body := get(t, s, p); code != 200 || body != "ok\n" {
 					t.Fatalf("GET %s on a working node = %d %q, want 200 ok", p, code, body)
@@ -80,6 +83,9 @@ func TestReadyz(t *testing.T) {
 			}
 			if !strings.Contains(s.Logs.String(), tt.reason) {
 				t.Errorf("the log does not say why the node is not ready (%q):\n%s", tt.reason, s.Logs)
+			}
+			if got := scrape(t, s)[tt.metric]; tt.metric != "" && got < 1 {
+				t.Errorf("%s = %v after the failed check, want ≥ 1", tt.metric, got)
 			}
 		})
 	}

@@ -11,6 +11,7 @@
 package metrics
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/csctoken/csctoken/rssp/keystore"
+	"github.com/csctoken/csctoken/rssp/store"
 )
 
 // Metrics holds the RSSP's collectors.
@@ -73,8 +75,8 @@ func New() *Metrics {
 		}),
 		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rssp_store_errors_total",
-			Help: "Database failures answered to a request, by kind: full (no space left: 503).",
-		}, []string{"kind"}),
+			Help: "Database failures (not refusals such as an unknown token), by store method and kind: full (no space left) or other.",
+		}, []string{"op", "kind"}),
 		internal: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "rssp_internal_errors_total",
 			Help: "Requests answered 500: a failure of the database, the key backend or the program (the log says which).",
@@ -97,9 +99,15 @@ func (m *Metrics) ObserveRequest(route string, status int, d time.Duration) {
 	m.latency.WithLabelValues(route).Observe(d.Seconds())
 }
 
-// StoreError counts a database failure answered to a request; kind is
-// "full" (server.Metrics).
-func (m *Metrics) StoreError(kind string) { m.storeErrors.WithLabelValues(kind).Inc() }
+// StoreFailure counts a failure of the database in the store method op
+// (the callback of store.Observe).
+func (m *Metrics) StoreFailure(op string, err error) {
+	kind := "other"
+	if errors.Is(err, store.ErrFull) {
+		kind = "full"
+	}
+	m.storeErrors.WithLabelValues(op, kind).Inc()
+}
 
 // InternalError counts a request answered 500 (server.Metrics).
 func (m *Metrics) InternalError() { m.internal.Inc() }

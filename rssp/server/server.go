@@ -57,9 +57,6 @@ type Metrics interface {
 	// ObserveRequest: one answer, by route pattern ("/csc/v2/signatures/signHash",
 	// "other" when no route matched) and status.
 	ObserveRequest(route string, status int, d time.Duration)
-	// StoreError: a database failure that reached a request; kind "full"
-	// (no space left).
-	StoreError(kind string)
 	// InternalError: a request failed on something the client cannot
 	// fix (a database, key backend or program error): answered 500.
 	InternalError()
@@ -453,9 +450,6 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, store.ErrFull):
 		status, code, desc = http.StatusServiceUnavailable, csc.ErrTemporarilyUnavailable, "The service is out of storage; try again later"
 		s.log.Error("storage full", "path", r.URL.Path, "err", err)
-		if s.opt.Metrics != nil {
-			s.opt.Metrics.StoreError("full")
-		}
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, errUnavailable):
 		status, code, desc = http.StatusServiceUnavailable, csc.ErrTemporarilyUnavailable, "The service is busy; try again"
 	case errors.Is(err, context.Canceled):
