@@ -333,6 +333,8 @@ func safeName(s string) string {
 type clientAuthServer struct {
 	URL   string
 	certs chan *x509.Certificate
+	// hellos gets a value at each handshake's start (ClientHello).
+	hellos chan struct{}
 }
 
 // startClientAuthServer serves on 127.0.0.1 with the rssp's TLS
@@ -353,7 +355,7 @@ func startClientAuthServer(t *testing.T, rsspDir, host string, clientCAs []*x509
 			inter.AddCert(c)
 		}
 	}
-	s := &clientAuthServer{certs: make(chan *x509.Certificate, 16)}
+	s := &clientAuthServer{certs: make(chan *x509.Certificate, 16), hellos: make(chan struct{}, 64)}
 	cfg := &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		ClientAuth:   tls.RequireAnyClientCert,
@@ -376,6 +378,13 @@ func startClientAuthServer(t *testing.T, rsspDir, host string, clientCAs []*x509
 		// Every connection authenticates: no resumption of an earlier
 		// one (Firefox keeps TLS session tickets across restarts).
 		SessionTicketsDisabled: true,
+	}
+	cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		select {
+		case s.hellos <- struct{}{}:
+		default:
+		}
+		return nil, nil
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

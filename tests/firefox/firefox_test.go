@@ -159,13 +159,17 @@ func writeTemp(t *testing.T, s string) string {
 // browserWindow is the main window of the host Firefox.
 func (d *desktop) browserWindow() string {
 	d.t.Helper()
-	return d.window("", "Mozilla Firefox", 60*time.Second)
+	return d.window("", "Mozilla Firefox", 120*time.Second)
 }
 
 // open navigates the host Firefox window to url in a new tab.
 func (d *desktop) openTab(win, url string) {
 	d.t.Helper()
 	d.typeInto(win, "", "ctrl+t")
+	time.Sleep(time.Second)
+	// The address bar, focused for sure before typing (keys typed while
+	// the new tab opens are lost).
+	d.typeInto(win, "", "ctrl+l")
 	time.Sleep(500 * time.Millisecond)
 	d.typeInto(win, url, "Return")
 }
@@ -193,7 +197,7 @@ func TestFirefoxPINMode(t *testing.T) {
 	ff := d.firefox(profile, siteA.URL, 3*time.Minute)
 	// Firefox asks for the certificate (first one offered), then for the
 	// token's PIN as it signs.
-	got := d.answerDialogs(siteA, nil, 90*time.Second)
+	got := d.answerDialogs(siteA, nil, 180*time.Second)
 	t.Logf("site A got the %v certificate after %v", got.PublicKeyAlgorithm, time.Since(begin).Round(time.Millisecond))
 	// The second site: the other certificate in the list.
 	d.openTab(d.browserWindow(), siteB.URL)
@@ -216,7 +220,7 @@ func TestFirefoxPINMode(t *testing.T) {
 func (d *desktop) answerDialogs(s *clientAuthServer, keys []string, limit time.Duration) *x509.Certificate {
 	d.t.Helper()
 	deadline := time.Now().Add(limit)
-	picked := false
+	picked, answered := false, time.Time{}
 	for time.Now().Before(deadline) {
 		select {
 		case c := <-s.certs:
@@ -228,10 +232,19 @@ func (d *desktop) answerDialogs(s *clientAuthServer, keys []string, limit time.D
 			d.t.Logf("typed the PIN into Firefox's Password Required dialog")
 			continue
 		}
-		// The dialog is tab-modal, not a window of its own: answer
-		// until the PIN prompt or the certificate shows that it was
-		// there (keys on the page before it opens do nothing).
-		win := d.window("", "Mozilla Firefox", 30*time.Second)
+		// The dialog is tab-modal, not a window of its own: it opens
+		// shortly after the handshake started (the server saw the
+		// ClientHello); answer then, and again after each new
+		// handshake (Firefox's error page retries with Return).
+		select {
+		case <-s.hellos:
+			time.Sleep(3 * time.Second)
+		case <-time.After(time.Second):
+			if picked && time.Since(answered) < 10*time.Second {
+				continue
+			}
+		}
+		win := d.window("", "Mozilla Firefox", 120*time.Second)
 		if len(keys) > 0 {
 			// The certificate list is the dialog's first row, centred
 			// at the top of the window: open it, then keys choose.
@@ -249,7 +262,7 @@ func (d *desktop) answerDialogs(s *clientAuthServer, keys []string, limit time.D
 		if !picked {
 			d.t.Logf("answering the certificate dialog with %v", append(keys, "Return"))
 		}
-		picked = true
+		picked, answered = true, time.Now()
 	}
 	return s.received(d, time.Second)
 }
