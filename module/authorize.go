@@ -9,6 +9,7 @@ import (
 
 	"github.com/csctoken/csctoken/csc"
 	"github.com/csctoken/csctoken/module/ck"
+	"github.com/csctoken/csctoken/module/objects"
 )
 
 // serviceCtx bounds a service call: the signature timeout, or the
@@ -33,9 +34,9 @@ func browserErr(err error) error {
 // the service calls; browser steps have the interactive timeout instead.
 func (m *Module) obtainSAD(ctx context.Context, st *state, s *session, op *signOp, j signJob) (sad SAD, pooled bool, err error) {
 	t := s.tok
-	cred := op.k.cred
-	one := cred.authorizeRequest(1)
-	one.Hashes, one.HashAlgOID = [][]byte{j.digest}, j.h.oid
+	cred := op.k.Cred
+	one := authorizeRequest(cred, 1)
+	one.Hashes, one.HashAlgOID = [][]byte{j.digest}, j.h.OID
 	batch := st.batchSize(cred)
 	scal2 := cred.SCAL >= 2
 
@@ -150,7 +151,7 @@ func (m *Module) remoteSign(st *state, s *session, op *signOp, j signJob) ([]byt
 	if t.svc == nil {
 		return nil, errNoService
 	}
-	cred := op.k.cred
+	cred := op.k.Cred
 	// One deadline (the service's timeout) bounds the whole signature:
 	// authorize, signHash and a retry with a fresh SAD. In browser mode the
 	// consent page has the interactive timeout, and signHash its own.
@@ -190,11 +191,11 @@ func (m *Module) remoteSign(st *state, s *session, op *signOp, j signJob) ([]byt
 	}
 	var sig []byte
 	var err error
-	switch op.k.keyType {
+	switch op.k.KeyType {
 	case ck.CKK_RSA:
-		sig, err = rsaFixed(sigs[0], op.k.sigLen)
+		sig, err = objects.RSAFixed(sigs[0], op.k.SigLen)
 	case ck.CKK_EC:
-		sig, err = csc.ECDSAToRaw(sigs[0], op.k.sigLen/2)
+		sig, err = csc.ECDSAToRaw(sigs[0], op.k.SigLen/2)
 	}
 	if err != nil {
 		return nil, wrapRV(ck.CKR_DEVICE_ERROR, fmt.Errorf("signature from the service: %w", err))
@@ -204,14 +205,14 @@ func (m *Module) remoteSign(st *state, s *session, op *signOp, j signJob) ([]byt
 	// signing with another key, hash or salt length is caught before a
 	// program embeds its signature, without an ECDSA verification (more
 	// than the module's own work) on every signature.
-	shape := sigShape{scheme: op.md.scheme, hash: j.h.hash, saltLen: op.pss.saltLen}
-	if _, done := op.k.verified.Load(shape); !done || t.cfg.VerifyEverySignature {
-		if err := op.k.verifyDigest(op.md.scheme, j.h, j.digest, sig, op.pss.saltLen); err != nil {
+	shape := objects.SigShape{Scheme: op.md.Scheme, Hash: j.h.Hash, SaltLen: op.pss.saltLen}
+	if _, done := op.k.Verified.Load(shape); !done || t.cfg.VerifyEverySignature {
+		if err := op.k.VerifyDigest(op.md.Scheme, j.h, j.digest, sig, op.pss.saltLen); err != nil {
 			// CKR_SIGNATURE_INVALID is not a C_Sign return value: the
 			// device (the service) misbehaved.
 			return nil, wrapRV(ck.CKR_DEVICE_ERROR, fmt.Errorf("signature from the service does not match the certificate: %w", err))
 		}
-		op.k.verified.Store(shape, struct{}{})
+		op.k.Verified.Store(shape, struct{}{})
 	}
 	return sig, nil
 }
@@ -238,7 +239,7 @@ func (m *Module) contextLogin(st *state, s *session, pin []byte) error {
 	if pin == nil {
 		return ck.CKR_ARGUMENTS_BAD
 	}
-	if op.k.cred.SCAL >= 2 {
+	if op.k.Cred.SCAL >= 2 {
 		p := slices.Clone(pin)
 		return s.locked(func() error {
 			clear(op.ctxPIN)
@@ -251,7 +252,7 @@ func (m *Module) contextLogin(st *state, s *session, pin []byte) error {
 	}
 	ctx, cancel := t.serviceCtx(s.ctx, false)
 	defer cancel()
-	req := op.k.cred.authorizeRequest(1)
+	req := authorizeRequest(op.k.Cred, 1)
 	req.PIN = pin // the caller's copy, wiped by cgo after C_Login
 	sad, err := t.svc.Authorize(ctx, req)
 	t.notePINResult(err)

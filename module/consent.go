@@ -57,7 +57,7 @@ func (t *token) consent(st *state, cred Credential, n int) *pendingConsent {
 			pc.err = fmt.Errorf("service login: %w", browserErr(err))
 			return
 		}
-		sad, err := t.svc.AuthorizeInBrowser(ctx, cred.authorizeRequest(n))
+		sad, err := t.svc.AuthorizeInBrowser(ctx, authorizeRequest(cred, n))
 		pc.sad, pc.err = sad, browserErr(err)
 		if err != nil {
 			t.removeConsentNote()
@@ -89,7 +89,7 @@ func (t *token) takeConsent(credID string, pc *pendingConsent) {
 // without a second page.
 func (m *Module) consentBatch(st *state, t *token, op *signOp, credID string, batch int) (SAD, error) {
 	return t.pool(credID).take(st.opts.Now(), batch, func(n int) (SAD, error) {
-		pc := t.consent(st, op.k.cred, n)
+		pc := t.consent(st, op.k.Cred, n)
 		timer := time.NewTimer(st.opts.SignWait)
 		defer timer.Stop()
 		select {

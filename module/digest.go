@@ -5,11 +5,12 @@ import (
 	"hash"
 
 	"github.com/csctoken/csctoken/module/ck"
+	"github.com/csctoken/csctoken/module/objects"
 )
 
 // digestOp is a session's active digest.
 type digestOp struct {
-	h      hashAlg
+	h      objects.HashAlg
 	hasher hash.Hash
 	multi  bool // C_DigestUpdate, C_DigestKey or C_DigestFinal was called
 	single bool // C_Digest was called (a length query, a buffer too small)
@@ -19,14 +20,14 @@ type digestOp struct {
 // computed locally).
 func (m *Module) DigestInit(h SessionHandle, mech ck.Mechanism) error {
 	return m.withSession("DigestInit", h, func(_ *state, s *session) error {
-		ha, ok := hashByDigestMech(mech.Type)
+		ha, ok := objects.HashByDigestMech(mech.Type)
 		if !ok {
 			return ck.CKR_MECHANISM_INVALID
 		}
 		if s.digest != nil {
 			return ck.CKR_OPERATION_ACTIVE
 		}
-		s.digest = &digestOp{h: ha, hasher: ha.hash.New()}
+		s.digest = &digestOp{h: ha, hasher: ha.Hash.New()}
 		return nil
 	})
 }
@@ -46,7 +47,7 @@ func (m *Module) Digest(h SessionHandle, data, out []byte) (n int, err error) {
 			return fmt.Errorf("C_Digest after C_DigestUpdate: %w", ck.CKR_OPERATION_ACTIVE)
 		}
 		op.single = true
-		size := op.h.hash.Size()
+		size := op.h.Hash.Size()
 		if out == nil {
 			n = size
 			return nil
@@ -56,7 +57,7 @@ func (m *Module) Digest(h SessionHandle, data, out []byte) (n int, err error) {
 			return ck.CKR_BUFFER_TOO_SMALL
 		}
 		s.digest = nil
-		hh := op.h.hash.New()
+		hh := op.h.Hash.New()
 		hh.Write(data)
 		n = copy(out, hh.Sum(nil))
 		return nil
@@ -102,7 +103,7 @@ func (m *Module) DigestKey(h SessionHandle, key ObjectHandle) error {
 			return err
 		}
 		s.digest = nil
-		if o := s.tok.objects().get(key); o == nil || !s.tok.visible(o) {
+		if o := s.tok.objects().Get(key); o == nil || !s.tok.visible(o) {
 			return ck.CKR_KEY_HANDLE_INVALID
 		}
 		return ck.CKR_KEY_INDIGESTIBLE
@@ -116,7 +117,7 @@ func (m *Module) DigestFinal(h SessionHandle, out []byte) (n int, err error) {
 		if err != nil {
 			return err
 		}
-		n = op.h.hash.Size()
+		n = op.h.Hash.Size()
 		if out == nil {
 			return nil
 		}

@@ -2,6 +2,7 @@ package module
 
 import (
 	"github.com/csctoken/csctoken/module/ck"
+	"github.com/csctoken/csctoken/module/objects"
 )
 
 // writeOp answers every call that would create or change objects:
@@ -62,12 +63,12 @@ func (m *Module) GenerateKey(h SessionHandle, tmpl []ck.Attribute) (ObjectHandle
 }
 
 // lookupObject finds an object visible to the session.
-func (m *Module) lookupObject(h SessionHandle, obj ObjectHandle) (*object, error) {
+func (m *Module) lookupObject(h SessionHandle, obj ObjectHandle) (*objects.Object, error) {
 	_, s, err := m.session(h)
 	if err != nil {
 		return nil, err
 	}
-	o := s.tok.objects().get(obj)
+	o := s.tok.objects().Get(obj)
 	if o == nil || !s.tok.visible(o) {
 		return nil, ck.CKR_OBJECT_HANDLE_INVALID
 	}
@@ -81,7 +82,7 @@ func (m *Module) GetObjectSize(h SessionHandle, obj ObjectHandle) (_ uint, err e
 	if err != nil {
 		return 0, err
 	}
-	return o.size(), nil
+	return o.Size(), nil
 }
 
 // GetAttributeValue is C_GetAttributeValue with the per-attribute rules
@@ -92,7 +93,7 @@ func (m *Module) GetAttributeValue(h SessionHandle, obj ObjectHandle, tmpl []Att
 	if err != nil {
 		return err
 	}
-	return o.getAttributes(tmpl)
+	return o.GetAttributes(tmpl)
 }
 
 // FindObjectsInit is C_FindObjectsInit: the matching objects are chosen
@@ -106,9 +107,9 @@ func (m *Module) FindObjectsInit(h SessionHandle, tmpl []ck.Attribute) (err erro
 	t := s.tok
 	t.maybeRefresh()
 	var found []ObjectHandle
-	for _, o := range t.objects().list {
-		if t.visible(o) && o.matches(tmpl) {
-			found = append(found, o.handle)
+	for _, o := range t.objects().List {
+		if t.visible(o) && o.Matches(tmpl) {
+			found = append(found, o.Handle)
 		}
 	}
 	s.mu.Lock()

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/csctoken/csctoken/module/objects"
 )
 
 // refreshAsync starts a background listing unless one is running.
@@ -79,14 +81,14 @@ func (t *token) refresh(ctx context.Context) error {
 	lctx, cancel := context.WithTimeout(ctx, t.cfg.ListTimeout)
 	creds, err := t.svc.ListCredentials(lctx)
 	cancel()
-	var ks *keySet
+	var ks *objects.KeySet
 	if err == nil {
 		ks = t.parse(creds, true)
 		// Save before publishing: a program that exits as soon as it sees
 		// the objects (pkcs11-tool --list-slots) must not cut the write
 		// short.
 		if ctx.Err() == nil {
-			t.saveCache(ks.creds())
+			t.saveCache(ks.Creds())
 		}
 	}
 
@@ -121,18 +123,18 @@ func (t *token) loadCache() {
 		}
 		return
 	}
-	cf, err := decodeCache(data)
-	if err == nil && (cf.url != t.cfg.URL || cf.user != t.cfg.Username) {
+	cf, err := objects.DecodeCache(data)
+	if err == nil && (cf.URL != t.cfg.URL || cf.User != t.cfg.Username) {
 		err = errors.New("written for another service URL or user")
 	}
 	if err != nil {
 		t.log.Warn("cache ignored", "path", t.cachePath, "err", err.Error())
 		return
 	}
-	ks := t.parse(cf.creds, false)
+	ks := t.parse(cf.Creds, false)
 	t.mu.Lock()
 	t.objs = t.build(ks)
-	t.listedAt = cf.listed
+	t.listedAt = cf.Listed
 	t.mu.Unlock()
 }
 
@@ -140,7 +142,7 @@ func (t *token) saveCache(creds []Credential) {
 	if t.cachePath == "" {
 		return
 	}
-	data, err := encodeCache(cacheData{url: t.cfg.URL, user: t.cfg.Username, listed: t.st.opts.Now().UTC(), creds: creds})
+	data, err := objects.EncodeCache(objects.CacheData{URL: t.cfg.URL, User: t.cfg.Username, Listed: t.st.opts.Now().UTC(), Creds: creds})
 	if err == nil {
 		err = writeFileAtomic(t.cachePath, data)
 	}
@@ -156,5 +158,5 @@ func (t *token) saveCache(creds []Credential) {
 // oldCachePath is where versions before cache format 2 kept the listing
 // (JSON).
 func (t *token) oldCachePath() string {
-	return strings.TrimSuffix(t.cachePath, cacheExt) + ".json"
+	return strings.TrimSuffix(t.cachePath, objects.CacheExt) + ".json"
 }

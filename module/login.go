@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/csctoken/csctoken/module/ck"
+	"github.com/csctoken/csctoken/module/objects"
 )
 
 // Login is C_Login. pin is nil when pPin is NULL.
@@ -133,9 +134,9 @@ const maxPreauthorized = 8
 // the background work (nil when there is none).
 func (m *Module) preauthorize(ctx context.Context, st *state, s *session, pin []byte, pools map[string]*sadPool) (*background, error) {
 	t := s.tok
-	var keys []*keyInfo
-	for _, k := range t.objects().keys {
-		if k.cred.Enabled && k.cred.Auth == AuthPIN && k.cred.SCAL <= 1 {
+	var keys []*objects.KeyInfo
+	for _, k := range t.objects().Keys {
+		if k.Cred.Enabled && k.Cred.Auth == AuthPIN && k.Cred.SCAL <= 1 {
 			keys = append(keys, k)
 		}
 	}
@@ -154,10 +155,10 @@ func (m *Module) preauthorize(ctx context.Context, st *state, s *session, pin []
 
 // checkPIN is C_Login's PIN check: it authorizes k's credential with pin
 // for a batch of signatures, notes the PIN result and fills pools.
-func (m *Module) checkPIN(ctx context.Context, st *state, s *session, pin []byte, k *keyInfo, pools map[string]*sadPool) error {
+func (m *Module) checkPIN(ctx context.Context, st *state, s *session, pin []byte, k *objects.KeyInfo, pools map[string]*sadPool) error {
 	t := s.tok
-	n := st.batchSize(k.cred)
-	req := k.cred.authorizeRequest(n)
+	n := st.batchSize(k.Cred)
+	req := authorizeRequest(k.Cred, n)
 	req.PIN = pin
 	sad, err := t.svc.Authorize(ctx, req)
 	switch {
@@ -170,7 +171,7 @@ func (m *Module) checkPIN(ctx context.Context, st *state, s *session, pin []byte
 	t.notePINResult(nil)
 	p := &sadPool{}
 	p.put(sad, n)
-	pools[k.cred.ID] = p
+	pools[k.Cred.ID] = p
 	return nil
 }
 
@@ -184,25 +185,25 @@ func (m *Module) checkPIN(ctx context.Context, st *state, s *session, pin []byte
 // (ErrRejected: the cached listing may be out of date) starts a listing.
 // pin is the background's own copy, wiped when the last authorization
 // ends.
-func (m *Module) preauthorizeLater(st *state, t *token, pin []byte, keys []*keyInfo, pools map[string]*sadPool) *background {
+func (m *Module) preauthorizeLater(st *state, t *token, pin []byte, keys []*objects.KeyInfo, pools map[string]*sadPool) *background {
 	ctx, cancel := context.WithTimeout(st.ctx, t.cfg.Timeout)
 	var wg sync.WaitGroup
 	var rejected atomic.Bool
 	for _, k := range keys {
 		p := &sadPool{}
 		p.mu.Lock() // unlocked by the goroutine below
-		pools[k.cred.ID] = p
+		pools[k.Cred.ID] = p
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer p.mu.Unlock()
 			defer func() {
 				if r := recover(); r != nil {
-					t.log.Error("panic in background pre-authorization", "credential", k.cred.ID, "panic", fmt.Sprint(r))
+					t.log.Error("panic in background pre-authorization", "credential", k.Cred.ID, "panic", fmt.Sprint(r))
 				}
 			}()
-			n := st.batchSize(k.cred)
-			req := k.cred.authorizeRequest(n)
+			n := st.batchSize(k.Cred)
+			req := authorizeRequest(k.Cred, n)
 			req.PIN = pin
 			sad, err := t.svc.Authorize(ctx, req)
 			if err != nil {
@@ -213,7 +214,7 @@ func (m *Module) preauthorizeLater(st *state, t *token, pin []byte, keys []*keyI
 					rejected.Store(true)
 				}
 				t.log.Warn("pre-authorization failed; the credential authorizes at its first signature",
-					"credential", k.cred.ID, "err", err.Error())
+					"credential", k.Cred.ID, "err", err.Error())
 				return
 			}
 			p.set(sad, n)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/csctoken/csctoken/module/objects"
 )
 
 // Service is the module's view of one CSC remote signing service. The CSC
@@ -44,60 +46,20 @@ type Service interface {
 	SignHash(ctx context.Context, req SignRequest) ([][]byte, error)
 }
 
-// AuthMode says how a credential's authorization factors are collected.
-type AuthMode int
+// AuthMode says how a credential's authorization factors are collected
+// (defined in package objects with the rest of the credential model).
+type AuthMode = objects.AuthMode
 
+// The authorization modes; see objects.AuthPIN and its siblings.
 const (
-	// AuthPIN: explicit mode with a single PIN/password factor, which the
-	// PKCS#11 PIN carries.
-	AuthPIN AuthMode = iota
-	// AuthNone: explicit mode without authentication objects (v1 "implicit").
-	AuthNone
-	// AuthBrowser: oauth2code mode, or factors a PIN string cannot carry
-	// (OTP, several objects): authorized on the service's consent page.
-	AuthBrowser
+	AuthPIN     = objects.AuthPIN
+	AuthNone    = objects.AuthNone
+	AuthBrowser = objects.AuthBrowser
 )
 
-func (a AuthMode) String() string {
-	switch a {
-	case AuthPIN:
-		return "pin"
-	case AuthNone:
-		return "none"
-	case AuthBrowser:
-		return "browser"
-	}
-	return fmt.Sprintf("AuthMode(%d)", int(a))
-}
-
-// Credential is one CSC credential as the module needs it. It holds only
-// public data and is cached on disk as JSON.
-type Credential struct {
-	ID          string `json:"id"`
-	Description string `json:"description,omitempty"`
-	// Enabled is key/status == "enabled".
-	Enabled bool `json:"enabled"`
-	// KeyAlgos are the key/algo OIDs the service will use for signHash
-	// (the adapter intersects them with info.signAlgorithms).
-	KeyAlgos []string `json:"key_algos"`
-	// KeyLen is key/len in bits.
-	KeyLen int `json:"key_len"`
-	// CurveOID is key/curve for EC keys.
-	CurveOID string `json:"curve,omitempty"`
-	// Certificates is the chain, DER, end-entity first.
-	Certificates [][]byte `json:"certificates"`
-	// SCAL is 1 or 2 (0 is read as 1).
-	SCAL int `json:"scal"`
-	// Multisign is the most signatures one authorization may cover (>= 1).
-	Multisign int `json:"multisign"`
-	// Auth is how the credential is authorized.
-	Auth AuthMode `json:"auth"`
-	// PINLabel is the PIN object's label, if any (informational).
-	PINLabel string `json:"pin_label,omitempty"`
-	// PINID is the ID of the PIN's authentication object (AuthPIN), which
-	// credentials/authorize names in authData; empty when unknown.
-	PINID string `json:"pin_id,omitempty"`
-}
+// Credential is one CSC credential as the module needs it (defined in
+// package objects, which builds the PKCS#11 objects from it).
+type Credential = objects.Credential
 
 // AuthorizeRequest is the input of credentials/authorize. It carries what
 // the module knows of the credential (from the listing or its cache), so
@@ -124,7 +86,7 @@ type AuthorizeRequest struct {
 
 // authorizeRequest is the request for n signatures with c, with what the
 // module knows of c.
-func (c Credential) authorizeRequest(n int) AuthorizeRequest {
+func authorizeRequest(c Credential, n int) AuthorizeRequest {
 	label := strings.TrimSpace(c.Description)
 	if label == "" {
 		label = c.ID
@@ -200,3 +162,10 @@ func (e *PINError) Is(target error) bool { return target == ErrPINIncorrect }
 
 // Unwrap returns the underlying error.
 func (e *PINError) Unwrap() error { return e.Err }
+
+// ObjectHandle names an object for PKCS#11 (defined in package objects).
+type ObjectHandle = objects.Handle
+
+// AttributeRequest is one entry of a C_GetAttributeValue template (defined
+// in package objects).
+type AttributeRequest = objects.AttributeRequest

@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/csctoken/csctoken/module/ck"
+	"github.com/csctoken/csctoken/module/objects"
 )
 
 // maxRawInput caps what SignUpdate/VerifyUpdate buffer for the mechanisms
@@ -16,14 +17,14 @@ const maxRawInput = 1024
 
 // pssSpec is a validated CK_RSA_PKCS_PSS_PARAMS.
 type pssSpec struct {
-	hash, mgf hashAlg
+	hash, mgf objects.HashAlg
 	saltLen   int
 }
 
 // signOp is a session's active signature operation.
 type signOp struct {
-	k      *keyInfo
-	md     mechDef
+	k      *objects.KeyInfo
+	md     objects.MechDef
 	pss    pssSpec
 	hasher hash.Hash // hash-and-sign mechanisms
 	buf    []byte    // raw mechanisms, multi-part
@@ -46,7 +47,7 @@ type signOp struct {
 
 // signJob is what goes to signHash for one signature.
 type signJob struct {
-	h        hashAlg
+	h        objects.HashAlg
 	digest   []byte
 	signAlgo string
 	hashOID  string
@@ -55,52 +56,52 @@ type signJob struct {
 
 // mechanismSpec validates a mechanism for a key; forSign restricts it to
 // what the service offers (verification is local and allows every hash).
-func mechanismSpec(mech ck.Mechanism, k *keyInfo, forSign bool) (mechDef, pssSpec, error) {
-	md, ok := signMechByType(mech.Type)
+func mechanismSpec(mech ck.Mechanism, k *objects.KeyInfo, forSign bool) (objects.MechDef, pssSpec, error) {
+	md, ok := objects.SignMechByType(mech.Type)
 	if !ok {
-		for _, d := range digestMechs {
+		for _, d := range objects.DigestMechs {
 			if d == mech.Type {
-				return mechDef{}, pssSpec{}, ck.CKR_KEY_TYPE_INCONSISTENT
+				return objects.MechDef{}, pssSpec{}, ck.CKR_KEY_TYPE_INCONSISTENT
 			}
 		}
-		return mechDef{}, pssSpec{}, ck.CKR_MECHANISM_INVALID
+		return objects.MechDef{}, pssSpec{}, ck.CKR_MECHANISM_INVALID
 	}
-	if md.keyType != k.keyType {
-		return mechDef{}, pssSpec{}, ck.CKR_KEY_TYPE_INCONSISTENT
+	if md.KeyType != k.KeyType {
+		return objects.MechDef{}, pssSpec{}, ck.CKR_KEY_TYPE_INCONSISTENT
 	}
-	if forSign && !slices.Contains(k.mechs, md.typ) {
-		return mechDef{}, pssSpec{}, ck.CKR_MECHANISM_INVALID
+	if forSign && !slices.Contains(k.Mechs, md.Type) {
+		return objects.MechDef{}, pssSpec{}, ck.CKR_MECHANISM_INVALID
 	}
 	var ps pssSpec
-	if md.scheme == schemePSS {
+	if md.Scheme == objects.SchemePSS {
 		p, ok := ck.DecodePSSParams(mech.Parameter)
 		if !ok {
-			return mechDef{}, pssSpec{}, fmt.Errorf("PSS parameters missing or of the wrong size: %w", ck.CKR_MECHANISM_PARAM_INVALID)
+			return objects.MechDef{}, pssSpec{}, fmt.Errorf("PSS parameters missing or of the wrong size: %w", ck.CKR_MECHANISM_PARAM_INVALID)
 		}
-		h, ok1 := hashByDigestMech(p.HashAlg)
-		mgf, ok2 := hashByMGF(p.MGF)
+		h, ok1 := objects.HashByDigestMech(p.HashAlg)
+		mgf, ok2 := objects.HashByMGF(p.MGF)
 		switch {
 		case !ok1 || !ok2:
-			return mechDef{}, pssSpec{}, fmt.Errorf("PSS hash or MGF unknown: %w", ck.CKR_MECHANISM_PARAM_INVALID)
-		case md.hash != 0 && h.hash != md.hash:
-			return mechDef{}, pssSpec{}, fmt.Errorf("PSS hash %v for a %v mechanism: %w", h.hash, md.hash, ck.CKR_MECHANISM_PARAM_INVALID)
-		case mgf.hash != h.hash:
+			return objects.MechDef{}, pssSpec{}, fmt.Errorf("PSS hash or MGF unknown: %w", ck.CKR_MECHANISM_PARAM_INVALID)
+		case md.Hash != 0 && h.Hash != md.Hash:
+			return objects.MechDef{}, pssSpec{}, fmt.Errorf("PSS hash %v for a %v mechanism: %w", h.Hash, md.Hash, ck.CKR_MECHANISM_PARAM_INVALID)
+		case mgf.Hash != h.Hash:
 			// CSC carries RSASSA-PSS-params whose MGF1 hash the services
 			// require to be the message hash (csc.ParsePSSParams), and
 			// crypto/rsa verifies only that way: refused here, before a
 			// round trip.
-			return mechDef{}, pssSpec{}, fmt.Errorf("PSS MGF1 hash %v differs from the hash %v: %w", mgf.hash, h.hash, ck.CKR_MECHANISM_PARAM_INVALID)
-		case int(p.SLen) > k.sigLen-h.hash.Size()-2:
-			return mechDef{}, pssSpec{}, fmt.Errorf("PSS salt of %d bytes too long for the key: %w", p.SLen, ck.CKR_MECHANISM_PARAM_INVALID)
+			return objects.MechDef{}, pssSpec{}, fmt.Errorf("PSS MGF1 hash %v differs from the hash %v: %w", mgf.Hash, h.Hash, ck.CKR_MECHANISM_PARAM_INVALID)
+		case int(p.SLen) > k.SigLen-h.Hash.Size()-2:
+			return objects.MechDef{}, pssSpec{}, fmt.Errorf("PSS salt of %d bytes too long for the key: %w", p.SLen, ck.CKR_MECHANISM_PARAM_INVALID)
 		case forSign && p.SLen == 0:
 			// A salt-free PSS signature is valid, but signers on Go's
 			// crypto/rsa (the rssp) cannot make one (0 means "as long as
 			// possible" there) and refuse it (docs/mapping.md).
-			return mechDef{}, pssSpec{}, fmt.Errorf("PSS salt length 0 is not signed by the service: %w", ck.CKR_MECHANISM_PARAM_INVALID)
+			return objects.MechDef{}, pssSpec{}, fmt.Errorf("PSS salt length 0 is not signed by the service: %w", ck.CKR_MECHANISM_PARAM_INVALID)
 		}
 		if forSign {
-			if _, _, ok := chooseSignAlgo(k.algos, schemePSS, h); !ok {
-				return mechDef{}, pssSpec{}, fmt.Errorf("PSS with %v not offered by the service: %w", h.hash, ck.CKR_MECHANISM_PARAM_INVALID)
+			if _, _, ok := objects.ChooseSignAlgo(k.Algos, objects.SchemePSS, h); !ok {
+				return objects.MechDef{}, pssSpec{}, fmt.Errorf("PSS with %v not offered by the service: %w", h.Hash, ck.CKR_MECHANISM_PARAM_INVALID)
 			}
 		}
 		ps = pssSpec{hash: h, mgf: mgf, saltLen: int(p.SLen)}
@@ -109,9 +110,9 @@ func mechanismSpec(mech ck.Mechanism, k *keyInfo, forSign bool) (mechDef, pssSpe
 }
 
 // keyForOp resolves a key handle for C_SignInit / C_VerifyInit.
-func (m *Module) keyForOp(s *session, key ObjectHandle, class uint) (*keyInfo, error) {
+func (m *Module) keyForOp(s *session, key ObjectHandle, class uint) (*objects.KeyInfo, error) {
 	t := s.tok
-	o := t.objects().get(key)
+	o := t.objects().Get(key)
 	if o == nil {
 		return nil, ck.CKR_KEY_HANDLE_INVALID
 	}
@@ -119,9 +120,9 @@ func (m *Module) keyForOp(s *session, key ObjectHandle, class uint) (*keyInfo, e
 		return nil, ck.CKR_USER_NOT_LOGGED_IN
 	}
 	switch {
-	case o.class == class:
-		return o.ki, nil
-	case o.class == ck.CKO_PRIVATE_KEY || o.class == ck.CKO_PUBLIC_KEY:
+	case o.Class == class:
+		return o.KeyInfo, nil
+	case o.Class == ck.CKO_PRIVATE_KEY || o.Class == ck.CKO_PUBLIC_KEY:
 		return nil, ck.CKR_KEY_FUNCTION_NOT_PERMITTED
 	}
 	return nil, ck.CKR_KEY_HANDLE_INVALID
@@ -131,22 +132,22 @@ func (m *Module) keyForOp(s *session, key ObjectHandle, class uint) (*keyInfo, e
 // service offers) and C_VerifyInit (a public key, any hash): the session,
 // the key, the validated mechanism and, for hash-and-sign mechanisms, the
 // hasher of the streaming input.
-func (m *Module) opInit(h SessionHandle, mech ck.Mechanism, key ObjectHandle, class uint) (*session, *keyInfo, mechDef, pssSpec, hash.Hash, error) {
+func (m *Module) opInit(h SessionHandle, mech ck.Mechanism, key ObjectHandle, class uint) (*session, *objects.KeyInfo, objects.MechDef, pssSpec, hash.Hash, error) {
 	_, s, err := m.session(h)
 	if err != nil {
-		return nil, nil, mechDef{}, pssSpec{}, nil, err
+		return nil, nil, objects.MechDef{}, pssSpec{}, nil, err
 	}
 	k, err := m.keyForOp(s, key, class)
 	if err != nil {
-		return nil, nil, mechDef{}, pssSpec{}, nil, err
+		return nil, nil, objects.MechDef{}, pssSpec{}, nil, err
 	}
 	md, ps, err := mechanismSpec(mech, k, class == ck.CKO_PRIVATE_KEY)
 	if err != nil {
-		return nil, nil, mechDef{}, pssSpec{}, nil, err
+		return nil, nil, objects.MechDef{}, pssSpec{}, nil, err
 	}
 	var hasher hash.Hash
-	if md.hash != 0 {
-		hasher = md.hash.New()
+	if md.Hash != 0 {
+		hasher = md.Hash.New()
 	}
 	return s, k, md, ps, hasher, nil
 }
@@ -160,7 +161,7 @@ func (m *Module) SignInit(h SessionHandle, mech ck.Mechanism, key ObjectHandle) 
 	}
 	op := &signOp{k: k, md: md, pss: ps, hasher: hasher}
 	t := s.tok
-	op.needCtxLogin = t.cfg.AlwaysAuthenticate && !t.browserMode() && k.cred.Auth == AuthPIN
+	op.needCtxLogin = t.cfg.AlwaysAuthenticate && !t.browserMode() && k.Cred.Auth == AuthPIN
 	return s.locked(func() error {
 		if s.sign != nil {
 			return ck.CKR_OPERATION_ACTIVE
@@ -301,10 +302,10 @@ func (s *session) beginSign(data, out []byte, final bool) (int, *signOp, signJob
 		return copy(out, op.result), nil, signJob{}, nil
 	}
 	if out == nil {
-		return op.k.sigLen, nil, signJob{}, nil
+		return op.k.SigLen, nil, signJob{}, nil
 	}
-	if len(out) < op.k.sigLen {
-		return op.k.sigLen, nil, signJob{}, ck.CKR_BUFFER_TOO_SMALL
+	if len(out) < op.k.SigLen {
+		return op.k.SigLen, nil, signJob{}, ck.CKR_BUFFER_TOO_SMALL
 	}
 	if op.needCtxLogin && op.ctxPIN == nil && op.ctxSAD == nil {
 		s.sign = nil
@@ -361,43 +362,43 @@ func (op *signOp) prepare(data []byte, final bool) (signJob, error) {
 		input = op.buf
 	}
 	switch {
-	case op.md.hash != 0:
-		j.h, _ = hashByCrypto(op.md.hash)
+	case op.md.Hash != 0:
+		j.h, _ = objects.HashByCrypto(op.md.Hash)
 		if final {
 			j.digest = op.hasher.Sum(nil)
 		} else {
-			hh := op.md.hash.New()
+			hh := op.md.Hash.New()
 			hh.Write(data)
 			j.digest = hh.Sum(nil)
 		}
-	case op.md.scheme == schemePKCS1:
-		h, d, err := parseDigestInfo(input)
+	case op.md.Scheme == objects.SchemePKCS1:
+		h, d, err := objects.ParseDigestInfo(input)
 		if err != nil {
 			return j, fmt.Errorf("CKM_RSA_PKCS input: %w: %w", err, ck.CKR_DATA_INVALID)
 		}
 		j.h, j.digest = h, d
-	case op.md.scheme == schemePSS:
-		if len(input) != op.pss.hash.hash.Size() {
+	case op.md.Scheme == objects.SchemePSS:
+		if len(input) != op.pss.hash.Hash.Size() {
 			return j, ck.CKR_DATA_LEN_RANGE
 		}
 		j.h, j.digest = op.pss.hash, slices.Clone(input)
-	case op.md.scheme == schemeECDSA:
-		h, ok := hashBySize(len(input))
+	case op.md.Scheme == objects.SchemeECDSA:
+		h, ok := objects.HashBySize(len(input))
 		if !ok {
 			return j, ck.CKR_DATA_LEN_RANGE
 		}
 		j.h, j.digest = h, slices.Clone(input)
 	}
-	algo, hashOID, ok := chooseSignAlgo(op.k.algos, op.md.scheme, j.h)
+	algo, hashOID, ok := objects.ChooseSignAlgo(op.k.Algos, op.md.Scheme, j.h)
 	if !ok {
-		if op.md.scheme == schemePKCS1 {
-			return j, fmt.Errorf("hash %s not offered by the service: %w", j.h.hash, ck.CKR_DATA_INVALID)
+		if op.md.Scheme == objects.SchemePKCS1 {
+			return j, fmt.Errorf("hash %s not offered by the service: %w", j.h.Hash, ck.CKR_DATA_INVALID)
 		}
-		return j, fmt.Errorf("hash %s not offered by the service: %w", j.h.hash, ck.CKR_DATA_LEN_RANGE)
+		return j, fmt.Errorf("hash %s not offered by the service: %w", j.h.Hash, ck.CKR_DATA_LEN_RANGE)
 	}
 	j.signAlgo, j.hashOID = algo, hashOID
-	if op.md.scheme == schemePSS {
-		j.params = pssParamsDER(op.pss.hash, op.pss.mgf, op.pss.saltLen)
+	if op.md.Scheme == objects.SchemePSS {
+		j.params = objects.PSSParamsDER(op.pss.hash, op.pss.mgf, op.pss.saltLen)
 	}
 	return j, nil
 }

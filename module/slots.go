@@ -8,6 +8,7 @@ import (
 
 	"github.com/csctoken/csctoken/module/ck"
 	"github.com/csctoken/csctoken/module/config"
+	"github.com/csctoken/csctoken/module/objects"
 )
 
 // Info is CK_INFO.
@@ -177,12 +178,12 @@ func (m *Module) GetMechanismList(id SlotID) (mechs []uint, err error) {
 		return nil, err
 	}
 	infos := t.mechanismInfos()
-	for _, md := range signMechs {
-		if _, ok := infos[md.typ]; ok {
-			mechs = append(mechs, md.typ)
+	for _, md := range objects.SignMechs {
+		if _, ok := infos[md.Type]; ok {
+			mechs = append(mechs, md.Type)
 		}
 	}
-	return append(mechs, digestMechs...), nil
+	return append(mechs, objects.DigestMechs...), nil
 }
 
 // GetMechanismInfo is C_GetMechanismInfo.
@@ -196,7 +197,7 @@ func (m *Module) GetMechanismInfo(id SlotID, mech uint) (info MechanismInfo, err
 	if err != nil {
 		return MechanismInfo{}, err
 	}
-	for _, d := range digestMechs {
+	for _, d := range objects.DigestMechs {
 		if d == mech {
 			return MechanismInfo{Flags: ck.CKF_DIGEST}, nil
 		}

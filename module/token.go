@@ -11,6 +11,7 @@ import (
 
 	"github.com/csctoken/csctoken/module/ck"
 	"github.com/csctoken/csctoken/module/config"
+	"github.com/csctoken/csctoken/module/objects"
 )
 
 var errNoService error = noServiceError{}
@@ -37,7 +38,7 @@ type token struct {
 	loginMu sync.Mutex
 
 	mu         sync.Mutex // guards everything below
-	objs       *objectSet
+	objs       *objects.Set
 	handles    map[string]ObjectHandle
 	listedAt   time.Time
 	refreshing chan struct{} // non-nil while a listing runs
@@ -78,9 +79,9 @@ func newToken(st *state, slot SlotID, sc config.Service, cacheDir string) *token
 		t.cfg.ListTimeout = config.DefaultListTimeout
 	}
 	if cacheDir != "" {
-		t.cachePath = filepath.Join(cacheDir, t.serial+cacheExt)
+		t.cachePath = filepath.Join(cacheDir, t.serial+objects.CacheExt)
 	}
-	t.objs = t.build(&keySet{})
+	t.objs = t.build(&objects.KeySet{})
 	return t
 }
 
@@ -102,44 +103,44 @@ func (t *token) flags() uint {
 
 // parse reads credentials' certificates (no lock needed); validate for
 // fresh listings (see parseCredentials).
-func (t *token) parse(creds []Credential, validate bool) *keySet {
-	return parseCredentials(creds, validate, func(c Credential, err error) {
+func (t *token) parse(creds []Credential, validate bool) *objects.KeySet {
+	return objects.ParseCredentials(creds, validate, func(c Credential, err error) {
 		t.log.Warn("credential skipped", "credential", c.ID, "err", err.Error())
 	})
 }
 
 // build makes an object set from parsed credentials, keeping known
 // handles. Callers hold t.mu (or own t exclusively).
-func (t *token) build(ks *keySet) *objectSet {
-	objs := buildObjects(ks, buildOptions{
-		privateKeys: !t.browserMode(),
-		alwaysAuth:  t.cfg.AlwaysAuthenticate && !t.browserMode(),
+func (t *token) build(ks *objects.KeySet) *objects.Set {
+	objs := objects.BuildObjects(ks, objects.BuildOptions{
+		PrivateKeys: !t.browserMode(),
+		AlwaysAuth:  t.cfg.AlwaysAuthenticate && !t.browserMode(),
 	})
 	if len(t.handles) == 0 {
 		t.handles = make(map[string]ObjectHandle, len(objs))
 	}
-	set := &objectSet{list: objs, byHandle: make(map[ObjectHandle]*object, len(objs)), keys: ks.keys}
+	set := &objects.Set{List: objs, ByHandle: make(map[ObjectHandle]*objects.Object, len(objs)), Keys: ks.Keys}
 	for _, o := range objs {
-		h, ok := t.handles[o.key]
+		h, ok := t.handles[o.Key]
 		if !ok {
 			h = ObjectHandle(t.st.objSeq.Add(1))
-			t.handles[o.key] = h
+			t.handles[o.Key] = h
 		}
-		o.handle = h
-		set.byHandle[h] = o
+		o.Handle = h
+		set.ByHandle[h] = o
 	}
 	return set
 }
 
-func (t *token) objects() *objectSet {
+func (t *token) objects() *objects.Set {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.objs
 }
 
 // visible reports whether a session of this token may see o now.
-func (t *token) visible(o *object) bool {
-	if !o.private {
+func (t *token) visible(o *objects.Object) bool {
+	if !o.Private {
 		return true
 	}
 	t.mu.Lock()
@@ -161,23 +162,23 @@ func (t *token) mechanismInfos() map[uint]MechanismInfo {
 	if objs == nil {
 		return out
 	}
-	for _, o := range objs.list {
-		if o.ki == nil || o.class != ck.CKO_PUBLIC_KEY {
+	for _, o := range objs.List {
+		if o.KeyInfo == nil || o.Class != ck.CKO_PUBLIC_KEY {
 			continue
 		}
-		k := o.ki
-		for _, mt := range k.mechs {
+		k := o.KeyInfo
+		for _, mt := range k.Mechs {
 			mi, ok := out[mt]
 			if !ok {
 				// CKF_HW: the service's device signs (verification is
 				// local, but the flag describes the mechanism).
-				mi = MechanismInfo{MinKeySize: uint(k.bits), MaxKeySize: uint(k.bits), Flags: ck.CKF_HW | ck.CKF_SIGN | ck.CKF_VERIFY}
-				if k.keyType == ck.CKK_EC {
+				mi = MechanismInfo{MinKeySize: uint(k.Bits), MaxKeySize: uint(k.Bits), Flags: ck.CKF_HW | ck.CKF_SIGN | ck.CKF_VERIFY}
+				if k.KeyType == ck.CKK_EC {
 					mi.Flags |= ck.CKF_EC_F_P | ck.CKF_EC_NAMEDCURVE | ck.CKF_EC_UNCOMPRESS
 				}
 			}
-			mi.MinKeySize = min(mi.MinKeySize, uint(k.bits))
-			mi.MaxKeySize = max(mi.MaxKeySize, uint(k.bits))
+			mi.MinKeySize = min(mi.MinKeySize, uint(k.Bits))
+			mi.MaxKeySize = max(mi.MaxKeySize, uint(k.Bits))
 			out[mt] = mi
 		}
 	}

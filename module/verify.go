@@ -1,41 +1,18 @@
 package module
 
 import (
-	"crypto/ecdsa"
 	"crypto/rsa"
 	"fmt"
 	"hash"
-	"math/big"
 
 	"github.com/csctoken/csctoken/module/ck"
+	"github.com/csctoken/csctoken/module/objects"
 )
-
-// verifyDigest checks a PKCS#11-form signature over a digest.
-func (k *keyInfo) verifyDigest(sc scheme, h hashAlg, digest, sig []byte, saltLen int) error {
-	if len(sig) != k.sigLen {
-		return ck.CKR_SIGNATURE_LEN_RANGE
-	}
-	var ok bool
-	switch sc {
-	case schemePKCS1:
-		ok = rsa.VerifyPKCS1v15(k.rsaPub, h.hash, digest, sig) == nil
-	case schemePSS:
-		ok = rsa.VerifyPSS(k.rsaPub, h.hash, digest, sig, &rsa.PSSOptions{SaltLength: saltLen, Hash: h.hash}) == nil
-	case schemeECDSA:
-		n := len(sig) / 2
-		r, s := new(big.Int).SetBytes(sig[:n]), new(big.Int).SetBytes(sig[n:])
-		ok = ecdsa.Verify(k.ecPub, digest, r, s)
-	}
-	if !ok {
-		return ck.CKR_SIGNATURE_INVALID
-	}
-	return nil
-}
 
 // verifyOp is a session's active verification.
 type verifyOp struct {
-	k      *keyInfo
-	md     mechDef
+	k      *objects.KeyInfo
+	md     objects.MechDef
 	pss    pssSpec
 	hasher hash.Hash
 	buf    []byte
@@ -115,34 +92,34 @@ func (op *verifyOp) check(data, sig []byte, final bool) error {
 		input = op.buf
 	}
 	k := op.k
-	if len(sig) != k.sigLen {
+	if len(sig) != k.SigLen {
 		return ck.CKR_SIGNATURE_LEN_RANGE
 	}
-	if op.md.hash != 0 {
-		h, _ := hashByCrypto(op.md.hash)
+	if op.md.Hash != 0 {
+		h, _ := objects.HashByCrypto(op.md.Hash)
 		var digest []byte
 		if final {
 			digest = op.hasher.Sum(nil)
 		} else {
-			hh := op.md.hash.New()
+			hh := op.md.Hash.New()
 			hh.Write(data)
 			digest = hh.Sum(nil)
 		}
-		return k.verifyDigest(op.md.scheme, h, digest, sig, op.pss.saltLen)
+		return k.VerifyDigest(op.md.Scheme, h, digest, sig, op.pss.saltLen)
 	}
-	switch op.md.scheme {
-	case schemePKCS1:
+	switch op.md.Scheme {
+	case objects.SchemePKCS1:
 		// Raw PKCS#1 v1.5: the input is signed as given (a DigestInfo).
-		if rsa.VerifyPKCS1v15(k.rsaPub, 0, input, sig) != nil {
+		if rsa.VerifyPKCS1v15(k.RSAPub, 0, input, sig) != nil {
 			return ck.CKR_SIGNATURE_INVALID
 		}
 		return nil
-	case schemePSS:
-		if len(input) != op.pss.hash.hash.Size() {
+	case objects.SchemePSS:
+		if len(input) != op.pss.hash.Hash.Size() {
 			return ck.CKR_DATA_LEN_RANGE
 		}
-		return k.verifyDigest(schemePSS, op.pss.hash, input, sig, op.pss.saltLen)
+		return k.VerifyDigest(objects.SchemePSS, op.pss.hash, input, sig, op.pss.saltLen)
 	default: // ECDSA over the given hash
-		return k.verifyDigest(schemeECDSA, hashAlg{}, input, sig, 0)
+		return k.VerifyDigest(objects.SchemeECDSA, objects.HashAlg{}, input, sig, 0)
 	}
 }

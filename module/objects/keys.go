@@ -1,4 +1,4 @@
-package module
+package objects
 
 import (
 	"bytes"
@@ -24,30 +24,30 @@ import (
 	"github.com/csctoken/csctoken/module/ck"
 )
 
-// keyInfo is what signing needs about one credential.
-type keyInfo struct {
-	cred    Credential
+// KeyInfo is what signing needs about one credential.
+type KeyInfo struct {
+	Cred    Credential
 	cf      certFields // the end-entity certificate
-	keyType uint       // CKK_RSA or CKK_EC
-	bits    int        // modulus bits or curve field size
-	sigLen  int        // PKCS#11 signature length in bytes
+	KeyType uint       // CKK_RSA or CKK_EC
+	Bits    int        // modulus bits or curve field size
+	SigLen  int        // PKCS#11 signature length in bytes
 	id      []byte
-	algos   []string // signAlgos(cred)
-	mechs   []uint   // offered signature mechanisms
-	rsaPub  *rsa.PublicKey
+	Algos   []string // signAlgos(cred)
+	Mechs   []uint   // offered signature mechanisms
+	RSAPub  *rsa.PublicKey
 	ecPub   *ecdsa.PublicKey
 	labelB  []byte // CKA_LABEL of its objects
 	// verified holds the signature shapes (sigShape) whose first signature
 	// from the service was checked against the certificate's key.
-	verified sync.Map
+	Verified sync.Map
 }
 
-// sigShape is what makes two signatures of one key alike for the check of
+// SigShape is what makes two signatures of one key alike for the check of
 // the first: scheme, hash and PSS salt length.
-type sigShape struct {
-	scheme  scheme
-	hash    crypto.Hash
-	saltLen int
+type SigShape struct {
+	Scheme  Scheme
+	Hash    crypto.Hash
+	SaltLen int
 }
 
 // keyID is the CKA_ID of a key: SHA-1 of the subjectPublicKey BIT STRING
@@ -216,7 +216,7 @@ type mechCache struct {
 	lastM    []uint
 }
 
-func (mc *mechCache) mechs(algos []string, keyType uint) []uint {
+func (mc *mechCache) Mechs(algos []string, keyType uint) []uint {
 	if mc.lastM != nil && keyType == mc.lastType && slices.Equal(algos, mc.last) {
 		return mc.lastM
 	}
@@ -236,7 +236,7 @@ func (mc *mechCache) mechs(algos []string, keyType uint) []uint {
 // newKeyInfo reads a credential's end-entity certificate. validate runs
 // x509.ParseCertificate too (fresh listings: the cache holds only
 // credentials that passed it).
-func newKeyInfo(c Credential, validate bool, mc *mechCache) (*keyInfo, error) {
+func newKeyInfo(c Credential, validate bool, mc *mechCache) (*KeyInfo, error) {
 	if len(c.Certificates) == 0 {
 		return nil, errors.New("no certificate")
 	}
@@ -257,29 +257,29 @@ func newKeyInfo(c Credential, validate bool, mc *mechCache) (*keyInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	k := &keyInfo{cred: c, cf: cf, id: id}
+	k := &KeyInfo{Cred: c, cf: cf, id: id}
 	switch pub := pub.(type) {
 	case *rsa.PublicKey:
-		k.keyType, k.rsaPub = ck.CKK_RSA, pub
-		k.bits = pub.N.BitLen()
-		k.sigLen = (k.bits + 7) / 8
+		k.KeyType, k.RSAPub = ck.CKK_RSA, pub
+		k.Bits = pub.N.BitLen()
+		k.SigLen = (k.Bits + 7) / 8
 	case *ecdsa.PublicKey:
-		k.keyType, k.ecPub = ck.CKK_EC, pub
-		k.bits = pub.Curve.Params().BitSize
-		k.sigLen = 2 * ((k.bits + 7) / 8)
+		k.KeyType, k.ecPub = ck.CKK_EC, pub
+		k.Bits = pub.Curve.Params().BitSize
+		k.SigLen = 2 * ((k.Bits + 7) / 8)
 	}
-	k.algos = signAlgos(&k.cred, k.keyType)
+	k.Algos = signAlgos(&k.Cred, k.KeyType)
 	if mc == nil {
 		mc = &mechCache{}
 	}
-	k.mechs = mc.mechs(k.algos, k.keyType)
+	k.Mechs = mc.Mechs(k.Algos, k.KeyType)
 	k.labelB = []byte(k.label())
 	return k, nil
 }
 
-func (k *keyInfo) label() string {
-	if k.cred.Description != "" {
-		return k.cred.Description
+func (k *KeyInfo) label() string {
+	if k.Cred.Description != "" {
+		return k.Cred.Description
 	}
-	return k.cred.ID
+	return k.Cred.ID
 }

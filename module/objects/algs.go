@@ -1,4 +1,4 @@
-package module
+package objects
 
 import (
 	"crypto"
@@ -41,17 +41,17 @@ const (
 	oidECDSAWithSHA512 = "1.2.840.10045.4.3.4"
 )
 
-// hashAlg ties a hash to its PKCS#11 and ASN.1 names.
-type hashAlg struct {
-	hash       crypto.Hash
-	oid        string
+// HashAlg ties a hash to its PKCS#11 and ASN.1 names.
+type HashAlg struct {
+	Hash       crypto.Hash
+	OID        string
 	digestMech uint // CKM_SHA256, ...
 	mgf        uint // CKG_MGF1_SHA256, ...
 	rsaOID     string
 	ecdsaOID   string
 }
 
-var hashAlgs = []hashAlg{
+var hashAlgs = []HashAlg{
 	{crypto.SHA1, oidSHA1, ck.CKM_SHA_1, ck.CKG_MGF1_SHA1, oidSHA1WithRSA, oidECDSAWithSHA1},
 	{crypto.SHA224, oidSHA224, ck.CKM_SHA224, ck.CKG_MGF1_SHA224, oidSHA224WithRSA, oidECDSAWithSHA224},
 	{crypto.SHA256, oidSHA256, ck.CKM_SHA256, ck.CKG_MGF1_SHA256, oidSHA256WithRSA, oidECDSAWithSHA256},
@@ -59,94 +59,99 @@ var hashAlgs = []hashAlg{
 	{crypto.SHA512, oidSHA512, ck.CKM_SHA512, ck.CKG_MGF1_SHA512, oidSHA512WithRSA, oidECDSAWithSHA512},
 }
 
-func hashByCrypto(h crypto.Hash) (hashAlg, bool) {
+// HashByCrypto returns the hash of h, if the module knows it.
+func HashByCrypto(h crypto.Hash) (HashAlg, bool) {
 	for _, a := range hashAlgs {
-		if a.hash == h {
+		if a.Hash == h {
 			return a, true
 		}
 	}
-	return hashAlg{}, false
+	return HashAlg{}, false
 }
 
-func hashByOID(oid string) (hashAlg, bool) {
+// HashByOID returns the hash of the dotted OID oid.
+func HashByOID(oid string) (HashAlg, bool) {
 	for _, a := range hashAlgs {
-		if a.oid == oid {
+		if a.OID == oid {
 			return a, true
 		}
 	}
-	return hashAlg{}, false
+	return HashAlg{}, false
 }
 
-func hashByDigestMech(m uint) (hashAlg, bool) {
+// HashByDigestMech returns the hash of the digest mechanism m (CKM_SHA256...).
+func HashByDigestMech(m uint) (HashAlg, bool) {
 	for _, a := range hashAlgs {
 		if a.digestMech == m {
 			return a, true
 		}
 	}
-	return hashAlg{}, false
+	return HashAlg{}, false
 }
 
-func hashByMGF(m uint) (hashAlg, bool) {
+// HashByMGF returns the hash of the MGF1 generator m (CKG_MGF1_SHA256...).
+func HashByMGF(m uint) (HashAlg, bool) {
 	for _, a := range hashAlgs {
 		if a.mgf == m {
 			return a, true
 		}
 	}
-	return hashAlg{}, false
+	return HashAlg{}, false
 }
 
-func hashBySize(n int) (hashAlg, bool) {
+// HashBySize returns the hash whose digests are n bytes long.
+func HashBySize(n int) (HashAlg, bool) {
 	for _, a := range hashAlgs {
-		if a.hash.Size() == n {
+		if a.Hash.Size() == n {
 			return a, true
 		}
 	}
-	return hashAlg{}, false
+	return HashAlg{}, false
 }
 
 var errDigestInfo = errors.New("not a DER DigestInfo")
 
-// parseDigestInfo parses the input of CKM_RSA_PKCS, a DER DigestInfo
+// ParseDigestInfo parses the input of CKM_RSA_PKCS, a DER DigestInfo
 //
 //	DigestInfo ::= SEQUENCE { digestAlgorithm AlgorithmIdentifier, digest OCTET STRING }
 //
 // with NULL or absent parameters, and returns the hash and the digest. It
 // rejects trailing data, unknown hashes (MD5, bare MD5||SHA-1 input from
 // TLS 1.0) and digests of the wrong length.
-func parseDigestInfo(b []byte) (hashAlg, []byte, error) {
+func ParseDigestInfo(b []byte) (HashAlg, []byte, error) {
 	s := cryptobyte.String(b)
 	var di, algID, digest cryptobyte.String
 	var oid asn1.ObjectIdentifier
 	if !s.ReadASN1(&di, cbasn1.SEQUENCE) || !s.Empty() {
-		return hashAlg{}, nil, errDigestInfo
+		return HashAlg{}, nil, errDigestInfo
 	}
 	if !di.ReadASN1(&algID, cbasn1.SEQUENCE) || !algID.ReadASN1ObjectIdentifier(&oid) {
-		return hashAlg{}, nil, errDigestInfo
+		return HashAlg{}, nil, errDigestInfo
 	}
 	if !algID.Empty() {
 		var null cryptobyte.String
 		if !algID.ReadASN1(&null, cbasn1.NULL) || !null.Empty() || !algID.Empty() {
-			return hashAlg{}, nil, errDigestInfo
+			return HashAlg{}, nil, errDigestInfo
 		}
 	}
 	if !di.ReadASN1(&digest, cbasn1.OCTET_STRING) || !di.Empty() {
-		return hashAlg{}, nil, errDigestInfo
+		return HashAlg{}, nil, errDigestInfo
 	}
-	h, ok := hashByOID(oid.String())
+	h, ok := HashByOID(oid.String())
 	if !ok {
-		return hashAlg{}, nil, fmt.Errorf("%w: unsupported hash %s", errDigestInfo, oid)
+		return HashAlg{}, nil, fmt.Errorf("%w: unsupported hash %s", errDigestInfo, oid)
 	}
-	if len(digest) != h.hash.Size() {
-		return hashAlg{}, nil, fmt.Errorf("%w: %d-byte digest for %s", errDigestInfo, len(digest), h.hash)
+	if len(digest) != h.Hash.Size() {
+		return HashAlg{}, nil, fmt.Errorf("%w: %d-byte digest for %s", errDigestInfo, len(digest), h.Hash)
 	}
 	return h, slices.Clone([]byte(digest)), nil
 }
 
-// digestInfo builds the DER DigestInfo for a digest (with NULL parameters).
-func digestInfo(h hashAlg, digest []byte) []byte {
+// DigestInfo builds the DER DigestInfo for a digest (with NULL parameters).
+func DigestInfo(h HashAlg, digest []byte) []byte {
 	var b cryptobyte.Builder
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		addAlgID(b, h.oid)
+		addAlgID(b, h.OID)
 		b.AddASN1OctetString(digest)
 	})
 	return b.BytesOrPanic()
@@ -174,21 +179,21 @@ func addAlgID(b *cryptobyte.Builder, oid string) {
 	})
 }
 
-// pssParamsDER encodes RSASSA-PSS-params (RFC 8017 A.2.3) in DER, leaving
+// PSSParamsDER encodes RSASSA-PSS-params (RFC 8017 A.2.3) in DER, leaving
 // out fields equal to their DEFAULT (SHA-1, MGF1-SHA-1, salt 20, trailer 1).
-func pssParamsDER(h, mgf hashAlg, saltLen int) []byte {
+func PSSParamsDER(h, mgf HashAlg, saltLen int) []byte {
 	var b cryptobyte.Builder
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		if h.hash != crypto.SHA1 {
+		if h.Hash != crypto.SHA1 {
 			b.AddASN1(cbasn1.Tag(0).ContextSpecific().Constructed(), func(b *cryptobyte.Builder) {
-				addAlgID(b, h.oid)
+				addAlgID(b, h.OID)
 			})
 		}
-		if mgf.hash != crypto.SHA1 {
+		if mgf.Hash != crypto.SHA1 {
 			b.AddASN1(cbasn1.Tag(1).ContextSpecific().Constructed(), func(b *cryptobyte.Builder) {
 				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 					b.AddASN1ObjectIdentifier(mustOID(oidMGF1))
-					addAlgID(b, mgf.oid)
+					addAlgID(b, mgf.OID)
 				})
 			})
 		}
@@ -201,8 +206,8 @@ func pssParamsDER(h, mgf hashAlg, saltLen int) []byte {
 	return b.BytesOrPanic()
 }
 
-// rsaFixed left-pads an RSA signature to the modulus length k.
-func rsaFixed(sig []byte, k int) ([]byte, error) {
+// RSAFixed left-pads an RSA signature to the modulus length k.
+func RSAFixed(sig []byte, k int) ([]byte, error) {
 	if len(sig) > k {
 		// Tolerate leading zero bytes beyond k.
 		i := 0

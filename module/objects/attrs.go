@@ -1,4 +1,4 @@
-package module
+package objects
 
 import (
 	"bytes"
@@ -19,12 +19,12 @@ type AttributeRequest struct {
 	Len  uint
 }
 
-// getAttributes fills the template per PKCS#11 v2.40 §5.7.5 and returns
+// GetAttributes fills the template per PKCS#11 v2.40 §5.7.5 and returns
 // the combined code: CKR_OK, or one of CKR_ATTRIBUTE_SENSITIVE,
 // CKR_ATTRIBUTE_TYPE_INVALID, CKR_BUFFER_TOO_SMALL (in that priority when
 // several apply; the standard allows any of them). Every entry is
 // processed whatever happens to the others.
-func (o *object) getAttributes(tmpl []AttributeRequest) error {
+func (o *Object) GetAttributes(tmpl []AttributeRequest) error {
 	var sensitive, invalid, small bool
 	attrs := o.attributes()
 	for i := range tmpl {
@@ -60,10 +60,10 @@ func (o *object) getAttributes(tmpl []AttributeRequest) error {
 	return nil
 }
 
-// matches reports whether the object has every attribute of the template
+// Matches reports whether the object has every attribute of the template
 // with exactly the same bytes. Sensitive attributes never match; an empty
 // template matches everything.
-func (o *object) matches(tmpl []ck.Attribute) bool {
+func (o *Object) Matches(tmpl []ck.Attribute) bool {
 	for _, a := range tmpl {
 		if o.sensitive[a.Type] {
 			return false
@@ -76,8 +76,8 @@ func (o *object) matches(tmpl []ck.Attribute) bool {
 	return true
 }
 
-// size is the C_GetObjectSize answer: the bytes of the non-sensitive values.
-func (o *object) size() uint {
+// Size is the C_GetObjectSize answer: the bytes of the non-sensitive values.
+func (o *Object) Size() uint {
 	n := 0
 	for _, v := range o.attributes() {
 		n += len(v)

@@ -1,4 +1,4 @@
-package module
+package objects
 
 import (
 	"crypto/sha1"
@@ -13,21 +13,21 @@ import (
 	"github.com/csctoken/csctoken/module/ck"
 )
 
-// ObjectHandle is a CK_OBJECT_HANDLE.
-type ObjectHandle uint
+// Handle is a CK_OBJECT_HANDLE.
+type Handle uint
 
-// object is one token object. Objects are immutable once built; a refresh
+// Object is one token object. Objects are immutable once built; a refresh
 // builds new ones (keeping handles by identity key). Their attributes are
 // computed at the first access (attributes), so that a token of many
 // credentials loads fast; CKA_CLASS, CKA_LABEL and CKA_ID, what searches
 // use most, are known from the start.
-type object struct {
-	handle     ObjectHandle
-	key        string // identity across refreshes
-	class      uint
-	private    bool
+type Object struct {
+	Handle     Handle
+	Key        string // identity across refreshes
+	Class      uint
+	Private    bool
 	alwaysAuth bool     // CKA_ALWAYS_AUTHENTICATE (private keys)
-	ki         *keyInfo // keys and user certificates: the credential's key
+	KeyInfo    *KeyInfo // keys and user certificates: the credential's key
 	ca         *caInfo  // CA certificates
 
 	once  sync.Once
@@ -36,18 +36,19 @@ type object struct {
 	sensitive map[uint]bool
 }
 
-// objectSet is one immutable snapshot of a token's objects.
-type objectSet struct {
-	list     []*object
-	byHandle map[ObjectHandle]*object
-	keys     []*keyInfo
+// Set is one immutable snapshot of a token's objects.
+type Set struct {
+	List     []*Object          // in listing order, the profile object first
+	ByHandle map[Handle]*Object // the same objects by their handles
+	Keys     []*KeyInfo         // the credentials' keys
 }
 
-func (s *objectSet) get(h ObjectHandle) *object {
+// Get returns the object of handle h, or nil (also on a nil Set).
+func (s *Set) Get(h Handle) *Object {
 	if s == nil {
 		return nil
 	}
-	return s.byHandle[h]
+	return s.ByHandle[h]
 }
 
 // ckDate encodes a CK_DATE ("YYYYMMDD").
@@ -108,7 +109,7 @@ func classValue(c uint) []byte {
 
 // attributes returns the object's attributes, building them at the first
 // call.
-func (o *object) attributes() map[uint][]byte {
+func (o *Object) attributes() map[uint][]byte {
 	o.once.Do(func() {
 		if o.attrs == nil {
 			o.attrs = o.buildAttrs()
@@ -119,38 +120,38 @@ func (o *object) attributes() map[uint][]byte {
 
 // value returns one attribute, without building the others for CKA_CLASS,
 // CKA_LABEL and CKA_ID.
-func (o *object) value(t uint) ([]byte, bool) {
-	if o.ki != nil || o.ca != nil {
+func (o *Object) value(t uint) ([]byte, bool) {
+	if o.KeyInfo != nil || o.ca != nil {
 		switch t {
 		case ck.CKA_CLASS:
-			return classValue(o.class), true
+			return classValue(o.Class), true
 		case ck.CKA_LABEL:
 			if o.ca != nil {
 				return o.ca.label, true
 			}
-			return o.ki.labelB, true
+			return o.KeyInfo.labelB, true
 		case ck.CKA_ID:
 			if o.ca != nil {
 				return o.ca.id, true
 			}
-			return o.ki.id, true
+			return o.KeyInfo.id, true
 		}
 	}
 	v, ok := o.attributes()[t]
 	return v, ok
 }
 
-func (o *object) buildAttrs() map[uint][]byte {
-	switch o.class {
+func (o *Object) buildAttrs() map[uint][]byte {
+	switch o.Class {
 	case ck.CKO_CERTIFICATE:
 		if o.ca != nil {
-			return certAttrs(o.key, &o.ca.cf, o.ca.id, o.ca.label, ck.CK_CERTIFICATE_CATEGORY_AUTHORITY)
+			return certAttrs(o.Key, &o.ca.cf, o.ca.id, o.ca.label, ck.CK_CERTIFICATE_CATEGORY_AUTHORITY)
 		}
-		return certAttrs(o.key, &o.ki.cf, o.ki.id, o.ki.labelB, ck.CK_CERTIFICATE_CATEGORY_TOKEN_USER)
+		return certAttrs(o.Key, &o.KeyInfo.cf, o.KeyInfo.id, o.KeyInfo.labelB, ck.CK_CERTIFICATE_CATEGORY_TOKEN_USER)
 	case ck.CKO_PUBLIC_KEY:
-		return publicKeyAttrs(o.key, o.ki)
+		return publicKeyAttrs(o.Key, o.KeyInfo)
 	case ck.CKO_PRIVATE_KEY:
-		return privateKeyAttrs(o.key, o.ki, o.private, o.alwaysAuth)
+		return privateKeyAttrs(o.Key, o.KeyInfo, o.Private, o.alwaysAuth)
 	}
 	return map[uint][]byte{}
 }
@@ -185,34 +186,34 @@ func certAttrs(key string, cert *certFields, id, label []byte, category uint) ma
 }
 
 // certObject fills dst with a credential's certificate object.
-func certObject(dst *object, key string, k *keyInfo) *object {
-	*dst = object{key: key, class: ck.CKO_CERTIFICATE, ki: k}
+func certObject(dst *Object, key string, k *KeyInfo) *Object {
+	*dst = Object{Key: key, Class: ck.CKO_CERTIFICATE, KeyInfo: k}
 	return dst
 }
 
 // caObject returns a CA certificate object.
-func caObject(ca *caInfo) *object {
-	return &object{key: ca.key, class: ck.CKO_CERTIFICATE, ca: ca}
+func caObject(ca *caInfo) *Object {
+	return &Object{Key: ca.Key, Class: ck.CKO_CERTIFICATE, ca: ca}
 }
 
 // keyCommonAttrs are the CKO_PUBLIC_KEY / CKO_PRIVATE_KEY attributes shared
 // by both classes.
-func keyCommonAttrs(a map[uint][]byte, k *keyInfo) {
-	a[ck.CKA_KEY_TYPE] = ulong(k.keyType)
+func keyCommonAttrs(a map[uint][]byte, k *KeyInfo) {
+	a[ck.CKA_KEY_TYPE] = ulong(k.KeyType)
 	a[ck.CKA_ID] = k.id
 	a[ck.CKA_START_DATE] = []byte{}
 	a[ck.CKA_END_DATE] = []byte{}
 	a[ck.CKA_DERIVE] = ckFalse
 	a[ck.CKA_LOCAL] = ckFalse
 	a[ck.CKA_KEY_GEN_MECHANISM] = ulong(ck.UnavailableInformation)
-	a[ck.CKA_ALLOWED_MECHANISMS] = ulongs(k.mechs)
+	a[ck.CKA_ALLOWED_MECHANISMS] = ulongs(k.Mechs)
 	a[ck.CKA_SUBJECT] = k.cf.subject
 	a[ck.CKA_PUBLIC_KEY_INFO] = k.cf.spki
-	switch k.keyType {
+	switch k.KeyType {
 	case ck.CKK_RSA:
-		a[ck.CKA_MODULUS] = k.rsaPub.N.Bytes()
-		a[ck.CKA_MODULUS_BITS] = ulong(uint(k.bits))
-		a[ck.CKA_PUBLIC_EXPONENT] = big.NewInt(int64(k.rsaPub.E)).Bytes()
+		a[ck.CKA_MODULUS] = k.RSAPub.N.Bytes()
+		a[ck.CKA_MODULUS_BITS] = ulong(uint(k.Bits))
+		a[ck.CKA_PUBLIC_EXPONENT] = big.NewInt(int64(k.RSAPub.E)).Bytes()
 	case ck.CKK_EC:
 		params, point, err := ecParamsAndPoint(k.cf.spki)
 		if err == nil {
@@ -222,7 +223,7 @@ func keyCommonAttrs(a map[uint][]byte, k *keyInfo) {
 	}
 }
 
-func publicKeyAttrs(key string, k *keyInfo) map[uint][]byte {
+func publicKeyAttrs(key string, k *KeyInfo) map[uint][]byte {
 	a := storageAttrs(ck.CKO_PUBLIC_KEY, false, k.labelB, key)
 	keyCommonAttrs(a, k)
 	for t, v := range map[uint][]byte{
@@ -239,12 +240,12 @@ func publicKeyAttrs(key string, k *keyInfo) map[uint][]byte {
 }
 
 // publicKeyObject fills dst with a public key object.
-func publicKeyObject(dst *object, key string, k *keyInfo) *object {
-	*dst = object{key: key, class: ck.CKO_PUBLIC_KEY, ki: k}
+func publicKeyObject(dst *Object, key string, k *KeyInfo) *Object {
+	*dst = Object{Key: key, Class: ck.CKO_PUBLIC_KEY, KeyInfo: k}
 	return dst
 }
 
-func privateKeyAttrs(key string, k *keyInfo, private, alwaysAuth bool) map[uint][]byte {
+func privateKeyAttrs(key string, k *KeyInfo, private, alwaysAuth bool) map[uint][]byte {
 	a := storageAttrs(ck.CKO_PRIVATE_KEY, private, k.labelB, key)
 	keyCommonAttrs(a, k)
 	for t, v := range map[uint][]byte{
@@ -274,9 +275,9 @@ var (
 )
 
 // privateKeyObject fills dst with a private key object.
-func privateKeyObject(dst *object, key string, k *keyInfo, private, alwaysAuth bool) *object {
-	*dst = object{key: key, class: ck.CKO_PRIVATE_KEY, private: private, alwaysAuth: alwaysAuth, ki: k}
-	switch k.keyType {
+func privateKeyObject(dst *Object, key string, k *KeyInfo, private, alwaysAuth bool) *Object {
+	*dst = Object{Key: key, Class: ck.CKO_PRIVATE_KEY, Private: private, alwaysAuth: alwaysAuth, KeyInfo: k}
+	switch k.KeyType {
 	case ck.CKK_RSA:
 		dst.sensitive = rsaSensitive
 	case ck.CKK_EC:
@@ -285,48 +286,48 @@ func privateKeyObject(dst *object, key string, k *keyInfo, private, alwaysAuth b
 	return dst
 }
 
-func profileObject() *object {
+func profileObject() *Object {
 	a := storageAttrs(ck.CKO_PROFILE, false, []byte{}, "profile")
 	a[ck.CKA_PROFILE_ID] = ulong(ck.CKP_PUBLIC_CERTIFICATES_TOKEN)
-	return &object{key: "profile", class: ck.CKO_PROFILE, attrs: a}
+	return &Object{Key: "profile", Class: ck.CKO_PROFILE, attrs: a}
 }
 
-// buildOptions say how a token presents its keys.
-type buildOptions struct {
-	privateKeys bool // CKA_PRIVATE on private keys (pin mode)
-	alwaysAuth  bool // CKA_ALWAYS_AUTHENTICATE
+// BuildOptions say how a token presents its keys.
+type BuildOptions struct {
+	PrivateKeys bool // CKA_PRIVATE on private keys (pin mode)
+	AlwaysAuth  bool // CKA_ALWAYS_AUTHENTICATE
 }
 
 // caInfo is one CA certificate of the credentials' chains.
 type caInfo struct {
-	key   string // "ca:" + hex SHA-256 of the DER
+	Key   string // "ca:" + hex SHA-256 of the DER
 	cf    certFields
 	id    []byte
 	label []byte
 }
 
-// keySet is the parsed credentials of a listing: what building objects
+// KeySet is the parsed credentials of a listing: what building objects
 // needs, computed without the token's lock.
-type keySet struct {
-	keys []*keyInfo
+type KeySet struct {
+	Keys []*KeyInfo
 	cas  []*caInfo
 }
 
-// creds returns the usable credentials (what the cache keeps).
-func (ks *keySet) creds() []Credential {
-	out := make([]Credential, len(ks.keys))
-	for i, k := range ks.keys {
-		out[i] = k.cred
+// Creds returns the usable credentials (what the cache keeps).
+func (ks *KeySet) Creds() []Credential {
+	out := make([]Credential, len(ks.Keys))
+	for i, k := range ks.Keys {
+		out[i] = k.Cred
 	}
 	return out
 }
 
-// parseCredentials reads the credentials' certificates. Credentials that
+// ParseCredentials reads the credentials' certificates. Credentials that
 // cannot be used (no or bad certificate) are reported through skip and
 // left out; validate runs x509.ParseCertificate on every certificate
 // (fresh listings).
-func parseCredentials(creds []Credential, validate bool, skip func(Credential, error)) *keySet {
-	ks := &keySet{keys: make([]*keyInfo, 0, len(creds))}
+func ParseCredentials(creds []Credential, validate bool, skip func(Credential, error)) *KeySet {
+	ks := &KeySet{Keys: make([]*KeyInfo, 0, len(creds))}
 	mc := &mechCache{}
 	seenCA := map[string]bool{}
 	for _, c := range creds {
@@ -335,7 +336,7 @@ func parseCredentials(creds []Credential, validate bool, skip func(Credential, e
 			skip(c, err)
 			continue
 		}
-		ks.keys = append(ks.keys, k)
+		ks.Keys = append(ks.Keys, k)
 		for _, der := range c.Certificates[1:] {
 			if seenCA[string(der)] {
 				continue
@@ -374,16 +375,16 @@ func newCAInfo(der []byte) (*caInfo, error) {
 		label = ca.Subject.String()
 	}
 	sum := sha256.Sum256(der)
-	return &caInfo{key: "ca:" + hex.EncodeToString(sum[:]), cf: cf, id: id, label: []byte(label)}, nil
+	return &caInfo{Key: "ca:" + hex.EncodeToString(sum[:]), cf: cf, id: id, label: []byte(label)}, nil
 }
 
-// buildObjects turns parsed credentials into objects.
-func buildObjects(ks *keySet, o buildOptions) []*object {
-	n := 3 * len(ks.keys)
-	objs := make([]*object, 0, 1+n+len(ks.cas))
+// BuildObjects turns parsed credentials into objects.
+func BuildObjects(ks *KeySet, o BuildOptions) []*Object {
+	n := 3 * len(ks.Keys)
+	objs := make([]*Object, 0, 1+n+len(ks.cas))
 	objs = append(objs, profileObject())
-	slab := make([]object, n) // one allocation for the keys' objects
-	next := func() *object {
+	slab := make([]Object, n) // one allocation for the keys' objects
+	next := func() *Object {
 		p := &slab[0]
 		slab = slab[1:]
 		return p
@@ -395,12 +396,12 @@ func buildObjects(ks *keySet, o buildOptions) []*object {
 		caIDs[string(ca.id)] = true
 	}
 	shared := map[string]bool{}
-	for _, k := range ks.keys {
-		c := &k.cred
+	for _, k := range ks.Keys {
+		c := &k.Cred
 		objs = append(objs, certObject(next(), "cert:"+c.ID, k))
 		objs = append(objs, publicKeyObject(next(), "pub:"+c.ID, k))
 		if c.Enabled {
-			objs = append(objs, privateKeyObject(next(), "priv:"+c.ID, k, o.privateKeys, o.alwaysAuth && c.Auth == AuthPIN))
+			objs = append(objs, privateKeyObject(next(), "priv:"+c.ID, k, o.PrivateKeys, o.AlwaysAuth && c.Auth == AuthPIN))
 		}
 		if caIDs[string(k.id)] {
 			shared[string(k.id)] = true

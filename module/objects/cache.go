@@ -1,4 +1,4 @@
-package module
+package objects
 
 import (
 	"errors"
@@ -44,16 +44,16 @@ import (
 // file: the cache is ignored, with a log line, and the next listing
 // rewrites it. The version changes with the layout.
 const (
-	cacheMagic   = "csctoken-cache\n\x00"
+	CacheMagic   = "csctoken-cache\n\x00"
 	cacheVersion = 2
-	cacheExt     = ".cache"
+	CacheExt     = ".cache"
 )
 
-// cacheData is the content of a cache file.
-type cacheData struct {
-	url, user string
-	listed    time.Time
-	creds     []Credential
+// CacheData is the content of a cache file.
+type CacheData struct {
+	URL, User string
+	Listed    time.Time
+	Creds     []Credential
 }
 
 func addBytes(b *cryptobyte.Builder, v []byte) {
@@ -80,11 +80,11 @@ func addUint32(b *cryptobyte.Builder, v int) error {
 	return nil
 }
 
-// encodeCache writes the cache file's bytes.
-func encodeCache(d cacheData) ([]byte, error) {
+// EncodeCache writes the cache file's bytes.
+func EncodeCache(d CacheData) ([]byte, error) {
 	certIndex := map[string]int{}
 	var certs [][]byte
-	for _, c := range d.creds {
+	for _, c := range d.Creds {
 		for _, der := range c.Certificates {
 			if _, ok := certIndex[string(der)]; !ok {
 				certIndex[string(der)] = len(certs)
@@ -93,9 +93,9 @@ func encodeCache(d cacheData) ([]byte, error) {
 		}
 	}
 	var body cryptobyte.Builder
-	addString(&body, d.url)
-	addString(&body, d.user)
-	body.AddUint64(uint64(d.listed.UnixNano()))
+	addString(&body, d.URL)
+	addString(&body, d.User)
+	body.AddUint64(uint64(d.Listed.UnixNano()))
 	var err error
 	must := func(e error) {
 		if err == nil {
@@ -106,8 +106,8 @@ func encodeCache(d cacheData) ([]byte, error) {
 	for _, der := range certs {
 		addBytes(&body, der)
 	}
-	must(addUint32(&body, len(d.creds)))
-	for _, c := range d.creds {
+	must(addUint32(&body, len(d.Creds)))
+	for _, c := range d.Creds {
 		addString(&body, c.ID)
 		addString(&body, c.Description)
 		enabled := 0
@@ -139,7 +139,7 @@ func encodeCache(d cacheData) ([]byte, error) {
 		return nil, fmt.Errorf("encode cache: %w", err)
 	}
 	var out cryptobyte.Builder
-	out.AddBytes([]byte(cacheMagic))
+	out.AddBytes([]byte(CacheMagic))
 	out.AddUint16(cacheVersion)
 	out.AddUint32(crc32.ChecksumIEEE(raw))
 	out.AddBytes(raw)
@@ -154,15 +154,15 @@ func readBytes(s *cryptobyte.String, out *[]byte) bool {
 	return s.ReadUint32(&n) && uint64(n) <= uint64(len(*s)) && s.ReadBytes(out, int(n))
 }
 
-// decodeCache reads a cache file. The credentials' certificates alias
+// DecodeCache reads a cache file. The credentials' certificates alias
 // data.
-func decodeCache(data []byte) (cacheData, error) {
-	var d cacheData
+func DecodeCache(data []byte) (CacheData, error) {
+	var d CacheData
 	s := cryptobyte.String(data)
 	var magic []byte
 	var version uint16
 	var crc uint32
-	if !s.ReadBytes(&magic, len(cacheMagic)) || string(magic) != cacheMagic {
+	if !s.ReadBytes(&magic, len(CacheMagic)) || string(magic) != CacheMagic {
 		return d, errors.New("not a cache file of this module")
 	}
 	if !s.ReadUint16(&version) || version != cacheVersion {
@@ -206,10 +206,10 @@ func decodeCache(data []byte) (cacheData, error) {
 	}
 	var listed uint64
 	var ncerts, ncreds int
-	if !str(&d.url) || !str(&d.user) || !s.ReadUint64(&listed) || !count(&ncerts, 4) {
+	if !str(&d.URL) || !str(&d.User) || !s.ReadUint64(&listed) || !count(&ncerts, 4) {
 		return d, errCacheFormat
 	}
-	d.listed = time.Unix(0, int64(listed))
+	d.Listed = time.Unix(0, int64(listed))
 	certs := make([][]byte, ncerts)
 	for i := range certs {
 		if !readBytes(&s, &certs[i]) {
@@ -219,9 +219,9 @@ func decodeCache(data []byte) (cacheData, error) {
 	if !count(&ncreds, 39) { // the fixed-size part of a credential
 		return d, errCacheFormat
 	}
-	d.creds = make([]Credential, ncreds)
-	for i := range d.creds {
-		c := &d.creds[i]
+	d.Creds = make([]Credential, ncreds)
+	for i := range d.Creds {
+		c := &d.Creds[i]
 		var enabled, scal, auth uint8
 		var keyLen, multisign uint32
 		var nalgos, nchain int

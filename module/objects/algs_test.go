@@ -1,4 +1,4 @@
-package module
+package objects
 
 import (
 	"bytes"
@@ -39,8 +39,8 @@ func TestParseDigestInfo(t *testing.T) {
 		{"ok sha256 NULL params", append(mustHex(sha256Prefix), d32...), crypto.SHA256, false},
 		{"ok sha256 absent params", append(mustHex("302f300b0609608648016503040201"+"0420"), d32...), crypto.SHA256, false},
 		{"ok sha1", append(mustHex("3021300906052b0e03021a05000414"), bytes.Repeat([]byte{1}, 20)...), crypto.SHA1, false},
-		{"ok sha384", digestInfo(hashAlgs[3], bytes.Repeat([]byte{2}, 48)), crypto.SHA384, false},
-		{"ok sha512", digestInfo(hashAlgs[4], bytes.Repeat([]byte{2}, 64)), crypto.SHA512, false},
+		{"ok sha384", DigestInfo(hashAlgs[3], bytes.Repeat([]byte{2}, 48)), crypto.SHA384, false},
+		{"ok sha512", DigestInfo(hashAlgs[4], bytes.Repeat([]byte{2}, 64)), crypto.SHA512, false},
 		{"fail md5", append(mustHex("3020300c06082a864886f70d020505000410"), bytes.Repeat([]byte{1}, 16)...), 0, true},
 		{"fail bare md5||sha1 36 bytes", bytes.Repeat([]byte{1}, 36), 0, true},
 		{"fail bare sha256", d32, 0, true},
@@ -52,12 +52,12 @@ func TestParseDigestInfo(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h, d, err := parseDigestInfo(tt.in)
+			h, d, err := ParseDigestInfo(tt.in)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
 			}
-			if err == nil && (h.hash != tt.want || len(d) != tt.want.Size()) {
-				t.Fatalf("got %v/%d bytes, want %v", h.hash, len(d), tt.want)
+			if err == nil && (h.Hash != tt.want || len(d) != tt.want.Size()) {
+				t.Fatalf("got %v/%d bytes, want %v", h.Hash, len(d), tt.want)
 			}
 		})
 	}
@@ -65,20 +65,20 @@ func TestParseDigestInfo(t *testing.T) {
 
 func FuzzDigestInfo(f *testing.F) {
 	for _, h := range hashAlgs {
-		f.Add(digestInfo(h, make([]byte, h.hash.Size())))
+		f.Add(DigestInfo(h, make([]byte, h.Hash.Size())))
 	}
 	f.Add([]byte{0x30, 0x00})
 	f.Add(bytes.Repeat([]byte{0x30}, 40))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		h, d, err := parseDigestInfo(in)
+		h, d, err := ParseDigestInfo(in)
 		if err != nil {
 			return
 		}
-		if len(d) != h.hash.Size() {
-			t.Fatalf("digest of %d bytes for %v", len(d), h.hash)
+		if len(d) != h.Hash.Size() {
+			t.Fatalf("digest of %d bytes for %v", len(d), h.Hash)
 		}
 		// Whatever parses is a canonical DigestInfo, with or without NULL.
-		re := digestInfo(h, d)
+		re := DigestInfo(h, d)
 		if bytes.Equal(re, in) {
 			return
 		}
@@ -86,7 +86,7 @@ func FuzzDigestInfo(f *testing.F) {
 		var b cryptobyte.Builder
 		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-				b.AddASN1ObjectIdentifier(mustOID(h.oid))
+				b.AddASN1ObjectIdentifier(mustOID(h.OID))
 			})
 			b.AddASN1OctetString(d)
 		})
@@ -103,25 +103,25 @@ func TestPSSParamsDER(t *testing.T) {
 		Salt int                      `asn1:"explicit,optional,tag:2,default:20"`
 	}
 	for _, h := range hashAlgs {
-		der := pssParamsDER(h, h, h.hash.Size())
+		der := PSSParamsDER(h, h, h.Hash.Size())
 		var p params
 		rest, err := asn1.Unmarshal(der, &p)
 		if err != nil || len(rest) != 0 {
-			t.Fatalf("%v: %v", h.hash, err)
+			t.Fatalf("%v: %v", h.Hash, err)
 		}
-		if h.hash == crypto.SHA1 {
+		if h.Hash == crypto.SHA1 {
 			if len(p.Hash.Algorithm) != 0 || p.Salt != 20 || !bytes.Equal(der, []byte{0x30, 0x00}) {
 				t.Errorf("SHA-1 defaults not omitted: %x", der)
 			}
 			continue
 		}
-		if p.Hash.Algorithm.String() != h.oid || p.MGF.Algorithm.String() != oidMGF1 || p.Salt != h.hash.Size() {
-			t.Errorf("%v: decoded %+v", h.hash, p)
+		if p.Hash.Algorithm.String() != h.OID || p.MGF.Algorithm.String() != oidMGF1 || p.Salt != h.Hash.Size() {
+			t.Errorf("%v: decoded %+v", h.Hash, p)
 		}
 	}
 	// Known answer: SHA-256, MGF1-SHA-256, salt 32, as in RFC 4055 examples.
 	want := "3034a00f300d06096086480165030402010500a11c301a06092a864886f70d010108300d06096086480165030402010500a203020120"
-	if got := hex.EncodeToString(pssParamsDER(hashAlgs[2], hashAlgs[2], 32)); got != want {
+	if got := hex.EncodeToString(PSSParamsDER(hashAlgs[2], hashAlgs[2], 32)); got != want {
 		t.Errorf("PSS SHA-256 params\n got %s\nwant %s", got, want)
 	}
 }
@@ -158,15 +158,15 @@ func TestECDSARaw(t *testing.T) {
 }
 
 func TestRSAFixed(t *testing.T) {
-	got, err := rsaFixed([]byte{1, 2}, 4)
+	got, err := RSAFixed([]byte{1, 2}, 4)
 	if err != nil || !bytes.Equal(got, []byte{0, 0, 1, 2}) {
 		t.Fatalf("got %x %v", got, err)
 	}
-	got, err = rsaFixed([]byte{0, 0, 1, 2, 3, 4}, 4)
+	got, err = RSAFixed([]byte{0, 0, 1, 2, 3, 4}, 4)
 	if err != nil || !bytes.Equal(got, []byte{1, 2, 3, 4}) {
 		t.Fatalf("got %x %v", got, err)
 	}
-	if _, err := rsaFixed([]byte{9, 1, 2, 3, 4}, 4); err == nil {
+	if _, err := RSAFixed([]byte{9, 1, 2, 3, 4}, 4); err == nil {
 		t.Fatal("oversized accepted")
 	}
 }
@@ -175,25 +175,25 @@ func TestChooseSignAlgo(t *testing.T) {
 	sha1, sha256 := hashAlgs[0], hashAlgs[2]
 	tests := []struct {
 		name     string
-		algos    []string
-		s        scheme
-		h        hashAlg
+		Algos    []string
+		s        Scheme
+		h        HashAlg
 		wantAlgo string
 		wantHash string
 		ok       bool
 	}{
-		{"ok specific rsa", []string{oidSHA256WithRSA}, schemePKCS1, sha256, oidSHA256WithRSA, "", true},
-		{"ok generic rsa", []string{oidRSAEncryption}, schemePKCS1, sha256, oidRSAEncryption, oidSHA256, true},
-		{"fail sha1 not offered", []string{oidRSAEncryption}, schemePKCS1, sha1, "", "", false},
-		{"ok sha1 offered", []string{oidRSAEncryption, oidSHA1WithRSA}, schemePKCS1, sha1, oidSHA1WithRSA, "", true},
-		{"ok pss", []string{oidRSASSAPSS}, schemePSS, sha256, oidRSASSAPSS, oidSHA256, true},
-		{"fail pss absent", []string{oidRSAEncryption}, schemePSS, sha256, "", "", false},
-		{"ok ecdsa specific", []string{oidECDSAWithSHA256}, schemeECDSA, sha256, oidECDSAWithSHA256, "", true},
-		{"ok ecdsa via ecPublicKey", []string{oidECPublicKey}, schemeECDSA, sha256, oidECPublicKey, oidSHA256, true},
+		{"ok specific rsa", []string{oidSHA256WithRSA}, SchemePKCS1, sha256, oidSHA256WithRSA, "", true},
+		{"ok generic rsa", []string{oidRSAEncryption}, SchemePKCS1, sha256, oidRSAEncryption, oidSHA256, true},
+		{"fail sha1 not offered", []string{oidRSAEncryption}, SchemePKCS1, sha1, "", "", false},
+		{"ok sha1 offered", []string{oidRSAEncryption, oidSHA1WithRSA}, SchemePKCS1, sha1, oidSHA1WithRSA, "", true},
+		{"ok pss", []string{oidRSASSAPSS}, SchemePSS, sha256, oidRSASSAPSS, oidSHA256, true},
+		{"fail pss absent", []string{oidRSAEncryption}, SchemePSS, sha256, "", "", false},
+		{"ok ecdsa specific", []string{oidECDSAWithSHA256}, SchemeECDSA, sha256, oidECDSAWithSHA256, "", true},
+		{"ok ecdsa via ecPublicKey", []string{oidECPublicKey}, SchemeECDSA, sha256, oidECPublicKey, oidSHA256, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a, h, ok := chooseSignAlgo(tt.algos, tt.s, tt.h)
+			a, h, ok := ChooseSignAlgo(tt.Algos, tt.s, tt.h)
 			if ok != tt.ok || a != tt.wantAlgo || h != tt.wantHash {
 				t.Fatalf("got %q %q %v", a, h, ok)
 			}
@@ -204,8 +204,8 @@ func TestChooseSignAlgo(t *testing.T) {
 	}
 }
 
-func testObject() *object {
-	return &object{
+func testObject() *Object {
+	return &Object{
 		attrs: map[uint][]byte{
 			ck.CKA_CLASS: ck.ULongBytes(ck.CKO_PRIVATE_KEY),
 			ck.CKA_LABEL: []byte("label"),
@@ -234,7 +234,7 @@ func TestGetAttributes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := testObject().getAttributes(tt.tmpl)
+			err := testObject().GetAttributes(tt.tmpl)
 			if err != tt.wantRV {
 				t.Fatalf("rv = %v, want %v", err, tt.wantRV)
 			}
@@ -246,7 +246,7 @@ func TestGetAttributes(t *testing.T) {
 		})
 	}
 	tmpl := []AttributeRequest{{Type: ck.CKA_LABEL, Buf: make([]byte, 8)}}
-	_ = testObject().getAttributes(tmpl)
+	_ = testObject().GetAttributes(tmpl)
 	if string(tmpl[0].Buf[:tmpl[0].Len]) != "label" {
 		t.Errorf("value = %q", tmpl[0].Buf)
 	}
@@ -271,7 +271,7 @@ func TestMatches(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := o.matches(tt.tmpl); got != tt.want {
+			if got := o.Matches(tt.tmpl); got != tt.want {
 				t.Fatalf("matches = %v", got)
 			}
 		})
@@ -284,7 +284,7 @@ func FuzzMatch(f *testing.F) {
 	f.Fuzz(func(t *testing.T, t1 uint, v1 []byte, t2 uint, v2 []byte) {
 		o := testObject()
 		tmpl := []ck.Attribute{{Type: t1, Value: v1}, {Type: t2, Value: v2}}
-		got := o.matches(tmpl)
+		got := o.Matches(tmpl)
 		want := true
 		for _, a := range tmpl {
 			v, ok := o.attrs[a.Type]
@@ -297,8 +297,19 @@ func FuzzMatch(f *testing.F) {
 		}
 		// Matching is order independent and a sub-template matches too.
 		rev := []ck.Attribute{tmpl[1], tmpl[0]}
-		if o.matches(rev) != got || (got && !o.matches(tmpl[:1])) {
+		if o.Matches(rev) != got || (got && !o.Matches(tmpl[:1])) {
 			t.Fatal("order or subset changes the result")
 		}
 	})
+}
+func TestOIDContents(t *testing.T) {
+	for want, oid := range map[string]asn1.ObjectIdentifier{
+		oidPKRSA: {1, 2, 840, 113549, 1, 1, 1}, oidPKEC: {1, 2, 840, 10045, 2, 1},
+		oidCurveP256: {1, 2, 840, 10045, 3, 1, 7}, oidCurveP384: {1, 3, 132, 0, 34}, oidCurveP521: {1, 3, 132, 0, 35},
+	} {
+		der, _ := asn1.Marshal(oid)
+		if string(der[2:]) != want {
+			t.Errorf("%v: %x, want %x", oid, der[2:], want)
+		}
+	}
 }
