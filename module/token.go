@@ -102,7 +102,7 @@ func (t *token) flags() uint {
 }
 
 // parse reads credentials' certificates (no lock needed); validate for
-// fresh listings (see parseCredentials).
+// fresh listings (see objects.ParseCredentials).
 func (t *token) parse(creds []Credential, validate bool) *objects.KeySet {
 	return objects.ParseCredentials(creds, validate, func(c Credential, err error) {
 		t.log.Warn("credential skipped", "credential", c.ID, "err", err.Error())

@@ -37,7 +37,7 @@ type KeyInfo struct {
 	RSAPub  *rsa.PublicKey
 	ecPub   *ecdsa.PublicKey
 	labelB  []byte // CKA_LABEL of its objects
-	// verified holds the signature shapes (sigShape) whose first signature
+	// Verified holds the signature shapes (SigShape) whose first signature
 	// from the service was checked against the certificate's key.
 	Verified sync.Map
 }
