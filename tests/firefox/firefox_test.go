@@ -174,6 +174,35 @@ func (d *desktop) openTab(win, url string) {
 	d.typeInto(win, url, "Return")
 }
 
+// openSite opens s in a new tab and waits until s saw the handshake
+// start; keys typed while the new tab or the address bar takes focus can
+// be lost (a URL without its "https://" loads as plain HTTP), so the
+// address is typed again, up to three times. The ClientHello is put back
+// for answerDialogs.
+func (d *desktop) openSite(win string, s *clientAuthServer) {
+	d.t.Helper()
+	d.openTab(win, s.URL)
+	for try := 1; ; try++ {
+		select {
+		case <-s.hellos:
+			select {
+			case s.hellos <- struct{}{}:
+			default:
+			}
+			return
+		case <-time.After(15 * time.Second):
+		}
+		if try == 3 {
+			d.screenshot("no-handshake")
+			d.t.Fatalf("%s saw no handshake after the address was typed %d times; windows: %s", s.URL, try, d.windows())
+		}
+		d.t.Logf("%s saw no handshake: typing the address again", s.URL)
+		d.typeInto(win, "", "ctrl+l")
+		time.Sleep(500 * time.Millisecond)
+		d.typeInto(win, s.URL, "Return")
+	}
+}
+
 func sameCert(a, b *x509.Certificate) bool { return a != nil && b != nil && a.Equal(b) }
 
 // TestFirefoxPINMode: Firefox ESR with a fresh profile in which `csctoken
@@ -200,7 +229,7 @@ func TestFirefoxPINMode(t *testing.T) {
 	got := d.answerDialogs(siteA, nil, 180*time.Second)
 	t.Logf("site A got the %v certificate after %v", got.PublicKeyAlgorithm, time.Since(begin).Round(time.Millisecond))
 	// The second site: the other certificate in the list.
-	d.openTab(d.browserWindow(), siteB.URL)
+	d.openSite(d.browserWindow(), siteB)
 	got2 := d.answerDialogs(siteB, []string{"Down", "Return"}, 60*time.Second)
 	t.Logf("site B got the %v certificate after %v", got2.PublicKeyAlgorithm, time.Since(begin).Round(time.Millisecond))
 	if !(sameCert(got, rsaCert) && sameCert(got2, ecCert)) && !(sameCert(got, ecCert) && sameCert(got2, rsaCert)) {
