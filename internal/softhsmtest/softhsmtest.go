@@ -70,6 +70,7 @@ var errBadOverride = errors.New("bad override")
 type Token struct {
 	ModulePath string // libsofthsm2.so
 	ConfPath   string // the softhsm2.conf this token lives under
+	TokenDir   string // its directories.tokendir
 	Label      string
 	PIN        string // user PIN
 	SOPIN      string // security officer PIN
@@ -104,7 +105,7 @@ func New(t testing.TB) *Token {
 	}
 	t.Setenv(EnvConf, conf)
 
-	tok := &Token{ModulePath: lib, ConfPath: conf, Label: DefaultLabel, PIN: DefaultPIN, SOPIN: DefaultSOPIN}
+	tok := &Token{ModulePath: lib, ConfPath: conf, TokenDir: tokenDir, Label: DefaultLabel, PIN: DefaultPIN, SOPIN: DefaultSOPIN}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, util, "--init-token", "--free",

@@ -2,7 +2,7 @@
 // real rssp process on 127.0.0.1, loaded by HTTPS clients and by a C host
 // through libcsctoken.so, and hurt on purpose: kill -9 mid-load, a full
 // disk, network faults between the module and the server, a flood of bad
-// logins. Every phase checks what the design promises (docs/security.md):
+// logins, a SoftHSM2 token taken away mid-load. Every phase checks what the design promises (docs/security.md):
 // no signature without its audit row, an intact audit chain and database,
 // clean 503s and recovery without restart, CKR_DEVICE_ERROR within the
 // configured timeout and never a hang, bounded memory.

@@ -101,12 +101,13 @@ func freePort(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// newServer writes a setup into dir (rssp init), enrols alice with an EC
-// credential, and starts the server.
-func newServer(t *testing.T, dir string) *server {
+// newServer writes a setup into dir (rssp init, with initArgs such as a
+// PKCS#11 backend), enrols alice with an EC credential, and starts the
+// server.
+func newServer(t *testing.T, dir string, initArgs ...string) *server {
 	t.Helper()
 	s := &server{bin: rsspBin(t), dir: dir, cfg: filepath.Join(dir, "rssp.toml"), addr: freePort(t)}
-	s.run(t, "", "init", "--dir", dir, "--listen", s.addr)
+	s.run(t, "", append([]string{"init", "--dir", dir, "--listen", s.addr}, initArgs...)...)
 	s.run(t, password+"\n", "admin", "--config", s.cfg, "user", "add", user, "--password-stdin")
 	s.credID = strings.TrimSpace(s.run(t, pin+"\n", "admin", "--config", s.cfg, "credential", "add", "--user", user,
 		"--key", "ec-p256", "--pin-stdin", "--multisign", strconv.Itoa(multisign), "--description", label))

@@ -35,6 +35,7 @@ func TestSoak(t *testing.T) {
 	t.Run("kill -9 mid-load", func(t *testing.T) { testKill9(t, s) })
 	t.Run("network faults", func(t *testing.T) { testNetworkFaults(t, s) })
 	t.Run("disk full", testDiskFull)
+	t.Run("HSM failure", testHSMFailure)
 }
 
 // quantile of sorted durations.
@@ -154,10 +155,11 @@ type loadResult struct {
 	lat      []time.Duration
 	overuse  int // a SAD that signed more than its count
 	done     chan struct{}
+	samples  map[int]answer // the first failed answer of each status
 }
 
 func httpLoad(ctx context.Context, s *server, tok string, clients int) *loadResult {
-	r := &loadResult{fails: map[int]int{}, done: make(chan struct{})}
+	r := &loadResult{fails: map[int]int{}, samples: map[int]answer{}, done: make(chan struct{})}
 	var wg sync.WaitGroup
 	for c := range clients {
 		wg.Go(func() {
@@ -208,10 +210,13 @@ func (r *loadResult) wait() { <-r.done }
 func (r *loadResult) fail(a answer) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	st := a.status
 	if a.err != nil {
-		r.fails[-1]++
-	} else {
-		r.fails[a.status]++
+		st = -1
+	}
+	r.fails[st]++
+	if _, ok := r.samples[st]; !ok {
+		r.samples[st] = a
 	}
 }
 
