@@ -48,7 +48,7 @@ var adminPolicy = []byte(`{
 // TestDeb installs the csctoken .deb, uses the module through p11-kit with
 // a real rssp, upgrades it to a newer build and purges it:
 //
-//   - dpkg -i: the files where DESIGN.md says, stripped; p11-kit
+//   - dpkg -i: the files where installer/README.md says, stripped; p11-kit
 //     list-modules shows csctoken; the Firefox policy holds our entry and the
 //     administrator's; Thunderbird's policy is created with ours.
 //   - /etc/csctoken/csctoken.toml edited to name a test rssp; csctoken
