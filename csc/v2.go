@@ -4,6 +4,8 @@ package csc
 // (docs/mapping.md, "CSC coverage" and "CSC notes"). Optional booleans are plain bools: their
 // default is false everywhere in v2.
 
+import "slices"
+
 // Version strings.
 const (
 	SpecV2 = "2.0.0.2"
@@ -85,6 +87,9 @@ type CredentialsListRequest struct {
 	OnlyValid      bool   `json:"onlyValid,omitempty"`
 	Lang           string `json:"lang,omitempty"`
 	ClientData     string `json:"clientData,omitempty"`
+	// SignatureQualifier, when set, lists only the credentials that carry
+	// it (an extension of this service; other servers may ignore it).
+	SignatureQualifier string `json:"signatureQualifier,omitempty"`
 	// v1 paging (mapped from maxResults/pageToken by the v1 wire shape).
 	MaxResults int    `json:"maxResults,omitempty"`
 	PageToken  string `json:"pageToken,omitempty"`
@@ -134,6 +139,22 @@ const (
 	AuthChallengeResponse    = "ChallengeResponse"
 	AuthChallengeResponseOOB = "ChallengeResponseOOB"
 )
+
+// SignatureQualifiers are the signature qualifiers the CSC API names
+// (signatureQualifier in credentials/info, signDoc and oauth2/authorize):
+// the eIDAS qualified and advanced electronic signatures and seals, the
+// latter optionally backed by a qualified certificate, and South Africa's
+// ECTA advanced and ordinary electronic signatures.
+var SignatureQualifiers = []string{
+	"eu_eidas_qes", "eu_eidas_aes", "eu_eidas_aesqc",
+	"eu_eidas_qeseal", "eu_eidas_aeseal", "eu_eidas_aesealqc",
+	"za_ecta_aes", "za_ecta_oes",
+}
+
+// IsSignatureQualifier reports whether q is one of SignatureQualifiers.
+func IsSignatureQualifier(q string) bool {
+	return slices.Contains(SignatureQualifiers, q)
+}
 
 // Credential authorization modes.
 const (
@@ -233,16 +254,19 @@ const (
 
 // SignHashRequest is the body of signatures/signHash.
 type SignHashRequest struct {
-	CredentialID     string  `json:"credentialID"`
-	SAD              string  `json:"SAD,omitempty"`
-	Hashes           []Bytes `json:"hashes"`
-	HashAlgorithmOID string  `json:"hashAlgorithmOID,omitempty"`
-	SignAlgo         string  `json:"signAlgo"`
-	SignAlgoParams   Bytes   `json:"signAlgoParams,omitempty"`
-	OperationMode    string  `json:"operationMode,omitempty"`
-	ValidityPeriod   int64   `json:"validity_period,omitempty"`
-	ResponseURI      string  `json:"response_uri,omitempty"`
-	ClientData       string  `json:"clientData,omitempty"`
+	CredentialID string `json:"credentialID"`
+	// SignatureQualifier, when set, must be the credential's (as in
+	// signDoc, where it may also stand for the credential).
+	SignatureQualifier string  `json:"signatureQualifier,omitempty"`
+	SAD                string  `json:"SAD,omitempty"`
+	Hashes             []Bytes `json:"hashes"`
+	HashAlgorithmOID   string  `json:"hashAlgorithmOID,omitempty"`
+	SignAlgo           string  `json:"signAlgo"`
+	SignAlgoParams     Bytes   `json:"signAlgoParams,omitempty"`
+	OperationMode      string  `json:"operationMode,omitempty"`
+	ValidityPeriod     int64   `json:"validity_period,omitempty"`
+	ResponseURI        string  `json:"response_uri,omitempty"`
+	ClientData         string  `json:"clientData,omitempty"`
 }
 
 // SignHashResponse is the answer of signatures/signHash and signPolling.

@@ -88,6 +88,9 @@ func (c *cli) listCredential(sc config.Service, cr module.Credential, id []byte)
 	fmt.Fprintf(out, "\n  %q%s\n", name, state)
 	fmt.Fprintf(out, "    credential:  %s\n", cr.ID)
 	fmt.Fprintf(out, "    key:         %s, SCAL %d, authorized with %s\n", keyDesc(cr, cert), max(cr.SCAL, 1), authDesc(cr.Auth))
+	if cr.SignatureQualifier != "" {
+		fmt.Fprintf(out, "    qualifier:   %s\n", cr.SignatureQualifier)
+	}
 	if cert != nil {
 		expires := cert.NotAfter.Local().Format(time.DateOnly)
 		if time.Now().After(cert.NotAfter) {

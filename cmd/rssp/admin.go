@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/csctoken/csctoken/csc"
 	"github.com/csctoken/csctoken/rssp/app"
 	"github.com/csctoken/csctoken/rssp/keystore"
 	"github.com/csctoken/csctoken/rssp/service"
@@ -147,9 +148,11 @@ otpauth:// URI for the user's authenticator app on stderr.`,
 	fs.BoolVar(&spec.OOB, "oob", false, "add an out-of-band approval factor (PasswordOOB)")
 	fs.IntVar(&spec.Multisign, "multisign", 1, "`N` signatures per authorization (SCAL1)")
 	fs.StringVar(&spec.Description, "description", "", "the credential's description `TEXT` (the key's label in programs)")
+	fs.StringVar(&spec.SignatureQualifier, "signature-qualifier", "", "the credential's signature qualifier `Q`, e.g. eu_eidas_qes, eu_eidas_aes or eu_eidas_qeseal (default: none)")
 	fs.StringVar(&spec.AuthMode, "auth", "explicit", "how it is authorized (`MODE`): explicit (PIN/OTP in credentials/authorize) or oauth2code (the consent page only)")
 	_ = cmd.RegisterFlagCompletionFunc("key", cobra.FixedCompletions([]string{"rsa-2048", "rsa-3072", "ec-p256", "ec-p384"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("otp", cobra.FixedCompletions([]string{"totp", "online"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("signature-qualifier", cobra.FixedCompletions(csc.SignatureQualifiers, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("auth", cobra.FixedCompletions([]string{"explicit", "oauth2code"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
@@ -196,6 +199,7 @@ type credentialJSON struct {
 	OTP         string    `json:"otp,omitempty"`
 	OOB         bool      `json:"oob"`
 	State       string    `json:"state"`
+	Qualifier   string    `json:"signature_qualifier,omitempty"`
 	Description string    `json:"description"`
 	Created     time.Time `json:"created"`
 }
@@ -212,15 +216,17 @@ func writeCredentials(w io.Writer, creds []store.Credential, names map[string]st
 			st = "disabled"
 		}
 		rows = append(rows, credentialJSON{ID: c.ID, User: names[c.UserID], UserID: c.UserID, Key: c.KeyType, SCAL: c.SCAL,
-			Multisign: c.Multisign, Auth: c.AuthMode, OTP: c.OTPType, OOB: c.OOB, State: st, Description: c.Description, Created: c.CreatedAt})
+			Multisign: c.Multisign, Auth: c.AuthMode, OTP: c.OTPType, OOB: c.OOB, State: st, Qualifier: c.SignatureQualifier,
+			Description: c.Description, Created: c.CreatedAt})
 	}
 	if asJSON {
 		return writeJSON(w, rows)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tUSER\tKEY\tSCAL\tMULTISIGN\tAUTH\tOTP\tSTATE\tDESCRIPTION")
+	fmt.Fprintln(tw, "ID\tUSER\tKEY\tSCAL\tMULTISIGN\tAUTH\tOTP\tSTATE\tQUALIFIER\tDESCRIPTION")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\n", r.ID, orDash(r.User), r.Key, r.SCAL, r.Multisign, r.Auth, orDash(r.OTP), r.State, r.Description)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", r.ID, orDash(r.User), r.Key, r.SCAL, r.Multisign, r.Auth,
+			orDash(r.OTP), r.State, orDash(r.Qualifier), r.Description)
 	}
 	return tw.Flush()
 }

@@ -78,6 +78,8 @@ func (s *Service) credential(ci csc.CredentialInfo, serviceAlgos []string) modul
 		CurveOID:    ci.Key.Curve,
 		SCAL:        parseSCAL(ci.SCAL),
 		Multisign:   max(ci.Multisign, 1),
+
+		SignatureQualifier: ci.SignatureQualifier,
 	}
 	if ci.Cert != nil {
 		c.Certificates = csc.Raw(ci.Cert.Certificates)

@@ -56,4 +56,7 @@ type Credential struct {
 	// PINID is the ID of the PIN's authentication object (AuthPIN), which
 	// credentials/authorize names in authData; empty when unknown.
 	PINID string `json:"pin_id,omitempty"`
+	// SignatureQualifier is the credential's signatureQualifier (such as
+	// eu_eidas_qes), informational; empty when it has none.
+	SignatureQualifier string `json:"signature_qualifier,omitempty"`
 }

@@ -50,6 +50,9 @@ func (o *Server) credential(ctx context.Context, userID string, r AuthRequest) (
 	if err := o.csc.CheckUsable(c); err != nil {
 		return store.Credential{}, err
 	}
+	if r.SignatureQualifier != "" && r.SignatureQualifier != c.SignatureQualifier {
+		return store.Credential{}, badRequest("The credential does not support the signature qualifier %s", r.SignatureQualifier)
+	}
 	if r.NumSignatures > c.Multisign {
 		return store.Credential{}, badRequest("numSignatures %d exceeds the credential's multisign (%d)", r.NumSignatures, c.Multisign)
 	}

@@ -258,3 +258,19 @@ func TestPushedRequests(t *testing.T) {
 		want(t, err, service.ErrInvalidRequest, "does not match")
 	})
 }
+
+// TestConsentQualifier: a credential request naming a signatureQualifier
+// is consented to only when the credential carries it.
+func TestConsentQualifier(t *testing.T) {
+	f := newFixture(t)
+	r, _ := f.credentialRequest(digest("a"))
+	r.SignatureQualifier = "eu_eidas_qes" // f.scal2 carries none
+	a, err := f.as.StartAuthorization(t.Context(), r, "")
+	if err != nil {
+		t.Fatalf("StartAuthorization: %v", err)
+	}
+	_, err = f.as.ConsentCredential(t.Context(), f.alice.ID, a)
+	want(t, err, service.ErrInvalidRequest, "signature qualifier")
+	_, _, err = f.as.Approve(t.Context(), f.alice.ID, a.Handle, []csc.AuthData{pinFactor})
+	want(t, err, service.ErrInvalidRequest, "signature qualifier")
+}

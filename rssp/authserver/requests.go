@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/csctoken/csctoken/csc"
 	"github.com/csctoken/csctoken/rssp/secret"
 	"github.com/csctoken/csctoken/rssp/service"
 	"github.com/csctoken/csctoken/rssp/store"
@@ -95,7 +96,13 @@ func (o *Server) checkRequest(r *AuthRequest) error {
 		return nil
 	}
 	if r.SignatureQualifier != "" {
-		return badRequest("signatureQualifier is not supported: this service's credentials carry no signature qualifier; name the credential with credentialID")
+		if !csc.IsSignatureQualifier(r.SignatureQualifier) {
+			return badRequest("Invalid parameter signatureQualifier")
+		}
+		if r.CredentialID == "" {
+			return badRequest("signatureQualifier without credentialID is not supported: name the credential " +
+				"(credentials/list with signatureQualifier finds the credentials that carry it)")
+		}
 	}
 	if r.CredentialID == "" {
 		return badRequest("Missing parameter credentialID")

@@ -32,10 +32,11 @@
 // replayed one revokes its family; client secrets, codes, request handles,
 // session cookies and tokens are stored hashed.
 //
-// Not served: signatureQualifier without a credentialID (this service's
-// credentials carry no qualifier, so such requests are refused with
-// invalid_request), request objects (JAR), and response modes other than
-// query. authorization_details and clientData sent to the token endpoint
+// A signatureQualifier next to the credentialID must be the credential's
+// (checked at consent). Not served: signatureQualifier without a
+// credentialID (refused with invalid_request: credentials/list with
+// signatureQualifier finds the credentials that carry it), request objects
+// (JAR), and response modes other than query. authorization_details and clientData sent to the token endpoint
 // are ignored: the code already carries what the user consented to.
 //
 // The pages are plain server-rendered HTML (html/template, embedded), work

@@ -110,6 +110,7 @@ func TestAuthorizeBadInput(t *testing.T) {
 		{"fail repeated scope", "desktop", desktopRedirect, url.Values{"scope": {"service", "service"}}, "", "invalid_request"},
 		{"fail credential without credentialID", "desktop", desktopRedirect, with(cred, "credentialID", "<del>"), "", "invalid_request"},
 		{"fail signatureQualifier", "desktop", desktopRedirect, with(cred, "credentialID", "<del>", "signatureQualifier", "eu_eidas_qes"), "", "invalid_request"},
+		{"fail unknown signatureQualifier", "desktop", desktopRedirect, with(cred, "signatureQualifier", "eu_eidas_best"), "", "invalid_request"},
 		{"fail hashes without algorithm", "desktop", desktopRedirect, with(cred, "hashAlgorithmOID", "<del>"), "", "invalid_request"},
 		{"fail SHA-1", "desktop", desktopRedirect, with(cred, "hashAlgorithmOID", "1.3.14.3.2.26"), "", "invalid_request"},
 		{"fail hash of wrong length", "desktop", desktopRedirect, with(cred, "hashes", b64url([]byte("short"))), "", "invalid_request"},

@@ -151,7 +151,8 @@ func (s *Server) credentialsList(r *http.Request, req csc.CredentialsListRequest
 		return 0, nil, badReq("Invalid parameter maxResults")
 	}
 	ids, infos, err := s.svc.ListCredentials(r.Context(), p, req.CredentialInfo, req.OnlyValid,
-		service.InfoOptions{Certificates: req.Certificates, CertInfo: req.CertInfo, AuthInfo: req.AuthInfo})
+		service.InfoOptions{Certificates: req.Certificates, CertInfo: req.CertInfo, AuthInfo: req.AuthInfo,
+			SignatureQualifier: req.SignatureQualifier})
 	if err != nil {
 		return 0, nil, err
 	}
@@ -246,6 +247,7 @@ func (s *Server) signHash(r *http.Request, req csc.SignHashRequest) (int, any, e
 	sr := service.SignRequest{
 		CredentialID: req.CredentialID, SAD: req.SAD, Hashes: csc.Raw(req.Hashes),
 		HashAlgorithm: req.HashAlgorithmOID, SignAlgo: req.SignAlgo, SignAlgoParams: req.SignAlgoParams,
+		SignatureQualifier: req.SignatureQualifier,
 	}
 	if async {
 		if req.ValidityPeriod < 0 {

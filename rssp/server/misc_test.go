@@ -99,3 +99,32 @@ func TestSCAL2Batch(t *testing.T) {
 		t.Fatalf("SCAL2 SAD reused: %s", r.Body)
 	}
 }
+
+// TestSignatureQualifierWire: over HTTPS, credentials/list filters by
+// signatureQualifier, credentials/info returns it, and signHash with
+// another qualifier than the credential's is 400 invalid_request.
+func TestSignatureQualifierWire(t *testing.T) {
+	f := newFixture(t)
+	qes, _ := f.srv.AddCredential(t, service.CredentialSpec{User: user, KeyType: keystore.ECP256, PIN: pin,
+		SignatureQualifier: "eu_eidas_qes"})
+	var list csc.CredentialsListResponse
+	rssptest.Must(t, f.srv.Call(t, "credentials/list", f.tok, map[string]any{"signatureQualifier": "eu_eidas_qes",
+		"credentialInfo": true})).Decode(t, &list)
+	if len(list.CredentialIDs) != 1 || list.CredentialIDs[0] != qes || list.CredentialInfos[0].SignatureQualifier != "eu_eidas_qes" {
+		t.Fatalf("list by qualifier: %+v", list)
+	}
+	var info csc.CredentialInfo
+	rssptest.Must(t, f.srv.Call(t, "credentials/info", f.tok, map[string]any{"credentialID": qes})).Decode(t, &info)
+	if info.SignatureQualifier != "eu_eidas_qes" {
+		t.Fatalf("info: qualifier %q", info.SignatureQualifier)
+	}
+	sad := f.authorize(t, qes, 1, nil)
+	req := csc.SignHashRequest{CredentialID: qes, SAD: sad, SignatureQualifier: "eu_eidas_aes",
+		Hashes: []csc.Bytes{digest(crypto.SHA256, "x")}, SignAlgo: csc.OIDECDSAWithSHA256}
+	r := f.srv.Call(t, "signatures/signHash", f.tok, req)
+	if r.Status != 400 || r.Error().Code != "invalid_request" {
+		t.Fatalf("signHash with another qualifier: %d %s", r.Status, r.Body)
+	}
+	req.SignatureQualifier = "eu_eidas_qes"
+	rssptest.Must(t, f.srv.Call(t, "signatures/signHash", f.tok, req))
+}

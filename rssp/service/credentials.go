@@ -55,6 +55,8 @@ type CredentialSpec struct {
 	Multisign   int    // default 1
 	Description string
 	AuthMode    string // "explicit" (default) or "oauth2code"
+	// SignatureQualifier is one of csc.SignatureQualifiers, or "" for none.
+	SignatureQualifier string
 }
 
 // AddCredential generates a key in the keystore, has the CA certify it and
@@ -93,6 +95,9 @@ func (s *Service) AddCredential(ctx context.Context, spec CredentialSpec) (c sto
 		return c, "", badRequest("auth mode must be explicit or oauth2code")
 	case len(spec.Description) > 255:
 		return c, "", badRequest("description longer than 255 characters")
+	case spec.SignatureQualifier != "" && !csc.IsSignatureQualifier(spec.SignatureQualifier):
+		return c, "", badRequest("unknown signature qualifier %q (one of %s)", spec.SignatureQualifier,
+			strings.Join(csc.SignatureQualifiers, ", "))
 	}
 	if spec.PIN != "" {
 		if len(spec.PIN) < 4 || len(spec.PIN) > 64 || strings.Trim(spec.PIN, "0123456789") != "" {
@@ -122,6 +127,7 @@ func (s *Service) AddCredential(ctx context.Context, spec CredentialSpec) (c sto
 		Backend: s.keys.Name(), KeyRef: ref, PublicKey: pubDER,
 		CertChain: append([][]byte{cert}, s.issuer.Chain()...),
 		SCAL:      spec.SCAL, Multisign: spec.Multisign, AuthMode: spec.AuthMode, OOB: spec.OOB, CreatedAt: s.now().UTC(),
+		SignatureQualifier: spec.SignatureQualifier,
 	}
 	if spec.PIN != "" {
 		if c.PINHash, err = secret.Hash(spec.PIN, s.opt.Argon2); err != nil {
@@ -201,6 +207,9 @@ type InfoOptions struct {
 	Certificates string // none, single (default), chain
 	CertInfo     bool
 	AuthInfo     bool
+	// SignatureQualifier, in ListCredentials, keeps only the credentials
+	// that carry it.
+	SignatureQualifier string
 }
 
 func (o *InfoOptions) check() error {
@@ -210,6 +219,9 @@ func (o *InfoOptions) check() error {
 	case csc.CertsNone, csc.CertsSingle, csc.CertsChain:
 	default:
 		return badRequest("Invalid parameter certificates (none, single or chain)")
+	}
+	if o.SignatureQualifier != "" && !csc.IsSignatureQualifier(o.SignatureQualifier) {
+		return badRequest("Invalid parameter signatureQualifier")
 	}
 	return nil
 }
@@ -226,6 +238,9 @@ func (s *Service) ListCredentials(ctx context.Context, p Principal, withInfo, on
 	ids := []string{}
 	var infos []csc.CredentialInfo
 	for _, c := range creds {
+		if o.SignatureQualifier != "" && c.SignatureQualifier != o.SignatureQualifier {
+			continue
+		}
 		info, valid := s.credentialInfo(c, o)
 		if onlyValid && !valid {
 			continue
@@ -256,10 +271,11 @@ func (s *Service) CredentialInfo(ctx context.Context, p Principal, id string, o 
 // (enabled, certificate within its validity).
 func (s *Service) credentialInfo(c store.Credential, o InfoOptions) (csc.CredentialInfo, bool) {
 	info := csc.CredentialInfo{
-		Description: c.Description,
-		SCAL:        fmt.Sprint(c.SCAL),
-		Multisign:   c.Multisign,
-		Lang:        "en-US",
+		Description:        c.Description,
+		SignatureQualifier: c.SignatureQualifier,
+		SCAL:               fmt.Sprint(c.SCAL),
+		Multisign:          c.Multisign,
+		Lang:               "en-US",
 	}
 	pub, perr := x509.ParsePKIXPublicKey(c.PublicKey)
 	if perr == nil {

@@ -21,6 +21,8 @@ type SignRequest struct {
 	HashAlgorithm  string // OID, may be implied by SignAlgo
 	SignAlgo       string // OID
 	SignAlgoParams []byte // DER, RSASSA-PSS parameters
+	// SignatureQualifier, when set, must be the credential's.
+	SignatureQualifier string
 }
 
 // SignHash signs each digest with the credential's key, after checking the
@@ -68,6 +70,12 @@ func (s *Service) prepareSign(ctx context.Context, p Principal, r SignRequest) (
 	}
 	if err := s.checkUsable(c); err != nil {
 		return nil, err
+	}
+	if r.SignatureQualifier != "" && r.SignatureQualifier != c.SignatureQualifier {
+		if !csc.IsSignatureQualifier(r.SignatureQualifier) {
+			return nil, badRequest("Invalid parameter signatureQualifier")
+		}
+		return nil, badRequest("The credential does not support the signature qualifier %s", r.SignatureQualifier)
 	}
 	if len(r.Hashes) == 0 {
 		return nil, badRequest("Missing parameter hashes")

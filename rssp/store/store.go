@@ -76,6 +76,9 @@ type Credential struct {
 	PINFailures int  // consecutive failed authorizations
 	Locked      bool // set when PINFailures reaches the limit; cleared by unlock
 	CreatedAt   time.Time
+	// SignatureQualifier is the credential's signature qualifier
+	// (csc.SignatureQualifiers, e.g. "eu_eidas_qes"); empty: none.
+	SignatureQualifier string
 }
 
 // TokenKind says what a bearer token is for.

@@ -67,7 +67,7 @@ var stmtSQL = [numStmts]string{
 	stUserByID:   `SELECT ` + userCols + ` FROM users WHERE id = ?`,
 
 	stCredentialInsert: `INSERT INTO credentials (` + credentialCols + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 	stCredential:            `SELECT ` + credentialCols + ` FROM credentials WHERE id = ?`,
 	stCredentialsAll:        `SELECT ` + credentialCols + ` FROM credentials ORDER BY created_at, rowid`,
 	stCredentialsOfUser:     `SELECT ` + credentialCols + ` FROM credentials WHERE user_id = ? ORDER BY created_at, rowid`,

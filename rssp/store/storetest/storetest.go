@@ -272,6 +272,8 @@ func fullCredential(id, userID string, created time.Time) store.Credential {
 		OTPType:     "totp",
 		OTPSealed:   []byte{9, 8, 7},
 		CreatedAt:   created,
+
+		SignatureQualifier: "eu_eidas_qes",
 	}
 }
 
