@@ -37,7 +37,7 @@ from flags.`,
 	user.AddCommand(c.userAddCmd(), c.userListCmd(),
 		c.userStateCmd("disable", "Disable a user: their logins end and they cannot log in until enabled"),
 		c.userStateCmd("enable", "Enable a disabled user"),
-		c.userPasswordCmd(), c.userDeleteCmd())
+		c.userPasswordCmd(), c.userExternalSubjectCmd(), c.userDeleteCmd())
 	cred := &cobra.Command{Use: "credential", Short: "Manage credentials (keys and their certificates)", Args: cobra.ArbitraryArgs, RunE: groupRun}
 	cred.AddCommand(c.credentialAddCmd(), c.credentialListCmd(), c.credentialDeleteCmd(),
 		c.credentialStateCmd("disable", "Disable a credential: it signs no more until enabled"),
@@ -69,23 +69,32 @@ func (c *cli) withService(f func(ctx context.Context, svc *service.Service) erro
 
 func (c *cli) userAddCmd() *cobra.Command {
 	var pwStdin bool
+	var sub string
 	cmd := &cobra.Command{
-		Use:   "add NAME --password-stdin",
+		Use:   "add NAME --password-stdin [--external-subject SUB]",
 		Short: "Create a user account; prints its name and ID",
 		Long: `Create a user account NAME with the password read from the first line of
-standard input (stored as an argon2id hash). Prints the new user's name and ID.`,
-		Example: `  echo 'a long password' | rssp admin --config /srv/rssp/rssp.toml user add alice --password-stdin`,
-		Args:    exactArgs(1, "the user's NAME"),
+standard input (stored as an argon2id hash). Prints the new user's name and ID.
+With --external-subject, the access tokens of the external authorization
+server (rssp.toml [oauth2] issuer) whose sub claim is SUB act for this user;
+such a user may have no password (no --password-stdin): they then log in
+only at the external server.`,
+		Example: `  echo 'a long password' | rssp admin --config /srv/rssp/rssp.toml user add alice --password-stdin
+  rssp admin --config /srv/rssp/rssp.toml user add bob --external-subject 0f3c6e5a-6d1e-4b7f-9d8e-2f1a9c4b7e21`,
+		Args: exactArgs(1, "the user's NAME"),
 		RunE: func(_ *cobra.Command, args []string) error {
-			if !pwStdin {
-				return usageError{"user add NAME --password-stdin: the password comes from standard input"}
+			if !pwStdin && sub == "" {
+				return usageError{"user add NAME --password-stdin: the password comes from standard input (only a user with --external-subject may have none)"}
 			}
-			pw, err := readSecret(c.stdin, "password")
-			if err != nil {
-				return err
+			var pw string
+			if pwStdin {
+				var err error
+				if pw, err = readSecret(c.stdin, "password"); err != nil {
+					return err
+				}
 			}
 			return c.withService(func(ctx context.Context, svc *service.Service) error {
-				u, err := svc.AddUser(ctx, args[0], pw)
+				u, err := svc.AddUserWithSubject(ctx, args[0], pw, sub)
 				if err != nil {
 					return describe(err)
 				}
@@ -94,7 +103,45 @@ standard input (stored as an argon2id hash). Prints the new user's name and ID.`
 			})
 		},
 	}
-	cmd.Flags().BoolVar(&pwStdin, "password-stdin", false, "read the password from standard input (required)")
+	cmd.Flags().BoolVar(&pwStdin, "password-stdin", false, "read the password from standard input (required unless --external-subject)")
+	cmd.Flags().StringVar(&sub, "external-subject", "", "the user's subject (sub claim) at the external authorization server")
+	return cmd
+}
+
+func (c *cli) userExternalSubjectCmd() *cobra.Command {
+	var clear bool
+	cmd := &cobra.Command{
+		Use:   "external-subject NAME [SUB | --clear]",
+		Short: "Map a user to their subject at the external authorization server, or remove the mapping",
+		Long: `Set the subject (sub claim) by which the access tokens of the external
+authorization server (rssp.toml [oauth2] issuer) act for user NAME, or with
+--clear remove it. A subject belongs to at most one user.`,
+		Example: `  rssp admin --config /srv/rssp/rssp.toml user external-subject alice 0f3c6e5a-6d1e-4b7f-9d8e-2f1a9c4b7e21`,
+		Args:    cobra.RangeArgs(1, 2),
+		RunE: func(_ *cobra.Command, args []string) error {
+			if clear == (len(args) == 2) {
+				return usageError{"user external-subject NAME SUB, or NAME --clear"}
+			}
+			sub := ""
+			if len(args) == 2 {
+				if sub = args[1]; sub == "" {
+					return usageError{"the subject is empty: use --clear to remove it"}
+				}
+			}
+			return c.withService(func(ctx context.Context, svc *service.Service) error {
+				if err := svc.SetExternalSubject(ctx, args[0], sub); err != nil {
+					return describe(err)
+				}
+				if sub == "" {
+					fmt.Fprintf(c.stdout, "user %s: no external subject\n", args[0])
+				} else {
+					fmt.Fprintf(c.stdout, "user %s: external subject %s\n", args[0], sub)
+				}
+				return nil
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&clear, "clear", false, "remove the user's external subject")
 	return cmd
 }
 
@@ -291,6 +338,7 @@ func (c *cli) userListCmd() *cobra.Command {
 					State       string    `json:"state"`
 					Credentials int       `json:"credentials"`
 					Created     time.Time `json:"created"`
+					Subject     string    `json:"externalSubject,omitempty"`
 				}
 				rows := make([]userJSON, 0, len(users))
 				for _, u := range users {
@@ -298,7 +346,7 @@ func (c *cli) userListCmd() *cobra.Command {
 					if u.Disabled {
 						st = "disabled"
 					}
-					rows = append(rows, userJSON{u.Name, u.ID, st, count[u.ID], u.CreatedAt})
+					rows = append(rows, userJSON{u.Name, u.ID, st, count[u.ID], u.CreatedAt, u.ExternalSubject})
 				}
 				if asJSON {
 					return writeJSON(c.stdout, rows)

@@ -62,6 +62,32 @@ func TestAdminUsers(t *testing.T) {
 		t.Errorf("credential list --json: %+v, %v", cj, err)
 	}
 
+	// External subjects: set at creation (without a password) or later,
+	// unique, shown by user list --json, cleared.
+	must("", "user", "add", "carol", "--external-subject", "sub-carol")
+	must("", "user", "external-subject", "bob", "https://idp.example/bob")
+	for _, bad := range [][]string{
+		{"user", "add", "dave", "--external-subject", "sub-carol"},
+		{"user", "external-subject", "alice", "sub-carol"},
+		{"user", "add", "erin"},
+		{"user", "external-subject", "alice"},
+		{"user", "external-subject", "alice", " spaced "},
+	} {
+		if _, err := admin("", bad...); err == nil {
+			t.Errorf("%s: accepted", strings.Join(bad, " "))
+		}
+	}
+	var subs []struct {
+		Name    string `json:"name"`
+		Subject string `json:"externalSubject"`
+	}
+	if err := json.Unmarshal([]byte(must("", "user", "list", "--json")), &subs); err != nil || len(subs) != 3 ||
+		subs[1].Subject != "https://idp.example/bob" || subs[2].Subject != "sub-carol" || subs[0].Subject != "" {
+		t.Errorf("user list --json with subjects: %+v, %v", subs, err)
+	}
+	must("", "user", "external-subject", "carol", "--clear")
+	must("", "user", "delete", "carol")
+
 	must("a new password\n", "user", "password", "bob", "--password-stdin")
 	if _, err := admin("short\n", "user", "password", "bob", "--password-stdin"); err == nil || !strings.Contains(err.Error(), "8 characters") {
 		t.Errorf("short password: %v", err)

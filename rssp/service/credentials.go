@@ -23,24 +23,43 @@ const (
 
 // AddUser creates an account (rssp admin user add).
 func (s *Service) AddUser(ctx context.Context, name, password string) (store.User, error) {
+	return s.AddUserWithSubject(ctx, name, password, "")
+}
+
+// AddUserWithSubject creates a user as AddUser does, mapped to the subject
+// sub of the external authorization server (docs/external-as.md) when sub
+// is not empty. Such a user may have no password (""): they then log in
+// only at the external server.
+func (s *Service) AddUserWithSubject(ctx context.Context, name, password, sub string) (store.User, error) {
 	if name == "" || strings.ContainsAny(name, ":\x00\r\n") || len(name) > 128 {
 		return store.User{}, badRequest("invalid user name %q (no colon, at most 128 bytes)", name)
 	}
-	if len(password) < 8 {
-		return store.User{}, badRequest("the password must have at least 8 characters")
-	}
-	h, err := secret.Hash(password, s.opt.Argon2)
-	if err != nil {
+	if err := checkSubject(sub); err != nil {
 		return store.User{}, err
 	}
-	u := store.User{ID: secret.NewID(12), Name: name, PasswordHash: h, CreatedAt: s.now().UTC()}
+	var h string
+	switch {
+	case password == "" && sub != "":
+	case len(password) < 8:
+		return store.User{}, badRequest("the password must have at least 8 characters")
+	default:
+		var err error
+		if h, err = secret.Hash(password, s.opt.Argon2); err != nil {
+			return store.User{}, err
+		}
+	}
+	u := store.User{ID: secret.NewID(12), Name: name, PasswordHash: h, CreatedAt: s.now().UTC(), ExternalSubject: sub}
 	if err := s.store.CreateUser(ctx, u); err != nil {
 		if errors.Is(err, store.ErrExists) {
-			return store.User{}, badRequest("user %q already exists", name)
+			return store.User{}, badRequest("user %q or external subject %q already exists", name, sub)
 		}
 		return store.User{}, err
 	}
-	s.audit(ctx, "admin", u.ID, "", nil, nil, "user add "+name)
+	detail := "user add " + name
+	if sub != "" {
+		detail += " external subject " + sub
+	}
+	s.audit(ctx, "admin", u.ID, "", nil, nil, detail)
 	return u, nil
 }
 

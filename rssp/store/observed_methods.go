@@ -23,6 +23,15 @@ func (o *observed) UserByID(ctx context.Context, id string) (User, error) {
 	return v0, o.check("UserByID", err)
 }
 
+func (o *observed) UserByExternalSubject(ctx context.Context, sub string) (User, error) {
+	v0, err := o.s.UserByExternalSubject(ctx, sub)
+	return v0, o.check("UserByExternalSubject", err)
+}
+
+func (o *observed) SetUserExternalSubject(ctx context.Context, id, sub string) error {
+	return o.check("SetUserExternalSubject", o.s.SetUserExternalSubject(ctx, id, sub))
+}
+
 func (o *observed) Users(ctx context.Context) ([]User, error) {
 	v0, err := o.s.Users(ctx)
 	return v0, o.check("Users", err)

@@ -53,6 +53,10 @@ type User struct {
 	PasswordHash string // argon2id encoded string
 	Disabled     bool
 	CreatedAt    time.Time
+	// ExternalSubject is the user's subject ("sub") at the external
+	// authorization server, set by the administrator; "" for none. Unique
+	// among users when set.
+	ExternalSubject string
 }
 
 // Credential is a signing key with its certificate and authorization data.
@@ -136,6 +140,13 @@ type Store interface {
 	CreateUser(ctx context.Context, u User) error // ErrExists on a taken name or ID
 	UserByName(ctx context.Context, name string) (User, error)
 	UserByID(ctx context.Context, id string) (User, error)
+	// UserByExternalSubject finds the user whose ExternalSubject is sub
+	// (ErrNotFound for none, and for "").
+	UserByExternalSubject(ctx context.Context, sub string) (User, error)
+	// SetUserExternalSubject sets (or, with "", clears) a user's external
+	// subject: ErrExists when another user has it, ErrNotFound for an
+	// unknown user. The user's tokens stay.
+	SetUserExternalSubject(ctx context.Context, id, sub string) error
 	// Users lists every user, ordered by name.
 	Users(ctx context.Context) ([]User, error)
 	// SetUserDisabled and SetUserPassword change a user (ErrNotFound for an

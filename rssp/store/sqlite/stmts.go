@@ -24,6 +24,7 @@ const (
 	stUserInsert stmtID = iota
 	stUserByName
 	stUserByID
+	stUserBySubject
 
 	stCredentialInsert
 	stCredential
@@ -62,9 +63,10 @@ const (
 )
 
 var stmtSQL = [numStmts]string{
-	stUserInsert: `INSERT INTO users (` + userCols + `) VALUES (?, ?, ?, ?, ?)`,
-	stUserByName: `SELECT ` + userCols + ` FROM users WHERE name = ?`,
-	stUserByID:   `SELECT ` + userCols + ` FROM users WHERE id = ?`,
+	stUserInsert:    `INSERT INTO users (` + userCols + `) VALUES (?, ?, ?, ?, ?, ?)`,
+	stUserByName:    `SELECT ` + userCols + ` FROM users WHERE name = ?`,
+	stUserByID:      `SELECT ` + userCols + ` FROM users WHERE id = ?`,
+	stUserBySubject: `SELECT ` + userCols + ` FROM users WHERE external_subject = ?`,
 
 	stCredentialInsert: `INSERT INTO credentials (` + credentialCols + `)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,

@@ -14,17 +14,19 @@ type scanner interface {
 	Scan(dest ...any) error
 }
 
-const userCols = `id, name, password_hash, disabled, created_at`
+const userCols = `id, name, password_hash, disabled, created_at, external_subject`
 
 func scanUser(sc scanner) (store.User, error) {
 	var (
 		u       store.User
 		created sql.NullInt64
+		sub     sql.NullString
 	)
-	if err := sc.Scan(&u.ID, &u.Name, &u.PasswordHash, &u.Disabled, &created); err != nil {
+	if err := sc.Scan(&u.ID, &u.Name, &u.PasswordHash, &u.Disabled, &created, &sub); err != nil {
 		return store.User{}, err
 	}
 	u.CreatedAt = fromNanos(created)
+	u.ExternalSubject = sub.String
 	return u, nil
 }
 
@@ -37,7 +39,7 @@ func (d *DB) CreateUser(ctx context.Context, u store.User) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: create user %q: created at: %w", u.Name, err)
 	}
-	_, err = d.execStmt(ctx, stUserInsert, u.ID, u.Name, u.PasswordHash, u.Disabled, created)
+	_, err = d.execStmt(ctx, stUserInsert, u.ID, u.Name, u.PasswordHash, u.Disabled, created, nullString(u.ExternalSubject))
 	switch {
 	case isTaken(err):
 		return fmt.Errorf("sqlite: create user %q: %w", u.Name, store.ErrExists)
@@ -64,6 +66,42 @@ func (d *DB) UserByID(ctx context.Context, id string) (store.User, error) {
 	}
 	return u, nil
 }
+
+// UserByExternalSubject implements store.Store.
+func (d *DB) UserByExternalSubject(ctx context.Context, sub string) (store.User, error) {
+	if sub == "" {
+		return store.User{}, fmt.Errorf("sqlite: user of external subject %q: %w", sub, store.ErrNotFound)
+	}
+	u, err := get(ctx, d, stUserBySubject, scanUser, sub)
+	if err != nil {
+		return store.User{}, fmt.Errorf("sqlite: user of external subject %q: %w", sub, notFound(err))
+	}
+	return u, nil
+}
+
+// SetUserExternalSubject implements store.Store.
+func (d *DB) SetUserExternalSubject(ctx context.Context, id, sub string) error {
+	err := d.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE users SET external_subject = ? WHERE id = ?`, nullString(sub), id)
+		if isTaken(err) {
+			return store.ErrExists
+		}
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return notFoundIf(err)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: set the external subject of user %q: %w", id, err)
+	}
+	return nil
+}
+
+// nullString is NULL for "" (a unique column holds many NULLs).
+func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
 
 // notFound turns sql.ErrNoRows into store.ErrNotFound.
 func notFound(err error) error {

@@ -67,6 +67,67 @@ func testUsers(t *testing.T, open func(t *testing.T) store.Store) {
 	}
 }
 
+func testExternalSubjects(t *testing.T, open func(t *testing.T) store.Store) {
+	s := withUsers(t, open)
+	ctx := t.Context()
+	dave := store.User{ID: "u-dave", Name: "dave", PasswordHash: "h", CreatedAt: t0, ExternalSubject: "sub-dave"}
+	checkErr(t, "CreateUser with a subject", s.CreateUser(ctx, dave), nil)
+	checkErr(t, "CreateUser with a taken subject",
+		s.CreateUser(ctx, store.User{ID: "u-eve", Name: "eve", PasswordHash: "h", ExternalSubject: "sub-dave"}), store.ErrExists)
+	checkErr(t, "SetUserExternalSubject alice", s.SetUserExternalSubject(ctx, alice.ID, "https://idp/alice"), nil)
+
+	changes := []struct {
+		name    string
+		id, sub string
+		wantErr error
+	}{
+		{"fail taken subject", bob.ID, "sub-dave", store.ErrExists},
+		{"fail unknown user", "u-nobody", "sub-x", store.ErrNotFound},
+		{"ok same subject again", dave.ID, "sub-dave", nil},
+	}
+	for _, tc := range changes {
+		t.Run(tc.name, func(t *testing.T) {
+			checkErr(t, "SetUserExternalSubject", s.SetUserExternalSubject(ctx, tc.id, tc.sub), tc.wantErr)
+		})
+	}
+
+	withSub := alice
+	withSub.ExternalSubject = "https://idp/alice"
+	lookups := []struct {
+		name    string
+		sub     string
+		want    store.User
+		wantErr error
+	}{
+		{"ok created with it", "sub-dave", dave, nil},
+		{"ok set later", "https://idp/alice", withSub, nil},
+		{"fail unknown", "sub-nobody", store.User{}, store.ErrNotFound},
+		{"fail empty", "", store.User{}, store.ErrNotFound},
+		{"fail name is not subject", "alice", store.User{}, store.ErrNotFound},
+		{"fail case differs", "SUB-DAVE", store.User{}, store.ErrNotFound},
+	}
+	for _, tc := range lookups {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := s.UserByExternalSubject(ctx, tc.sub)
+			if checkErr(t, "UserByExternalSubject", err, tc.wantErr) && tc.wantErr == nil {
+				checkEqual(t, "user", got, normUser(tc.want))
+			}
+		})
+	}
+
+	t.Run("ok cleared", func(t *testing.T) {
+		checkErr(t, "clear", s.SetUserExternalSubject(ctx, alice.ID, ""), nil)
+		_, err := s.UserByExternalSubject(ctx, "https://idp/alice")
+		checkErr(t, "lookup after clearing", err, store.ErrNotFound)
+		got, err := s.UserByID(ctx, alice.ID)
+		if checkErr(t, "UserByID", err, nil) {
+			checkEqual(t, "user", got, normUser(alice))
+		}
+		// Several users without a subject: "" is no value of the unique column.
+		checkErr(t, "clear bob", s.SetUserExternalSubject(ctx, bob.ID, ""), nil)
+	})
+}
+
 func testCredentials(t *testing.T, open func(t *testing.T) store.Store) {
 	s := withUsers(t, open)
 	c1 := fullCredential("c1", alice.ID, t0)

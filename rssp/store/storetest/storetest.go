@@ -32,6 +32,7 @@ import (
 // every call; Run closes it when the subtest that opened it ends.
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("users", func(t *testing.T) { testUsers(t, open) })
+	t.Run("external subjects", func(t *testing.T) { testExternalSubjects(t, open) })
 	t.Run("credentials", func(t *testing.T) { testCredentials(t, open) })
 	t.Run("admin", func(t *testing.T) { testAdmin(t, open) })
 	t.Run("pin failures", func(t *testing.T) { testPINFailures(t, open) })
