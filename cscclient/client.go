@@ -12,6 +12,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
@@ -24,7 +25,9 @@ import (
 // *http.Client keeps connections alive between calls (HTTP/2 when the server
 // offers it), so make one Client per service and share it.
 type Client struct {
-	base    *url.URL // ends in /csc/v1 or /csc/v2
+	base    *url.URL // ends in /csc/v1 or /csc/v2; nodes[0].base
+	nodes   []*node  // base, then the failover URLs
+	fo      FailoverPolicy
 	version Version
 	hc      *http.Client
 	tr      transport
@@ -37,6 +40,8 @@ type Client struct {
 
 	// sleep waits d or until ctx is done; swapped by tests.
 	sleep func(ctx context.Context, d time.Duration) error
+	// now is the clock of the nodes' backoff; swapped by tests.
+	now func() time.Time
 }
 
 type sourceBox struct{ ts TokenSource }
@@ -68,6 +73,9 @@ func (s clientSource) Invalidate(access string) {
 //
 // Trust: the system roots, or WithRootCAs, plus WithCAFile; pinning with
 // WithPinnedSPKI.
+//
+// WithFailoverURLs adds other nodes of the same service, and says when a
+// call moves to another node.
 func New(baseURL string, opts ...Option) (*Client, error) {
 	var cfg config
 	for _, o := range opts {
@@ -77,12 +85,27 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	nodes := []*node{{base: u}}
+	for _, raw := range cfg.failover {
+		fu, _, err := parseBase(raw, v, cfg.insecureHTTP)
+		if err != nil {
+			return nil, fmt.Errorf("failover URL: %w", err)
+		}
+		for _, n := range nodes {
+			if n.base.String() == fu.String() {
+				return nil, fmt.Errorf("%w: failover URL %q given twice", ErrInvalidArgument, raw)
+			}
+		}
+		nodes = append(nodes, &node{base: fu})
+	}
 	tr, err := newTransport(&cfg)
 	if err != nil {
 		return nil, err
 	}
 	c := &Client{
 		base:    u,
+		nodes:   nodes,
+		fo:      cfg.failoverPolicy.withDefaults(),
 		version: v,
 		tr:      tr,
 		log:     cfg.logger,
@@ -90,6 +113,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 		retry:   cfg.retry.withDefaults(),
 		ua:      cfg.userAgent,
 		sleep:   sleepCtx,
+		now:     time.Now,
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -112,7 +136,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 		timeout = DefaultTimeout
 	}
 	c.hc = &http.Client{
-		Transport:     &Transport{Source: clientSource{c}, Base: base, Origin: u},
+		Transport:     &Transport{Source: clientSource{c}, Base: base, Origin: u, Origins: c.nodeURLs()},
 		Timeout:       timeout,
 		CheckRedirect: c.checkRedirect,
 	}
@@ -175,8 +199,26 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// BaseURL returns the base URL, ending in /csc/v1 or /csc/v2.
+// BaseURL returns the base URL, ending in /csc/v1 or /csc/v2: the first
+// node's, which names the service (token store, caches).
 func (c *Client) BaseURL() string { return c.base.String() }
+
+// BaseURLs returns the base URLs of every node, the first one first.
+func (c *Client) BaseURLs() []string {
+	out := make([]string, len(c.nodes))
+	for i, n := range c.nodes {
+		out[i] = n.base.String()
+	}
+	return out
+}
+
+func (c *Client) nodeURLs() []*url.URL {
+	out := make([]*url.URL, 0, len(c.nodes)-1)
+	for _, n := range c.nodes[1:] {
+		out = append(out, n.base)
+	}
+	return out
+}
 
 // Version returns the wire version spoken.
 func (c *Client) Version() Version { return c.version }
@@ -203,7 +245,7 @@ func (c *Client) checkRedirect(req *http.Request, via []*http.Request) error {
 	if len(via) >= 3 {
 		return fmt.Errorf("%w: too many redirects", ErrRedirect)
 	}
-	if !sameOrigin(req.URL, c.base) {
+	if !c.isNodeOrigin(req.URL) {
 		return fmt.Errorf("%w: to another origin (%s://%s)", ErrRedirect, req.URL.Scheme, req.URL.Host)
 	}
 	if req.Method != via[0].Method {
@@ -219,6 +261,10 @@ type methodSpec struct {
 	sensitive  bool   // a 2xx body may carry a secret: no excerpt
 	noAuth     bool   // no Bearer (info; auth/login sets its own header)
 	emptyOK    bool   // a 2xx without body is a success
+	// sameSADRetry: sent again to another node after a node failure even
+	// when the first may have received it (signHash: the server refuses a
+	// used-up SAD; see nodes.go).
+	sameSADRetry bool
 }
 
 // call is one CSC call.
@@ -264,27 +310,75 @@ func (cl *Client) do(ctx context.Context, c call) (*result, error) {
 		}
 		body = b
 	}
-	target := cl.base.JoinPath(path).String()
 	retried401 := false
+	order := cl.order()
+	i := 0
+	var unknown *Error // a node failure after the request may have reached it
 	for attempt := 1; ; attempt++ {
-		res, err := cl.attempt(ctx, c, target, body, attempt)
+		n := order[i]
+		target := n.base.JoinPath(path).String()
+		actx, cancel := cl.attemptCtx(ctx, i+1 < len(order) && failoverSafe(c.spec, true))
+		res, err := cl.attempt(actx, c, target, body, attempt)
+		cancel()
 		if err == nil {
+			n.up()
 			return res, nil
 		}
 		var e *Error
-		if !errors.As(err, &e) || attempt >= cl.retry.MaxAttempts || ctx.Err() != nil {
+		if !errors.As(err, &e) {
 			return nil, err
+		}
+		if ctx.Err() != nil {
+			return nil, withUnknown(e, unknown)
+		}
+		if !nodeFailure(e) {
+			if e.StatusCode != 0 {
+				n.up()
+			}
+		} else {
+			if len(cl.nodes) > 1 {
+				d := n.down(cl.now(), cl.fo)
+				cl.log.LogAttrs(ctx, slog.LevelInfo, "csc node failed", slog.String("method", name),
+					slog.String("node", n.base.Host), slog.Int("status", e.StatusCode),
+					slog.Duration("avoided_for", d), slog.String("err", e.Error()))
+			}
+			if e.sent && unknown == nil && !c.spec.idempotent {
+				unknown = e
+			}
+			if i+1 < len(order) && failoverSafe(c.spec, e.sent) {
+				i++
+				cl.log.LogAttrs(ctx, slog.LevelInfo, "csc failover", slog.String("method", name),
+					slog.String("to", order[i].base.Host), slog.Int("attempt", attempt))
+				continue
+			}
+		}
+		if attempt >= cl.retry.MaxAttempts {
+			return nil, withUnknown(e, unknown)
 		}
 		wait, ok := cl.retryWait(c.spec, e, attempt, &retried401)
 		if !ok {
-			return nil, err
+			return nil, withUnknown(e, unknown)
 		}
 		cl.log.LogAttrs(ctx, slog.LevelInfo, "csc retry", slog.String("method", name),
 			slog.Int("status", e.StatusCode), slog.Duration("wait", wait), slog.Int("attempt", attempt))
 		if serr := cl.sleep(ctx, wait); serr != nil {
-			return nil, err
+			return nil, withUnknown(e, unknown)
+		}
+		if nodeFailure(e) {
+			// Start again from the best node.
+			order, i = cl.order(), 0
 		}
 	}
+}
+
+// withUnknown marks the final error of a call that an earlier node may
+// have carried out (see ErrOutcomeUnknown).
+func withUnknown(e, unknown *Error) *Error {
+	if unknown == nil || e == unknown {
+		return e
+	}
+	e.kinds = append(e.kinds, ErrOutcomeUnknown)
+	return e
 }
 
 // retryWait decides whether e is retried and after how long.
@@ -328,6 +422,8 @@ func (cl *Client) attempt(ctx context.Context, c call, target string, body []byt
 	}
 	note := &authNote{}
 	rctx := context.WithValue(ctx, keyAuthNote, note)
+	var wrote atomic.Bool // the request's headers went out: it may have arrived
+	rctx = httptrace.WithClientTrace(rctx, &httptrace.ClientTrace{WroteHeaders: func() { wrote.Store(true) }})
 	if c.spec.noAuth {
 		rctx = context.WithValue(rctx, keyNoAuth, true)
 	}
@@ -353,6 +449,7 @@ func (cl *Client) attempt(ctx context.Context, c call, target string, body []byt
 	resp, err := cl.hc.Do(req)
 	if err != nil {
 		e := cl.transportError(ctx, name, err)
+		e.sent = wrote.Load()
 		cl.logAttempt(ctx, name, n, 0, "", start, e)
 		return nil, e
 	}
@@ -365,6 +462,7 @@ func (cl *Client) attempt(ctx context.Context, c call, target string, body []byt
 	if err != nil {
 		e := cl.transportError(ctx, name, err)
 		e.StatusCode = resp.StatusCode
+		e.sent = true
 		cl.logAttempt(ctx, name, n, resp.StatusCode, "", start, e)
 		return nil, e
 	}
@@ -381,6 +479,7 @@ func (cl *Client) attempt(ctx context.Context, c call, target string, body []byt
 	e := checkResult(c.spec, res)
 	if e != nil {
 		e.authFromSource = note.fromSource
+		e.sent = true
 	}
 	code := ""
 	if e != nil {

@@ -99,6 +99,7 @@ type Error struct {
 	kinds []error // kinds set by the client, besides those of Code
 
 	authFromSource bool // the Bearer came from the TokenSource (401 retry)
+	sent           bool // the request may have reached the server
 }
 
 func (e *Error) Error() string {

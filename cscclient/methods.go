@@ -22,7 +22,7 @@ var (
 	mAuthorizeCheck = &methodSpec{name: "credentials/authorizeCheck", sensitive: true, idempotent: true}
 	mGetChallenge   = &methodSpec{name: csc.MethodGetChallenge, emptyOK: true}
 	mExtend         = &methodSpec{name: "credentials/extendTransaction", sensitive: true}
-	mSignHash       = &methodSpec{name: "signatures/signHash"}
+	mSignHash       = &methodSpec{name: "signatures/signHash", sameSADRetry: true}
 	mSignPolling    = &methodSpec{name: "signatures/signPolling", idempotent: true}
 	mTimestamp      = &methodSpec{name: "signatures/timestamp", idempotent: true}
 )

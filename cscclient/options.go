@@ -81,6 +81,9 @@ type config struct {
 	tokenSource  TokenSource
 	insecureHTTP bool
 	transport    http.RoundTripper // tests only
+
+	failover       []string
+	failoverPolicy FailoverPolicy
 }
 
 // Option configures a Client.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 
@@ -382,6 +383,9 @@ type Transport struct {
 	Source TokenSource
 	Base   http.RoundTripper // http.DefaultTransport when nil
 	Origin *url.URL
+	// Origins are further origins that get the token: the other nodes of
+	// the same service.
+	Origins []*url.URL
 }
 
 type ctxKey int
@@ -410,7 +414,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	ctx := req.Context()
 	if t.Source == nil || req.Header.Get("Authorization") != "" || ctx.Value(keyNoAuth) != nil ||
-		(t.Origin != nil && !sameOrigin(req.URL, t.Origin)) {
+		(t.Origin != nil && !sameOrigin(req.URL, t.Origin) && !slices.ContainsFunc(t.Origins, func(o *url.URL) bool { return sameOrigin(req.URL, o) })) {
 		return base.RoundTrip(req)
 	}
 	tok, err := t.Source.Token(ctx)

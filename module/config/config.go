@@ -32,6 +32,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -82,8 +83,12 @@ type Service struct {
 	// Name is the token label: printable ASCII, 1 to 32 bytes, unique.
 	Name string
 	// URL is the CSC base URL ending in /csc/v2 or /csc/v1 (no trailing
-	// slash after normalisation).
+	// slash after normalisation). It names the service (token serial,
+	// caches, the stored service token).
 	URL string
+	// FailoverURLs are the base URLs of other nodes of the same service,
+	// tried in order when the node of URL fails (same version as URL).
+	FailoverURLs []string
 	// Auth is "basic" (auth/login with Username) or "oauth2".
 	Auth string
 	// Username is required for basic; optional for oauth2, where it only
@@ -154,17 +159,18 @@ type rawConfig struct {
 }
 
 type rawService struct {
-	Name               string `toml:"name"`
-	URL                string `toml:"url"`
-	Auth               string `toml:"auth"`
-	Username           string `toml:"username"`
-	ClientID           string `toml:"client_id"`
-	CredentialAuth     string `toml:"credential_auth"`
-	CAFile             string `toml:"ca_file"`
-	Timeout            string `toml:"timeout"`
-	ListTimeout        string `toml:"list_timeout"`
-	AlwaysAuthenticate bool   `toml:"always_authenticate"`
-	VerifyEverySig     bool   `toml:"verify_every_signature"`
+	Name               string   `toml:"name"`
+	URL                string   `toml:"url"`
+	FailoverURLs       []string `toml:"failover_urls"`
+	Auth               string   `toml:"auth"`
+	Username           string   `toml:"username"`
+	ClientID           string   `toml:"client_id"`
+	CredentialAuth     string   `toml:"credential_auth"`
+	CAFile             string   `toml:"ca_file"`
+	Timeout            string   `toml:"timeout"`
+	ListTimeout        string   `toml:"list_timeout"`
+	AlwaysAuthenticate bool     `toml:"always_authenticate"`
+	VerifyEverySig     bool     `toml:"verify_every_signature"`
 }
 
 // Find returns the path of the config file to use, following the lookup
@@ -289,7 +295,7 @@ func Parse(data []byte, path string) (*Config, error) {
 }
 
 var knownServiceKeys = map[string]bool{
-	"name": true, "url": true, "auth": true, "username": true, "client_id": true,
+	"name": true, "url": true, "failover_urls": true, "auth": true, "username": true, "client_id": true,
 	"credential_auth": true, "ca_file": true, "timeout": true, "list_timeout": true,
 	"always_authenticate": true, "verify_every_signature": true,
 }
@@ -331,6 +337,22 @@ func validateService(i int, rs rawService, dir string, add func(key, format stri
 		add(key("url"), "%v", err)
 	} else {
 		s.URL = u
+	}
+	seen := map[string]bool{s.URL: true}
+	for j, raw := range rs.FailoverURLs {
+		k := fmt.Sprintf("%s[%d]", key("failover_urls"), j)
+		u, err := normalizeURL(raw)
+		switch {
+		case err != nil:
+			add(k, "%v", err)
+		case s.URL != "" && path.Base(u) != path.Base(s.URL):
+			add(k, "%q speaks %s, url speaks %s: the nodes of one service speak one version", raw, path.Base(u), path.Base(s.URL))
+		case seen[u]:
+			add(k, "%q is given twice", raw)
+		default:
+			seen[u] = true
+			s.FailoverURLs = append(s.FailoverURLs, u)
+		}
 	}
 
 	switch rs.Auth {

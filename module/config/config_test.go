@@ -51,6 +51,22 @@ url = "http://127.0.0.1:8443/csc/v2"
 auth = "basic"
 username = "bob"
 `, 2, nil},
+		{"ok failover URLs", `
+[[service]]
+name = "Work"
+url = "https://a.example/csc/v2"
+failover_urls = ["https://b.example/csc/v2/", "https://c.example:8443/csc/v2"]
+auth = "basic"
+username = "alice"
+`, 1, nil},
+		{"fail failover URLs", `
+[[service]]
+name = "Work"
+url = "https://a.example/csc/v2"
+failover_urls = ["https://b.example/csc/v1", "http://c.example/csc/v2", "https://a.example/csc/v2/"]
+auth = "basic"
+username = "alice"
+`, 0, []string{"service[0].failover_urls[0]: \"https://b.example/csc/v1\" speaks v1", "failover_urls[1]: \"http://c.example/csc/v2\": http is allowed only", "failover_urls[2]: \"https://a.example/csc/v2/\" is given twice"}},
 		{"fail syntax", "[[service]\nname=", 0, []string{"line"}},
 		{"fail unknown top", "colour = 1\n", 0, []string{"colour: unknown key"}},
 		{"fail unknown in second service", `
@@ -152,6 +168,7 @@ log = "module.log"
 [[service]]
 name = "A"
 url = "https://a.example/csc/v2/"
+failover_urls = ["https://b.example/csc/v2/"]
 auth = "oauth2"
 client_id = "c"
 ca_file = "ca.pem"
@@ -163,6 +180,9 @@ list_timeout = "2s"
 	s := cfg.Services[0]
 	if s.URL != "https://a.example/csc/v2" || s.Version() != "v2" {
 		t.Errorf("URL = %q version %s", s.URL, s.Version())
+	}
+	if len(s.FailoverURLs) != 1 || s.FailoverURLs[0] != "https://b.example/csc/v2" {
+		t.Errorf("FailoverURLs = %q", s.FailoverURLs)
 	}
 	if s.CredentialAuth != CredentialAuthPIN || s.Timeout != 30*time.Second || s.ListTimeout != 2*time.Second {
 		t.Errorf("defaults: %+v", s)

@@ -206,6 +206,7 @@ func Open(cfg config.Service, log *slog.Logger, opts ...Option) (*Service, error
 		cscclient.WithTimeout(max(cfg.Timeout, cfg.ListTimeout)),
 		cscclient.WithLogger(log),
 		cscclient.WithUserAgent(UserAgent),
+		cscclient.WithFailoverURLs(cfg.FailoverURLs...),
 	}
 	cl, err := cscclient.New(cfg.URL, append(copts, o.clientOpts...)...)
 	if err != nil {

@@ -25,6 +25,13 @@ func (s *Service) mapErr(op string, err error) (mapped error) {
 	case errors.Is(err, context.Canceled):
 		// C_Finalize or C_CloseSession: the module knows which.
 		return fmt.Errorf("%s: %w", op, err)
+	case errors.Is(err, cscclient.ErrOutcomeUnknown):
+		// signHash on a node that failed after it got the request, then
+		// refused by the next node (the SAD used up there): the first node
+		// may have signed, but the signature is lost. Not ErrSADInvalid:
+		// the user did nothing wrong, and the next C_Sign authorizes anew.
+		return fmt.Errorf("%s: %w at %s: a node failed while it had the request and the next one refused it: %w",
+			op, module.ErrUnreachable, s.cfg.URL, err)
 	case errors.Is(err, cscclient.ErrCredentialLocked):
 		return fmt.Errorf("%s: %w: %w", op, module.ErrPINLocked, err)
 	case errors.Is(err, cscclient.ErrWrongPIN):

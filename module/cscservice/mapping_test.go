@@ -147,6 +147,8 @@ func TestMapErr(t *testing.T) {
 		{"ok locked", cerr(400, "credential_locked", "locked"), module.ErrPINLocked, -2, ""},
 		{"ok invalid PIN now locked", cerr(400, "invalid_pin", "the credential is now locked"), module.ErrPINLocked, -2, ""},
 		{"ok SAD", cerr(400, "invalid_request", "Invalid parameter SAD"), module.ErrSADInvalid, -2, ""},
+		{"ok SAD refused after a node failed", fmt.Errorf("%w: %w", cscclient.ErrOutcomeUnknown, cerr(400, "invalid_request", "Invalid parameter SAD")),
+			module.ErrUnreachable, -2, "a node failed while it had the request"},
 		{"ok login required", fmt.Errorf("x: %w", cscclient.ErrLoginRequired), module.ErrNotLoggedIn, -2, "csctoken login --service 'My RSSP'"},
 		{"ok invalid token", cerr(401, "invalid_token", ""), module.ErrNotLoggedIn, -2, ""},
 		{"ok expired token", cerr(401, "expired_token", ""), module.ErrNotLoggedIn, -2, ""},
