@@ -49,7 +49,9 @@ func (t *token) consent(st *state, cred Credential, n int) *pendingConsent {
 	pc := &pendingConsent{n: n, started: st.opts.Now(), done: make(chan struct{})}
 	t.consents[credID] = pc
 	t.writeConsentNote(ConsentNote{Credential: credID, State: "waiting", Since: pc.started, Signatures: n})
+	st.flows.Add(1)
 	go func() {
+		defer st.flows.Done()
 		defer close(pc.done)
 		ctx, cancel := context.WithTimeout(st.ctx, st.opts.InteractiveTimeout)
 		defer cancel()

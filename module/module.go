@@ -22,7 +22,9 @@
 //
 // Concurrency: all methods are safe to call from many threads at once.
 // There is no global lock around network calls: sessions sign in parallel.
-// Finalize cancels every network call in flight and returns at once.
+// Finalize cancels every network call in flight and returns at once, but
+// for consent pages still open: it gives them FinalizeWait to tell the
+// service they were abandoned.
 // A panic inside a method is recovered, logged and returned as
 // CKR_GENERAL_ERROR.
 //
@@ -151,6 +153,10 @@ type state struct {
 	tokens []*token
 
 	objSeq atomic.Uint64 // object handles, unique in the module
+
+	// flows are the consent pages running in the background; Finalize
+	// gives them FinalizeWait to tell the service they were abandoned.
+	flows sync.WaitGroup
 
 	mu       sync.Mutex // guards sessions and sessSeq
 	sessions map[SessionHandle]*session
@@ -356,6 +362,10 @@ func (m *Module) openLog(cfg *config.Config) (*slog.Logger, io.Closer) {
 		With("pid", os.Getpid()), f
 }
 
+// FinalizeWait bounds how long Finalize waits for the consent pages in
+// flight to report themselves abandoned to the service.
+const FinalizeWait = 2 * time.Second
+
 // Finalize is C_Finalize: cancels every call in flight, closes every
 // session and returns without waiting on the network.
 func (m *Module) Finalize() (err error) {
@@ -368,6 +378,16 @@ func (m *Module) Finalize() (err error) {
 		return ck.CKR_CRYPTOKI_NOT_INITIALIZED
 	}
 	st.cancel()
+	// A consent page still waiting for the user is told to say the
+	// request was abandoned (a call bounded by the OAuth client): the host
+	// may exit as soon as C_Finalize returns.
+	flows := make(chan struct{})
+	go func() { st.flows.Wait(); close(flows) }()
+	select {
+	case <-flows:
+	case <-time.After(FinalizeWait):
+		st.log.Info("finalize: a consent page flow did not end in time", "waited", FinalizeWait.String())
+	}
 	for _, t := range st.tokens {
 		t.logout() // wipes the PIN
 		t.removeConsentNote()

@@ -161,7 +161,7 @@ func (c *Client) AuthorizeCredential(ctx context.Context, r CredentialRequest) (
 	if err != nil {
 		return nil, err
 	}
-	tok, err := c.authorize(ctx, "credential authorization", params, func(tok *oauth2.Token) error {
+	tok, err := c.authorize(ctx, "credential authorization", true, params, func(tok *oauth2.Token) error {
 		if t := tok.Type(); t != "Bearer" && !strings.EqualFold(t, "SAD") {
 			return badResponse(EndpointToken, http.StatusOK, "token_type %q, want Bearer (or SAD)", t)
 		}

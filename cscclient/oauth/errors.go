@@ -39,6 +39,7 @@ const (
 	EndpointPushAuthorize = "pushed_authorize" // oauth2/pushed_authorize (RFC 9126)
 	EndpointToken         = "token"            // oauth2/token
 	EndpointRevoke        = "revoke"           // oauth2/revoke (RFC 7009)
+	EndpointAbandon       = "abandon"          // oauth2/abandon (rssp)
 )
 
 // Error is an OAuth2 error response: a JSON error body of an endpoint

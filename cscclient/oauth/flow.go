@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -40,16 +41,17 @@ func (c *Client) httpContext(ctx context.Context) context.Context {
 // (RFC 8252 §7.3), pushed (RFC 9126) when the server offers it, and
 // returns the token endpoint's answer, which check accepts. params are the
 // request's own parameters (scope, credential scope, authorization_details...).
-// Errors are prefixed with what.
-func (c *Client) authorize(ctx context.Context, what string, params url.Values, check func(*oauth2.Token) error) (*oauth2.Token, error) {
-	tok, err := c.run(ctx, what, params, check)
+// Errors are prefixed with what. abandonable: a credential authorization,
+// which the server is told about when nobody waits for it any more.
+func (c *Client) authorize(ctx context.Context, what string, abandonable bool, params url.Values, check func(*oauth2.Token) error) (*oauth2.Token, error) {
+	tok, err := c.run(ctx, what, abandonable, params, check)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return tok, nil
 }
 
-func (c *Client) run(ctx context.Context, what string, params url.Values, check func(*oauth2.Token) error) (*oauth2.Token, error) {
+func (c *Client) run(ctx context.Context, what string, abandonable bool, params url.Values, check func(*oauth2.Token) error) (*oauth2.Token, error) {
 	ep, err := c.Endpoints(ctx)
 	if err != nil {
 		return nil, err
@@ -73,8 +75,9 @@ func (c *Client) run(ctx context.Context, what string, params url.Values, check 
 	authURL := conf.AuthCodeURL(state, opts...)
 	pushed := ep.PushedAuthorization != "" && (!c.cfg.DisablePAR || ep.RequirePAR)
 	var valid time.Duration // of a pushed request's URL
+	var requestURI string
 	if pushed {
-		if authURL, valid, err = c.push(ctx, ep, authURL); err != nil {
+		if authURL, requestURI, valid, err = c.push(ctx, ep, authURL); err != nil {
 			return nil, err
 		}
 	}
@@ -83,6 +86,10 @@ func (c *Client) run(ctx context.Context, what string, params url.Values, check 
 	code, err := c.waitBrowser(ctx, authURL, valid, cb)
 	if err != nil {
 		cb.finish(err)
+		var answered *callbackError
+		if requestURI != "" && abandonable && !errors.As(err, &answered) {
+			c.abandon(ctx, ep, requestURI)
+		}
 		return nil, err
 	}
 	tok, err := conf.Exchange(c.httpContext(ctx), code, oauth2.VerifierOption(verifier))
@@ -130,7 +137,10 @@ func (c *Client) waitBrowser(ctx context.Context, authURL string, valid time.Dur
 				c.log.Warn("oauth: cannot open the browser; waiting for the URL to be opened by hand", "err", err)
 			}
 		case r := <-cb.result:
-			return r.code, r.err
+			if r.err != nil {
+				return "", &callbackError{r.err}
+			}
+			return r.code, nil
 		case <-wctx.Done():
 			if err := ctx.Err(); err != nil {
 				return "", err
@@ -148,19 +158,75 @@ func bearer(tok *oauth2.Token) error {
 	return nil
 }
 
+// callbackError is the server's answer at the redirect URI (an error, a
+// mismatched state...): the request is answered, nothing to abandon.
+type callbackError struct{ err error }
+
+func (e *callbackError) Error() string { return e.err.Error() }
+func (e *callbackError) Unwrap() error { return e.err }
+
+// AbandonTimeout bounds the call that tells the server a pushed request
+// was abandoned: it runs while the host program quits.
+const AbandonTimeout = 1500 * time.Millisecond
+
+// abandon tells the server that nobody waits for the pushed request any
+// more (the context ended: the host quit or cancelled, or the wait timed
+// out), so that the consent page, if open, says so and approving it gives
+// nothing. It needs the server's abandon endpoint (rssp's metadata) and
+// the user's service token (Config.ServiceToken); it is best effort,
+// bounded by AbandonTimeout, and only logged.
+func (c *Client) abandon(ctx context.Context, ep Endpoints, requestURI string) {
+	if ep.Abandon == "" || c.cfg.ServiceToken == nil {
+		return
+	}
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), AbandonTimeout)
+	defer cancel()
+	start := time.Now()
+	err := func() error {
+		bearer, err := c.cfg.ServiceToken(actx)
+		if err != nil || bearer == "" {
+			return fmt.Errorf("no service token: %w", err)
+		}
+		req, err := http.NewRequestWithContext(actx, http.MethodPost, ep.Abandon,
+			strings.NewReader(url.Values{"request_uri": {requestURI}}.Encode()))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Authorization", "Bearer "+bearer)
+		resp, err := c.hc.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusOK {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			return errorBody(EndpointAbandon, resp.StatusCode, body)
+		}
+		return nil
+	}()
+	took := time.Since(start).Round(time.Millisecond).String()
+	if err != nil {
+		c.log.Info("oauth: telling the server the request was abandoned failed", "took", took, "err", err.Error())
+		return
+	}
+	c.log.Info("oauth: the server was told the request was abandoned (the page says so)", "took", took)
+}
+
 // push sends the request of authURL to the PAR endpoint and returns the
-// URL that names it (RFC 9126 §4) and how long it is valid.
-func (c *Client) push(ctx context.Context, ep Endpoints, authURL string) (string, time.Duration, error) {
+// URL that names it (RFC 9126 §4), its request_uri and how long it is
+// valid.
+func (c *Client) push(ctx context.Context, ep Endpoints, authURL string) (string, string, time.Duration, error) {
 	u, err := url.Parse(authURL)
 	if err != nil {
-		return "", 0, err
+		return "", "", 0, err
 	}
 	status, body, err := c.doForm(ctx, EndpointPushAuthorize, ep.PushedAuthorization, u.Query())
 	if err != nil {
-		return "", 0, err
+		return "", "", 0, err
 	}
 	if status != http.StatusCreated && status != http.StatusOK {
-		return "", 0, errorBody(EndpointPushAuthorize, status, body)
+		return "", "", 0, errorBody(EndpointPushAuthorize, status, body)
 	}
 	var r struct {
 		RequestURI string `json:"request_uri"`
@@ -168,22 +234,22 @@ func (c *Client) push(ctx context.Context, ep Endpoints, authURL string) (string
 		Error      string `json:"error"`
 	}
 	if err := json.Unmarshal(body, &r); err != nil {
-		return "", 0, badResponse(EndpointPushAuthorize, status, "%w", err)
+		return "", "", 0, badResponse(EndpointPushAuthorize, status, "%w", err)
 	}
 	if r.Error != "" {
 		e := errorBody(EndpointPushAuthorize, status, body)
 		e.bad = true
-		return "", 0, e
+		return "", "", 0, e
 	}
 	if r.RequestURI == "" {
-		return "", 0, badResponse(EndpointPushAuthorize, status, "no request_uri")
+		return "", "", 0, badResponse(EndpointPushAuthorize, status, "no request_uri")
 	}
 	q := url.Values{"client_id": {c.cfg.ClientID}, "request_uri": {r.RequestURI}}
 	sep := "?"
 	if strings.Contains(ep.Authorization, "?") {
 		sep = "&"
 	}
-	return ep.Authorization + sep + q.Encode(), time.Duration(max(r.ExpiresIn, 0)) * time.Second, nil
+	return ep.Authorization + sep + q.Encode(), r.RequestURI, time.Duration(max(r.ExpiresIn, 0)) * time.Second, nil
 }
 
 // tokenError converts an error of x/oauth2's token retrieval.

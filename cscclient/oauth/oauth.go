@@ -76,6 +76,11 @@ type Config struct {
 	// base URL, as for a basic session. NewForService fills it; empty:
 	// Issuer.
 	Service string
+	// ServiceToken, when set, returns the user's service access token:
+	// with it, a pushed credential authorization that nobody waits for any
+	// more (the context ended) is reported abandoned to the server
+	// (Endpoints.Abandon), so the consent page says so.
+	ServiceToken func(ctx context.Context) (string, error)
 	// Logger: nothing is logged when nil. Tokens and codes are never
 	// logged; the authorization URL is (Info), since the user may need it.
 	Logger *slog.Logger
@@ -90,6 +95,10 @@ type Endpoints struct {
 	Token               string
 	PushedAuthorization string // empty: no PAR
 	Revocation          string // empty: no revocation
+	// Abandon is where a client that stops waiting for a pushed
+	// credential authorization says so (rssp's csctoken_abandon_endpoint);
+	// empty: the server has none.
+	Abandon string
 	// IssParameter: the server sends iss in every authorization response
 	// (authorization_response_iss_parameter_supported), so a response
 	// without it is refused.
@@ -228,6 +237,7 @@ type metadata struct {
 	RequirePAR            bool     `json:"require_pushed_authorization_requests"`
 	IssParameterSupported bool     `json:"authorization_response_iss_parameter_supported"`
 	CodeChallengeMethods  []string `json:"code_challenge_methods_supported"`
+	AbandonEndpoint       string   `json:"csctoken_abandon_endpoint"`
 }
 
 // wellKnownURLs are where the metadata of issuer may be: RFC 8414 §3.1
@@ -271,8 +281,9 @@ func (c *Client) discover(ctx context.Context) (Endpoints, error) {
 			Issuer: md.Issuer, Authorization: md.AuthorizationEndpoint, Token: md.TokenEndpoint,
 			PushedAuthorization: md.PAREndpoint, Revocation: md.RevocationEndpoint,
 			IssParameter: md.IssParameterSupported, RequirePAR: md.RequirePAR, Discovered: true,
+			Abandon: md.AbandonEndpoint,
 		}
-		for _, e := range []string{ep.Authorization, ep.Token, ep.PushedAuthorization, ep.Revocation} {
+		for _, e := range []string{ep.Authorization, ep.Token, ep.PushedAuthorization, ep.Revocation, ep.Abandon} {
 			if e == "" {
 				continue
 			}

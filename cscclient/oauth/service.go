@@ -28,7 +28,7 @@ func serviceToken(t *oauth2.Token) *cscclient.Token {
 // the browser: the service's login page, then its consent page. It is the
 // Login hook of a cscclient.Session (see NewSession).
 func (c *Client) Login(ctx context.Context) (*cscclient.Token, error) {
-	tok, err := c.authorize(ctx, "service login", url.Values{"scope": {"service"}}, bearer)
+	tok, err := c.authorize(ctx, "service login", false, url.Values{"scope": {"service"}}, bearer)
 	if err != nil {
 		return nil, err
 	}

@@ -91,6 +91,16 @@ func (s *Service) oauthClient(ctx context.Context) (*oauth.Client, error) {
 		Opener:   s.opener,
 		Timeout:  s.oauthTimeout,
 		Logger:   s.log,
+		// A credential authorization nobody waits for any more (C_Finalize,
+		// C_CloseSession, the interactive timeout) is reported abandoned
+		// with the service token, so the consent page says so.
+		ServiceToken: func(ctx context.Context) (string, error) {
+			tok, err := s.sess.Token(ctx)
+			if err != nil {
+				return "", err
+			}
+			return tok.AccessToken, nil
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("OAuth2 client: %w", err)

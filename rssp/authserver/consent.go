@@ -85,12 +85,24 @@ func (o *Server) Approve(ctx context.Context, userID, handle string, factors []c
 			return "", a, err
 		}
 	}
-	if _, err := o.st.TakeOAuthRequest(ctx, secret.TokenHash(handle), o.now()); err != nil {
+	row, err := o.st.TakeOAuthRequest(ctx, secret.TokenHash(handle), o.now())
+	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return "", a, badRequest("This authorization request was already answered")
 		}
 		if errors.Is(err, store.ErrExpired) {
 			return "", a, errPendingGone()
+		}
+		return "", a, err
+	}
+	if p, err := decodePending(row); err != nil || p.Abandoned {
+		// Abandoned since the check above: put it back for the pages.
+		if err == nil {
+			row.CreatedAt = o.now()
+			err = errAbandoned()
+			if cerr := o.st.CreateOAuthRequest(ctx, row); cerr != nil {
+				err = fmt.Errorf("%w (and keeping the abandoned request failed: %w)", err, cerr)
+			}
 		}
 		return "", a, err
 	}

@@ -2,6 +2,8 @@ package authserver
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,6 +53,19 @@ type Authorization struct {
 type oauthPending struct {
 	Request     AuthRequest
 	RedirectURI string
+	// Abandoned: the client that asked gave up waiting (Abandon); the
+	// row stays until it expires so the pages can say so.
+	Abandoned bool `json:",omitempty"`
+}
+
+// pendingHandle is the handle of the pending authorization that the pushed
+// request named by pushed becomes at oauth2/authorize: derived from it, so
+// that the client that pushed the request can still name it (Abandon).
+// Knowing it gives nothing the request_uri does not: the pages need the
+// user's session.
+func pendingHandle(pushed string) string {
+	h := sha256.Sum256([]byte("csctoken pending authorization\x00" + pushed))
+	return base64.RawURLEncoding.EncodeToString(h[:])
 }
 
 var challengeRE = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
@@ -167,17 +182,21 @@ func (o *Server) PushAuthorization(ctx context.Context, client store.OAuthClient
 	if err := o.checkRequest(&r); err != nil {
 		return "", 0, err
 	}
-	handle, err := o.savePending(ctx, client.ID, true, oauthPending{Request: r, RedirectURI: redirect}, o.opt.RequestURITTL)
+	handle, err := o.savePending(ctx, "", client.ID, true, oauthPending{Request: r, RedirectURI: redirect}, o.opt.RequestURITTL)
 	if err != nil {
 		return "", 0, err
 	}
 	return service.RequestURIPrefix + handle, o.opt.RequestURITTL, nil
 }
 
-func (o *Server) savePending(ctx context.Context, clientID string, pushed bool, p oauthPending, ttl time.Duration) (string, error) {
-	handle, err := secret.NewToken()
-	if err != nil {
-		return "", err
+// savePending stores a request under handle (a new one when empty) and
+// returns the handle.
+func (o *Server) savePending(ctx context.Context, handle, clientID string, pushed bool, p oauthPending, ttl time.Duration) (string, error) {
+	if handle == "" {
+		var err error
+		if handle, err = secret.NewToken(); err != nil {
+			return "", err
+		}
 	}
 	params, err := json.Marshal(p)
 	if err != nil {
@@ -219,7 +238,7 @@ func (o *Server) StartAuthorization(ctx context.Context, r AuthRequest, requestU
 			return a, err
 		}
 	}
-	a.Handle, err = o.savePending(ctx, a.Client.ID, false, oauthPending{Request: a.Request, RedirectURI: a.RedirectURI}, o.opt.PendingTTL)
+	a.Handle, err = o.savePending(ctx, a.Handle, a.Client.ID, false, oauthPending{Request: a.Request, RedirectURI: a.RedirectURI}, o.opt.PendingTTL)
 	if err != nil {
 		return Authorization{}, err
 	}
@@ -239,6 +258,9 @@ func (o *Server) takePushed(ctx context.Context, clientID, requestURI string) (A
 	hash := secret.TokenHash(handle)
 	row, err := o.st.OAuthRequest(ctx, hash)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !row.Pushed) {
+		if o.abandoned(ctx, pendingHandle(handle)) {
+			return Authorization{}, errAbandoned()
+		}
 		return Authorization{}, fail(ErrInvalidRequestURI, "request_uri is unknown or was already used")
 	}
 	if err != nil {
@@ -263,7 +285,7 @@ func (o *Server) takePushed(ctx context.Context, clientID, requestURI string) (A
 	if err != nil {
 		return Authorization{}, err
 	}
-	a := Authorization{Request: p.Request, Client: c, RedirectURI: p.RedirectURI}
+	a := Authorization{Handle: pendingHandle(handle), Request: p.Request, Client: c, RedirectURI: p.RedirectURI}
 	if expired {
 		return a, fail(ErrInvalidRequestURI, "request_uri has expired: push the request again")
 	}
@@ -291,6 +313,9 @@ func (o *Server) Authorization(ctx context.Context, handle string) (Authorizatio
 	p, err := decodePending(row)
 	if err != nil {
 		return Authorization{}, err
+	}
+	if p.Abandoned {
+		return Authorization{}, errAbandoned()
 	}
 	c, err := o.st.OAuthClient(ctx, row.ClientID)
 	if err != nil {

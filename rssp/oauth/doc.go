@@ -8,6 +8,16 @@
 //	GET  /.well-known/oauth-authorization-server   metadata (RFC 8414)
 //	GET|POST /oauth2/login          the login page (username, password)
 //	GET|POST /oauth2/consent        the consent page (and the credential's PIN / OTP)
+//	GET  /oauth2/status             what the login and consent pages poll: pending, abandoned or gone
+//	POST /oauth2/abandon            not OAuth2: the program that pushed a credential request stops
+//	                                waiting (Bearer: the owner's service token; request_uri), 204
+//
+// A pushed credential request that its program abandoned (the host quit
+// while the user was on the consent page) is kept until it expires: the
+// pages, opened or polling, say "This request was abandoned by the program
+// that asked for it; you can close this page." (410), and approving it
+// gives no code. The metadata names the endpoint as
+// csctoken_abandon_endpoint.
 //
 // Scopes are "service" and "credential". A credential request names the
 // credential, the number of signatures and, optionally (required for SCAL 2),

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/csctoken/csctoken/csc"
 	"github.com/csctoken/csctoken/rssp/authserver"
 	"github.com/csctoken/csctoken/rssp/service"
 	"github.com/csctoken/csctoken/rssp/store"
@@ -256,5 +257,66 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
 		"authorization_details_types_supported":          []string{RARTypeCredential, RARTypeCredentialV2},
 		"authorization_response_iss_parameter_supported": true,
 		"require_pushed_authorization_requests":          false,
+		// Not in RFC 8414: where a client that pushed a request and
+		// stopped waiting for the user says so (POST request_uri, with
+		// the user's service token as Bearer).
+		"csctoken_abandon_endpoint": iss + "/oauth2/abandon",
 	})
+}
+
+// abandon is POST oauth2/abandon: the program that pushed a credential
+// authorization stopped waiting for the user (it quit, or its signature was
+// cancelled). It calls with the service token of the credential's owner as
+// Bearer and the request_uri; the consent page then says the request was
+// abandoned, and it can no longer be approved. 204 on success.
+func (s *Server) abandon(w http.ResponseWriter, r *http.Request) {
+	scheme, bearer, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || bearer == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="oauth2"`)
+		writeJSON(w, http.StatusUnauthorized, csc.Error{Code: csc.ErrInvalidRequest, Description: "A service token is required (Authorization: Bearer)"})
+		return
+	}
+	p, err := s.svc.AuthenticateMethod(r.Context(), bearer, "oauth2/abandon")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	form, err := s.readForm(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	uri, err := single(form, "request_uri")
+	if err == nil && uri == "" {
+		err = invalid("Missing parameter request_uri")
+	}
+	if err == nil {
+		err = s.oauth.Abandon(r.Context(), p.UserID, uri)
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// status is GET oauth2/status?request=HANDLE, which the login and consent
+// pages poll: {"state": "pending" | "abandoned" | "gone"}, with the
+// message to show when abandoned.
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	state, err := s.oauth.State(r.Context(), r.URL.Query().Get("request"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := struct {
+		State   string `json:"state"`
+		Message string `json:"message,omitempty"`
+	}{State: state}
+	if state == "abandoned" {
+		out.Message = authserver.AbandonedMessage
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, out)
 }

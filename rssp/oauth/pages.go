@@ -17,19 +17,26 @@ import (
 	"github.com/csctoken/csctoken/rssp/service"
 )
 
-//go:embed templates/*.html templates/style.css
+//go:embed templates/*.html templates/style.css templates/poll.js
 var templateFS embed.FS
 
 var (
 	pages = template.Must(template.ParseFS(templateFS, "templates/*.html"))
 	css   = mustRead("templates/style.css")
-	// pageCSP allows the pages' own inline style and nothing else.
-	pageCSP = func() string {
-		h := sha256.Sum256([]byte(css))
-		return "default-src 'none'; style-src 'sha256-" + base64.StdEncoding.EncodeToString(h[:]) +
-			"'; base-uri 'none'; frame-ancestors 'none'"
-	}()
+	// poll is the login and consent pages' script: it asks oauth2/status
+	// every few seconds and says so when the program that asked for the
+	// request abandoned it.
+	poll = mustRead("templates/poll.js")
+	// pageCSP allows the pages' own inline style and script, fetching
+	// from the service (the poll), and nothing else.
+	pageCSP = "default-src 'none'; style-src '" + sha256Source(css) + "'; script-src '" + sha256Source(poll) +
+		"'; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
+
+func sha256Source(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return "sha256-" + base64.StdEncoding.EncodeToString(h[:])
+}
 
 func mustRead(name string) string {
 	b, err := templateFS.ReadFile(name)
@@ -43,6 +50,7 @@ func mustRead(name string) string {
 type pageData struct {
 	Title, Service string
 	CSS            template.CSS
+	Script         template.JS // the status poll, on pages with a Handle
 	Error, Code    string
 	Handle, CSRF   string
 	Client         string
@@ -67,6 +75,9 @@ type docView struct {
 // render writes a page with the headers every page gets.
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, d pageData) {
 	d.Service, d.CSS = s.opt.ServiceName, template.CSS(css)
+	if d.Handle != "" {
+		d.Script = template.JS(poll)
+	}
 	var buf bytes.Buffer
 	if err := pages.ExecuteTemplate(&buf, name, d); err != nil {
 		s.log.Error("oauth: render page", "page", name, "err", err)
@@ -89,6 +100,10 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, err error) {
 	status, code, desc := s.classify(r, err)
 	setRetryAfter(w, status, err)
+	if errors.Is(err, authserver.ErrAbandoned) {
+		s.render(w, r, status, "abandoned.html", pageData{Title: "Request abandoned", Error: desc})
+		return
+	}
 	s.render(w, r, status, "error.html", pageData{Title: "Cannot continue", Error: desc, Code: code})
 }
 

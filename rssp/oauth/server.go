@@ -37,6 +37,7 @@ type Options struct {
 // Server is the authorization server's HTTP handler.
 type Server struct {
 	oauth  *authserver.Server
+	svc    *service.Service
 	opt    Options
 	log    *slog.Logger
 	issuer atomic.Pointer[string]
@@ -57,7 +58,7 @@ func New(svc *service.Service, opt Options, log *slog.Logger) (*Server, error) {
 		opt.ServiceName = "Remote signing service"
 	}
 	opt.Lifetimes = o.Options()
-	s := &Server{oauth: o, opt: opt, log: log}
+	s := &Server{oauth: o, svc: svc, opt: opt, log: log}
 	if err := s.SetIssuer(opt.Issuer); err != nil {
 		return nil, err
 	}
@@ -70,6 +71,8 @@ func New(svc *service.Service, opt Options, log *slog.Logger) (*Server, error) {
 	m.HandleFunc("POST /oauth2/login", s.loginSubmit)
 	m.HandleFunc("GET /oauth2/consent", s.consentPage)
 	m.HandleFunc("POST /oauth2/consent", s.consentSubmit)
+	m.HandleFunc("GET /oauth2/status", s.status)
+	m.HandleFunc("POST /oauth2/abandon", s.abandon)
 	m.HandleFunc("GET /.well-known/oauth-authorization-server", s.metadata)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, invalid("No such endpoint: %s %s", r.Method, r.URL.Path))
@@ -132,6 +135,7 @@ func (s *Server) classify(r *http.Request, err error) (status int, code, desc st
 		{authserver.ErrInvalidScope, http.StatusBadRequest, csc.ErrInvalidScope},
 		{authserver.ErrInvalidRequestURI, http.StatusBadRequest, "invalid_request_uri"},
 		{authserver.ErrInvalidAuthorizationDetails, http.StatusBadRequest, "invalid_authorization_details"},
+		{authserver.ErrAbandoned, http.StatusGone, csc.ErrAccessDenied},
 		{service.ErrAccessDenied, http.StatusForbidden, csc.ErrAccessDenied},
 		{service.ErrAuthentication, http.StatusBadRequest, csc.ErrAccessDenied},
 		{service.ErrInvalidToken, http.StatusBadRequest, csc.ErrInvalidRequest},

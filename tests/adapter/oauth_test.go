@@ -42,14 +42,18 @@ type formUser struct {
 	t  *testing.T
 	hc *http.Client
 
-	mu       sync.Mutex
-	deny     bool
-	idle     bool // the user never comes back
-	pin      string
-	opened   int
-	consents []string // text of each consent page seen
-	errs     []error
-	wg       sync.WaitGroup
+	mu   sync.Mutex
+	deny bool
+	idle bool // the user never comes back
+	// hold, when set, stops the user on the consent page (arrived is
+	// told) until it is closed, then the form is sent.
+	hold, arrived chan struct{}
+	abandoned     int // pages that said the request was abandoned
+	pin           string
+	opened        int
+	consents      []string // text of each consent page seen
+	errs          []error
+	wg            sync.WaitGroup
 }
 
 func newFormUser(t *testing.T, srv *rssptest.Server) *formUser {
@@ -70,6 +74,22 @@ func (u *formUser) setIdle(idle bool) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.idle = idle
+}
+
+// holdAtConsent makes the next flows stop on the consent page until the
+// returned release is called; arrived is closed when one got there.
+func (u *formUser) holdAtConsent() (arrived <-chan struct{}, release func()) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.hold, u.arrived = make(chan struct{}), make(chan struct{})
+	hold := u.hold
+	return u.arrived, func() { close(hold) }
+}
+
+func (u *formUser) abandonedPages() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.abandoned
 }
 
 func (u *formUser) count() int {
@@ -143,6 +163,11 @@ func (u *formUser) flow(raw string, deny bool, p string) error {
 		}
 		var action string
 		switch {
+		case strings.Contains(page, `id="abandoned"`):
+			u.mu.Lock()
+			u.abandoned++
+			u.mu.Unlock()
+			return nil
 		case strings.Contains(page, `id="username"`):
 			action = "login"
 			form.Set("username", user)
@@ -151,7 +176,13 @@ func (u *formUser) flow(raw string, deny bool, p string) error {
 			action = "consent"
 			u.mu.Lock()
 			u.consents = append(u.consents, html.UnescapeString(tagRE.ReplaceAllString(page, " ")))
+			hold, arrived := u.hold, u.arrived
+			u.hold = nil
 			u.mu.Unlock()
+			if hold != nil {
+				close(arrived)
+				<-hold
+			}
 			if deny {
 				form.Set("action", "deny")
 			} else {
@@ -486,19 +517,19 @@ func TestModuleBrowserMode(t *testing.T) {
 	e.user.check()
 
 	// C_Finalize while the consent page waits for the user: C_Sign ends
-	// at once.
-	e.user.setIdle(true)
-	n := e.user.count()
+	// at once, the module tells the service the request was abandoned,
+	// and the page the user still has open says so and signs nothing.
+	arrived, release := e.user.holdAtConsent()
+	before = e.srv.AuditCount(t, "sign", e.ec)
 	done := make(chan error, 1)
 	go func() {
 		_, err := r.sign(ck.Mechanism{Type: ck.CKM_ECDSA}, ecKey, d[:])
 		done <- err
 	}()
-	for deadline := time.Now().Add(10 * time.Second); e.user.count() == n; {
-		if time.Now().After(deadline) {
-			t.Fatal("the consent page was not opened")
-		}
-		time.Sleep(10 * time.Millisecond)
+	select {
+	case <-arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the consent page was not opened")
 	}
 	start := time.Now()
 	r.must(r.m.Finalize())
@@ -510,6 +541,17 @@ func TestModuleBrowserMode(t *testing.T) {
 		t.Logf("C_Sign after C_Finalize (%v): %v", time.Since(start).Round(time.Millisecond), err)
 	case <-time.After(3 * time.Second):
 		t.Fatal("C_Sign still waits for the browser after C_Finalize")
+	}
+	release()
+	e.user.check()
+	if n := e.user.abandonedPages(); n != 1 {
+		t.Errorf("%d consent submits answered \"abandoned\", want 1", n)
+	}
+	if after := e.srv.AuditCount(t, "sign", e.ec); after != before {
+		t.Errorf("sign rows %d → %d after approving an abandoned request", before, after)
+	}
+	if n := e.srv.AuditCount(t, "oauth2 abandon", e.ec); n != 1 {
+		t.Errorf("%d oauth2 abandon audit rows, want 1", n)
 	}
 }
 

@@ -1,0 +1,187 @@
+package oauth_test
+
+import (
+	"encoding/json"
+	"html"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/csctoken/csctoken/csc"
+	"github.com/csctoken/csctoken/rssp/authserver"
+	"github.com/csctoken/csctoken/rssp/service"
+)
+
+// abandonCall posts request_uri to oauth2/abandon with bearer.
+func (e *env) abandonCall(t *testing.T, bearer, requestURI string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, e.issuer+"/oauth2/abandon",
+		strings.NewReader(url.Values{"request_uri": {requestURI}}.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := e.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var ce csc.Error
+	_ = json.Unmarshal(body, &ce)
+	return resp.StatusCode, ce.Code
+}
+
+// status asks oauth2/status about a pending request's handle.
+func (b *browser) status(t *testing.T, issuer, handle string) string {
+	t.Helper()
+	p := b.get(issuer + "/oauth2/status?request=" + url.QueryEscape(handle))
+	var s struct {
+		State   string `json:"state"`
+		Message string `json:"message"`
+	}
+	if p.status != http.StatusOK || json.Unmarshal([]byte(p.body), &s) != nil {
+		t.Fatalf("status: %d %s", p.status, p.body)
+	}
+	if s.State == "abandoned" && s.Message != authserver.AbandonedMessage {
+		t.Errorf("status message %q", s.Message)
+	}
+	return s.State
+}
+
+// TestAbandon: the program that pushed a credential authorization stops
+// waiting (the host quit) and says so with the user's service token; the
+// consent page, open or not yet opened, then says the request was
+// abandoned, and approving it gives no code.
+func TestAbandon(t *testing.T) {
+	e := newEnv(t)
+	alice := e.srv.Login(t, user, password)
+	e.srv.AddUser(t, "bob", password)
+	bob := e.srv.Login(t, "bob", password)
+	h := digest("abandoned")
+	push := func(t *testing.T) string {
+		t.Helper()
+		_, challenge := pkce()
+		r := e.postForm(t, "pushed_authorize", "", url.Values{"client_id": {"desktop"}, "response_type": {"code"},
+			"redirect_uri": {"http://127.0.0.1:4711/callback"}, "state": {"s"}, "code_challenge": {challenge},
+			"code_challenge_method": {"S256"}, "scope": {"credential"}, "credentialID": {e.scal2},
+			"numSignatures": {"1"}, "hashes": {b64url(h)}, "hashAlgorithmOID": {csc.OIDSHA256}})
+		if r.status != http.StatusCreated {
+			t.Fatalf("push: %+v", r)
+		}
+		return r.RequestURI
+	}
+	authURL := func(uri string) string {
+		return e.issuer + "/oauth2/authorize?" + url.Values{"client_id": {"desktop"}, "request_uri": {uri}}.Encode()
+	}
+	wantAbandonedPage := func(t *testing.T, p page) {
+		t.Helper()
+		if p.status != http.StatusGone || !strings.Contains(html.UnescapeString(p.body), authserver.AbandonedMessage) {
+			t.Fatalf("page: status %d, want 410 saying abandoned:\n%s", p.status, p.body)
+		}
+	}
+
+	t.Run("consent page open", func(t *testing.T) {
+		uri := push(t)
+		b := e.browser(t)
+		c, consentURL := b.toConsent(authURL(uri))
+		// The script is the file as it is (its hash is in the CSP).
+		js, err := os.ReadFile("templates/poll.js")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(c.body, "<script>"+string(js)+"</script>") {
+			t.Errorf("the consent page does not poll its status with templates/poll.js:\n%s", c.body)
+		}
+		f := c.form(t)
+		handle := f.Get("request")
+		if got := b.status(t, e.issuer, handle); got != "pending" {
+			t.Fatalf("status %q, want pending", got)
+		}
+		// Refused: no token, a credential token, another user's token,
+		// an unknown request.
+		for _, tc := range []struct {
+			name, bearer, uri string
+			status            int
+		}{
+			{"no token", "", uri, http.StatusUnauthorized},
+			{"bad token", "not-a-token", uri, http.StatusBadRequest},
+			{"other user", bob, uri, http.StatusBadRequest},
+			{"unknown request", alice, service.RequestURIPrefix + "nope", http.StatusBadRequest},
+			{"not a request_uri", alice, "urn:example:x", http.StatusBadRequest},
+		} {
+			if st, code := e.abandonCall(t, tc.bearer, tc.uri); st != tc.status {
+				t.Errorf("%s: %d %s, want %d", tc.name, st, code, tc.status)
+			}
+		}
+		if got := b.status(t, e.issuer, handle); got != "pending" {
+			t.Fatalf("after refused calls: status %q, want pending", got)
+		}
+		if st, code := e.abandonCall(t, alice, uri); st != http.StatusNoContent {
+			t.Fatalf("abandon: %d %s", st, code)
+		}
+		if st, code := e.abandonCall(t, alice, uri); st != http.StatusNoContent {
+			t.Fatalf("abandon twice: %d %s", st, code)
+		}
+		if got := b.status(t, e.issuer, handle); got != "abandoned" {
+			t.Fatalf("status %q, want abandoned", got)
+		}
+		wantAbandonedPage(t, b.get(consentURL))
+		// The page the user still has open: approving gives no code.
+		f.Set("action", "approve")
+		f.Set("pin", pin)
+		p := b.post(consentURL, f)
+		wantAbandonedPage(t, p)
+		if p.location != nil {
+			t.Fatalf("approve of an abandoned request redirected to %v", p.location)
+		}
+		if got := b.status(t, e.issuer, handle); got != "abandoned" {
+			t.Fatalf("after approve: status %q, want abandoned", got)
+		}
+		f.Set("action", "deny")
+		wantAbandonedPage(t, b.post(consentURL, f))
+	})
+
+	t.Run("not opened yet", func(t *testing.T) {
+		uri := push(t)
+		if st, code := e.abandonCall(t, alice, uri); st != http.StatusNoContent {
+			t.Fatalf("abandon: %d %s", st, code)
+		}
+		b := e.browser(t)
+		wantAbandonedPage(t, b.get(authURL(uri)))
+	})
+
+	t.Run("fail already approved", func(t *testing.T) {
+		uri := push(t)
+		b := e.browser(t)
+		q := b.authorize(authURL(uri), "approve", url.Values{"pin": {pin}})
+		if q.Get("code") == "" {
+			t.Fatalf("no code: %v", q)
+		}
+		if st, code := e.abandonCall(t, alice, uri); st != http.StatusBadRequest || code != "invalid_request_uri" {
+			t.Fatalf("abandon after approval: %d %s, want 400 invalid_request_uri", st, code)
+		}
+	})
+
+	t.Run("fail credential token", func(t *testing.T) {
+		verifier, challenge := pkce()
+		b := e.browser(t)
+		q := b.authorize(e.authURL("desktop", desktopRedirect, challenge, url.Values{"scope": {"credential"},
+			"credentialID": {e.scal2}, "numSignatures": {"1"}, "hashes": {b64url(h)}, "hashAlgorithmOID": {csc.OIDSHA256}}),
+			"approve", url.Values{"pin": {pin}})
+		tok := e.exchange(t, q.Get("code"), verifier)
+		if tok.status != http.StatusOK {
+			t.Fatalf("token: %+v", tok)
+		}
+		uri := push(t)
+		if st, code := e.abandonCall(t, tok.Access, uri); st != http.StatusForbidden || code != "access_denied" {
+			t.Fatalf("abandon with a credential token: %d %s, want 403 access_denied", st, code)
+		}
+	})
+}
