@@ -26,7 +26,7 @@ func IsFailure(err error) bool {
 	if err == nil {
 		return false
 	}
-	for _, refusal := range []error{ErrNotFound, ErrExists, ErrExhausted, ErrExpired, ErrRevoked, ErrInUse,
+	for _, refusal := range []error{ErrNotFound, ErrExists, ErrExhausted, ErrExpired, ErrRevoked, ErrInUse, ErrStale,
 		context.Canceled, context.DeadlineExceeded} {
 		if errors.Is(err, refusal) {
 			return false

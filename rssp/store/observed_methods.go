@@ -246,3 +246,33 @@ func (o *observed) Op(ctx context.Context, idHash []byte) (AsyncOp, error) {
 func (o *observed) PurgePending(ctx context.Context, now time.Time) error {
 	return o.check("PurgePending", o.p.PurgePending(ctx, now))
 }
+
+func (o *observed) CreateWebAuthnKey(ctx context.Context, k WebAuthnKey) error {
+	return o.check("CreateWebAuthnKey", o.s.CreateWebAuthnKey(ctx, k))
+}
+
+func (o *observed) WebAuthnKeys(ctx context.Context, userID string) ([]WebAuthnKey, error) {
+	v0, err := o.s.WebAuthnKeys(ctx, userID)
+	return v0, o.check("WebAuthnKeys", err)
+}
+
+func (o *observed) DeleteWebAuthnKey(ctx context.Context, userID string, id []byte) error {
+	return o.check("DeleteWebAuthnKey", o.s.DeleteWebAuthnKey(ctx, userID, id))
+}
+
+func (o *observed) UseWebAuthnKey(ctx context.Context, id []byte, count uint32, at time.Time) error {
+	return o.check("UseWebAuthnKey", o.s.UseWebAuthnKey(ctx, id, count, at))
+}
+
+func (o *observed) SetUserRequireFIDO(ctx context.Context, userID string, require bool) error {
+	return o.check("SetUserRequireFIDO", o.s.SetUserRequireFIDO(ctx, userID, require))
+}
+
+func (o *observed) SetOAuthSessionCeremony(ctx context.Context, sessionHash, ceremony []byte) error {
+	return o.check("SetOAuthSessionCeremony", o.s.SetOAuthSessionCeremony(ctx, sessionHash, ceremony))
+}
+
+func (o *observed) TakeOAuthSessionCeremony(ctx context.Context, sessionHash []byte) ([]byte, error) {
+	v0, err := o.s.TakeOAuthSessionCeremony(ctx, sessionHash)
+	return v0, o.check("TakeOAuthSessionCeremony", err)
+}

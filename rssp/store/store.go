@@ -57,6 +57,9 @@ type User struct {
 	// authorization server, set by the administrator; "" for none. Unique
 	// among users when set.
 	ExternalSubject string
+	// RequireFIDO: the user must present a security key (WebAuthnKey) at
+	// login.
+	RequireFIDO bool
 }
 
 // Credential is a signing key with its certificate and authorization data.
@@ -80,6 +83,9 @@ type Credential struct {
 	PINFailures int  // consecutive failed authorizations
 	Locked      bool // set when PINFailures reaches the limit; cleared by unlock
 	CreatedAt   time.Time
+	// FIDO: a security key of the owner (WebAuthnKey) is a factor of the
+	// credential's authorization, on the consent page.
+	FIDO bool
 	// SignatureQualifier is the credential's signature qualifier
 	// (csc.SignatureQualifiers, e.g. "eu_eidas_qes"); empty: none.
 	SignatureQualifier string
@@ -155,7 +161,7 @@ type Store interface {
 	SetUserDisabled(ctx context.Context, id string, disabled bool) error
 	SetUserPassword(ctx context.Context, id, passwordHash string) error
 	// DeleteUser deletes a user and what only serves them (tokens, OAuth2
-	// sessions and codes, pending authorizations, asynchronous operations);
+	// sessions and codes, security keys, pending authorizations, asynchronous operations);
 	// ErrInUse while credentials or OAuth2 clients refer to the user,
 	// ErrNotFound for an unknown one. Audit rows stay.
 	DeleteUser(ctx context.Context, id string) error
@@ -242,6 +248,9 @@ type Store interface {
 
 	// The OAuth2 authorization server's state (oauth.go).
 	OAuthStore
+
+	// Users' security keys and WebAuthn ceremonies (webauthn.go).
+	WebAuthnStore
 
 	// Ping checks that the database answers a read now (the server's
 	// readiness probe); an error after Close.

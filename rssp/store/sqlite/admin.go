@@ -86,6 +86,7 @@ func (d *DB) DeleteUser(ctx context.Context, id string) error {
 			`DELETE FROM sads WHERE user_id = ?`,
 			`DELETE FROM oauth_codes WHERE user_id = ?`,
 			`DELETE FROM oauth_sessions WHERE user_id = ?`,
+			`DELETE FROM webauthn_keys WHERE user_id = ?`,
 			`DELETE FROM pending_auth WHERE user_id = ?`,
 			`DELETE FROM async_ops WHERE user_id = ?`,
 		} {

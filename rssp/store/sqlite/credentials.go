@@ -11,7 +11,7 @@ import (
 
 const credentialCols = `id, user_id, description, key_type, backend, key_ref, public_key, cert_chain,
 	scal, multisign, auth_mode, pin_hash, otp_type, otp_sealed, disabled, pin_failures, locked, created_at, oob,
-	signature_qualifier`
+	signature_qualifier, fido`
 
 func scanCredential(sc scanner) (store.Credential, error) {
 	var (
@@ -21,7 +21,7 @@ func scanCredential(sc scanner) (store.Credential, error) {
 	)
 	err := sc.Scan(&c.ID, &c.UserID, &c.Description, &c.KeyType, &c.Backend, &c.KeyRef, &c.PublicKey, &chain,
 		&c.SCAL, &c.Multisign, &c.AuthMode, &c.PINHash, &c.OTPType, &c.OTPSealed, &c.Disabled, &c.PINFailures,
-		&c.Locked, &created, &c.OOB, &c.SignatureQualifier)
+		&c.Locked, &created, &c.OOB, &c.SignatureQualifier, &c.FIDO)
 	if err != nil {
 		return store.Credential{}, err
 	}
@@ -48,7 +48,7 @@ func (d *DB) CreateCredential(ctx context.Context, c store.Credential) error {
 	_, err = d.execStmt(ctx, stCredentialInsert,
 		c.ID, c.UserID, c.Description, c.KeyType, c.Backend, blob(c.KeyRef), blob(c.PublicKey), encodeList(c.CertChain),
 		c.SCAL, c.Multisign, c.AuthMode, c.PINHash, c.OTPType, blob(c.OTPSealed), c.Disabled, c.PINFailures, c.Locked,
-		created, c.OOB, c.SignatureQualifier)
+		created, c.OOB, c.SignatureQualifier, c.FIDO)
 	switch {
 	case isTaken(err):
 		return fmt.Errorf("sqlite: create credential %q: %w", c.ID, store.ErrExists)

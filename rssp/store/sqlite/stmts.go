@@ -63,13 +63,13 @@ const (
 )
 
 var stmtSQL = [numStmts]string{
-	stUserInsert:    `INSERT INTO users (` + userCols + `) VALUES (?, ?, ?, ?, ?, ?)`,
+	stUserInsert:    `INSERT INTO users (` + userCols + `) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 	stUserByName:    `SELECT ` + userCols + ` FROM users WHERE name = ?`,
 	stUserByID:      `SELECT ` + userCols + ` FROM users WHERE id = ?`,
 	stUserBySubject: `SELECT ` + userCols + ` FROM users WHERE external_subject = ?`,
 
 	stCredentialInsert: `INSERT INTO credentials (` + credentialCols + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 	stCredential:            `SELECT ` + credentialCols + ` FROM credentials WHERE id = ?`,
 	stCredentialsAll:        `SELECT ` + credentialCols + ` FROM credentials ORDER BY created_at, rowid`,
 	stCredentialsOfUser:     `SELECT ` + credentialCols + ` FROM credentials WHERE user_id = ? ORDER BY created_at, rowid`,

@@ -14,7 +14,7 @@ type scanner interface {
 	Scan(dest ...any) error
 }
 
-const userCols = `id, name, password_hash, disabled, created_at, external_subject`
+const userCols = `id, name, password_hash, disabled, created_at, external_subject, require_fido`
 
 func scanUser(sc scanner) (store.User, error) {
 	var (
@@ -22,7 +22,7 @@ func scanUser(sc scanner) (store.User, error) {
 		created sql.NullInt64
 		sub     sql.NullString
 	)
-	if err := sc.Scan(&u.ID, &u.Name, &u.PasswordHash, &u.Disabled, &created, &sub); err != nil {
+	if err := sc.Scan(&u.ID, &u.Name, &u.PasswordHash, &u.Disabled, &created, &sub, &u.RequireFIDO); err != nil {
 		return store.User{}, err
 	}
 	u.CreatedAt = fromNanos(created)
@@ -39,7 +39,8 @@ func (d *DB) CreateUser(ctx context.Context, u store.User) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: create user %q: created at: %w", u.Name, err)
 	}
-	_, err = d.execStmt(ctx, stUserInsert, u.ID, u.Name, u.PasswordHash, u.Disabled, created, nullString(u.ExternalSubject))
+	_, err = d.execStmt(ctx, stUserInsert, u.ID, u.Name, u.PasswordHash, u.Disabled, created, nullString(u.ExternalSubject),
+		u.RequireFIDO)
 	switch {
 	case isTaken(err):
 		return fmt.Errorf("sqlite: create user %q: %w", u.Name, store.ErrExists)

@@ -48,6 +48,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("purge", func(t *testing.T) { testPurge(t, open) })
 	t.Run("audit", func(t *testing.T) { testAudit(t, open) })
 	t.Run("audit concurrently", func(t *testing.T) { testAuditConcurrently(t, open) })
+	t.Run("webauthn keys", func(t *testing.T) { testWebAuthnKeys(t, open) })
+	t.Run("webauthn counter concurrently", func(t *testing.T) { testWebAuthnCounterConcurrently(t, open) })
+	t.Run("webauthn ceremonies", func(t *testing.T) { testWebAuthnCeremonies(t, open) })
 	t.Run("ping", func(t *testing.T) {
 		s := open(t)
 		if err := s.Ping(t.Context()); err != nil {
@@ -113,7 +116,7 @@ var (
 // store's sentinels": the answer to an invalid argument.
 var errInvalid = errors.New("invalid argument")
 
-var sentinels = []error{store.ErrNotFound, store.ErrExists, store.ErrExhausted, store.ErrExpired, store.ErrRevoked, store.ErrInUse}
+var sentinels = []error{store.ErrNotFound, store.ErrExists, store.ErrExhausted, store.ErrExpired, store.ErrRevoked, store.ErrInUse, store.ErrStale}
 
 // checkErr checks err against want: nil, errInvalid, or a sentinel.
 func checkErr(t *testing.T, what string, err, want error) bool {
@@ -251,8 +254,9 @@ func appendAudit(t *testing.T, s store.Store, e store.AuditEvent) store.AuditEve
 }
 
 var (
-	alice = store.User{ID: "u-alice", Name: "alice", PasswordHash: "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA", CreatedAt: t0}
-	bob   = store.User{ID: "u-bob", Name: "bob", PasswordHash: "$argon2id$bob", Disabled: true} // zero CreatedAt
+	alice = store.User{ID: "u-alice", Name: "alice", PasswordHash: "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA", CreatedAt: t0,
+		RequireFIDO: true}
+	bob = store.User{ID: "u-bob", Name: "bob", PasswordHash: "$argon2id$bob", Disabled: true} // zero CreatedAt
 )
 
 // fullCredential has every field set.
@@ -275,6 +279,7 @@ func fullCredential(id, userID string, created time.Time) store.Credential {
 		CreatedAt:   created,
 
 		SignatureQualifier: "eu_eidas_qes",
+		FIDO:               true,
 	}
 }
 
