@@ -1,4 +1,4 @@
--- Version 5: a user's subject at an external authorization server
+-- Version 4: a user's subject at an external authorization server
 -- (rssp admin user add --external-subject), by which the access tokens
 -- that server issues are mapped to the user. NULL: none; unique when set.
 
