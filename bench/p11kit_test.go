@@ -2,6 +2,8 @@ package bench
 
 import (
 	"bytes"
+	"context"
+	"crypto"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/csctoken/csctoken/rssp/keystore/p11"
 )
 
 // p11kitServer starts `p11-kit server` on the SoftHSM2 token of srv and
@@ -89,10 +93,20 @@ const clockTicks = 100
 // C_Sign; C_Login once). softhsm is the floor: p11bench with
 // libsofthsm2.so loaded in process.
 //
+// backend is the rssp's own backend alone: the same SoftHSM2 keys signed
+// through package rssp/keystore/p11 (what the rssp calls per signature:
+// C_SignInit + C_Sign on a pooled session) from as many goroutines as
+// sessions, in this process; its cpu-µs/op is the backend's own cost.
+//
 // Metrics as in BenchmarkSign (the p11kit runs' cpu-µs/op includes the
-// p11-kit server process and its per-connection child); the csctoken runs add p50/p11kit,
-// p99/p11kit and tput/p11kit against the p11kit run of the same key and
-// session count.
+// p11-kit server process and its per-connection child); the csctoken runs
+// add p50/p11kit, p99/p11kit and tput/p11kit against the p11kit run of the
+// same key and session count, rssp-cpu-µs/op (the CPU of the rssp, this
+// process, per signature: cpu-µs/op less the C host's) and
+// rssp-over-backend-µs/op (that less the backend run's cpu-µs/op: what the
+// rssp adds to its HSM's work). host-cpu-µs/op of the csctoken runs is the
+// module's host CPU per C_Sign (p11bench's own share is that of the
+// softhsm run's host less its HSM work, a few µs).
 func BenchmarkP11Kit(b *testing.B) {
 	need(b, "gcc", "p11-kit-1")
 	client := p11kitClient(b)
@@ -106,6 +120,11 @@ func BenchmarkP11Kit(b *testing.B) {
 	kitEnv, kitCPU := p11kitServer(b, srv)
 	csctEnv := srv.hostEnv(b)
 	hsmEnv := append(baseEnv(), srv.hsm.Env()...)
+	be, err := p11.Open(context.Background(), p11.Config{Module: srv.hsm.ModulePath, TokenLabel: srv.hsm.Label, PIN: srv.hsm.PIN})
+	if err != nil {
+		b.Fatalf("p11 backend: %v", err)
+	}
+	b.Cleanup(func() { _ = be.Close() })
 	b.Logf("load average: %s", loadavg())
 	results := map[string]result{}
 	for _, k := range keyCases() {
@@ -122,14 +141,42 @@ func BenchmarkP11Kit(b *testing.B) {
 						b.ReportMetric(float64(r.p99)/float64(base.p99), "p99/p11kit")
 						b.ReportMetric(r.tput()/base.tput(), "tput/p11kit")
 					}
+					if variant == "csctoken" {
+						rssp := us(r.cpu-r.hostCPU) / float64(r.ops)
+						b.ReportMetric(rssp, "rssp-cpu-µs/op")
+						if be, ok := results[prefix+"backend"]; ok {
+							b.ReportMetric(rssp-us(be.cpu)/float64(be.ops), "rssp-over-backend-µs/op")
+						}
+					}
 				})
 			}
 			run("softhsm", hsmEnv, nil, "--lib", srv.hsm.ModulePath, "--token", srv.hsm.Label)
 			run("p11kit", kitEnv, kitCPU, "--lib", client, "--token", srv.hsm.Label)
+			b.Run(prefix+"backend", func(b *testing.B) {
+				r := runBackend(b, srv, be, ids[k.name], k, n)
+				results[prefix+"backend"] = r
+				r.report(b, nil, nil)
+			})
 			run("csctoken", csctEnv, nil, "--lib", lib, "--token", svcName)
 		}
 	}
 	b.Logf("load average: %s", loadavg())
+}
+
+// runBackend signs b.N times with the credential's key through be from n
+// goroutines (after a warm-up), in this process.
+func runBackend(b *testing.B, srv *server, be *p11.Backend, credID string, k keyCase, n int) result {
+	b.Helper()
+	c, err := srv.app.Service.Store().Credential(context.Background(), credID)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return runGo(b, srv, n, func() (func() error, func()) {
+		return func() error {
+			_, err := be.Sign(context.Background(), c.KeyRef, k.digest, crypto.SHA256)
+			return err
+		}, func() {}
+	})
 }
 
 // sessionCounts are BenchmarkP11Kit's session counts; CSCTOKEN_BENCH_SESSIONS

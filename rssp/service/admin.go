@@ -103,6 +103,7 @@ func (s *Service) DeleteCredential(ctx context.Context, id string) error {
 	if err := s.store.DeleteCredential(ctx, id); err != nil {
 		return err
 	}
+	s.credCache.Delete(id)
 	var keyErr error
 	if b, ok := s.backends[c.Backend]; !ok {
 		keyErr = fmt.Errorf("credential %s deleted, but its key is in the keystore backend %q, which this server does not use: destroy it there", id, c.Backend)

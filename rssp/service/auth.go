@@ -156,7 +156,9 @@ func (s *Service) Authenticate(ctx context.Context, bearer string) (Principal, e
 	if bearer == "" {
 		return Principal{}, fail(ErrInvalidToken, "Missing access token")
 	}
-	t, err := s.store.Token(ctx, secret.TokenHash(bearer))
+	// One read for the token and its user, on every request: revocation
+	// and a disabled account take effect at once (nothing is cached).
+	t, u, err := s.store.TokenUser(ctx, secret.TokenHash(bearer))
 	if errors.Is(err, store.ErrNotFound) || (err == nil && t.Kind != store.AccessToken) {
 		return Principal{}, fail(ErrInvalidToken, "Invalid access token")
 	}
@@ -168,10 +170,6 @@ func (s *Service) Authenticate(ctx context.Context, bearer string) (Principal, e
 	}
 	if !s.now().Before(t.ExpiresAt) {
 		return Principal{}, fail(ErrExpiredToken, "The access token has expired")
-	}
-	u, err := s.store.UserByID(ctx, t.UserID)
-	if err != nil {
-		return Principal{}, fail(ErrInvalidToken, "Invalid access token")
 	}
 	if u.Disabled {
 		return Principal{}, fail(ErrInvalidToken, "The account is disabled")

@@ -220,18 +220,27 @@ func (s *Service) newSAD(ctx context.Context, c store.Credential, userID, hashAl
 	return SAD{Value: v, ExpiresIn: s.opt.SADTTL}, nil
 }
 
-// loadSAD fetches a SAD and checks that it belongs to the credential and
-// caller and, when it is bound to hashes, that hashes are exactly those.
+// loadSAD fetches a SAD and checks it (checkSAD).
 func (s *Service) loadSAD(ctx context.Context, p Principal, credID, value string, hashes [][]byte, hashAlg string) (store.SAD, error) {
 	if value == "" {
 		return store.SAD{}, badRequest("Missing string parameter SAD")
 	}
 	sad, err := s.store.SAD(ctx, secret.TokenHash(value))
 	if errors.Is(err, store.ErrNotFound) {
-		return store.SAD{}, badRequest("Invalid SAD (unknown, used up or revoked)")
+		return s.checkSAD(p, credID, store.SAD{}, false, hashes, hashAlg)
 	}
 	if err != nil {
 		return store.SAD{}, err
+	}
+	return s.checkSAD(p, credID, sad, true, hashes, hashAlg)
+}
+
+// checkSAD checks that a SAD (found: it exists) is not expired, belongs to
+// the credential and caller and, when it is bound to hashes, that hashes
+// are exactly those.
+func (s *Service) checkSAD(p Principal, credID string, sad store.SAD, found bool, hashes [][]byte, hashAlg string) (store.SAD, error) {
+	if !found {
+		return store.SAD{}, badRequest("Invalid SAD (unknown, used up or revoked)")
 	}
 	if !s.now().Before(sad.ExpiresAt) {
 		return store.SAD{}, badRequest("SAD expired")

@@ -7,13 +7,13 @@ package service
 // tokens it issues and the audit log. The service keeps the scopes both
 // speak of, client registration (rssp admin client add) with the redirect
 // URI rules, and the credential token at the API: AuthenticateMethod and
-// signingSAD accept it as its own SAD.
+// sadOf accept it as its own SAD.
 //
 // A credential-scope access token is bound like a SAD: it is issued with a
 // SAD row keyed by the token's own hash, bound to the credential, to the
 // hashes when they were given and to numSignatures, expiring with the token.
 // So the token works unchanged as the SAD parameter of signatures/signHash,
-// and, as the Bearer token without SAD, signingSAD uses it as its own SAD.
+// and, as the Bearer token without SAD, sadOf makes it the SAD.
 
 import (
 	"context"
@@ -293,17 +293,17 @@ func (s *Service) AuthenticateMethod(ctx context.Context, bearer, method string)
 	return p, nil
 }
 
-// signingSAD loads the SAD of a signHash call: the SAD parameter or, for a
-// credential-scope bearer token, the token itself, whose SAD row was issued
-// with it. A credential token signs with its own authorization only.
-func (s *Service) signingSAD(ctx context.Context, p Principal, credID, value string, hashes [][]byte, hashAlg string) (store.SAD, error) {
+// sadOf returns the SAD value of a signHash call: the SAD parameter or,
+// for a credential-scope bearer token, the token itself, whose SAD row was
+// issued with it. A credential token signs with its own authorization only.
+func sadOf(p Principal, value string) (string, error) {
 	if p.Scope == ScopeCredential {
 		if value != "" && subtle.ConstantTimeCompare(secret.TokenHash(value), p.TokenHash) != 1 {
-			return store.SAD{}, fail(ErrAccessDenied, "A credential token signs only with its own authorization: omit SAD or send the token itself")
+			return "", fail(ErrAccessDenied, "A credential token signs only with its own authorization: omit SAD or send the token itself")
 		}
 		value = p.bearer
 	}
-	return s.loadSAD(ctx, p, credID, value, hashes, hashAlg)
+	return value, nil
 }
 
 // --- What the authorization server uses (authserver.CSC) ---------------

@@ -99,6 +99,9 @@ type Service struct {
 
 	credMu      sync.Map // credential ID → *sync.Mutex serialising factor checks
 	parsedCache sync.Map // credential ID → *parsedCred
+	// credCache: credential ID → store.Credential, the part that never
+	// changes after enrolment, without secrets (signingCredential).
+	credCache sync.Map
 
 	totpMu   sync.Mutex
 	totpLast map[string]int64 // credential ID → last accepted TOTP step (replay guard)

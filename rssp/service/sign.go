@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math/big"
 	"strings"
 
 	"github.com/csctoken/csctoken/csc"
 	"github.com/csctoken/csctoken/rssp/keystore"
+	"github.com/csctoken/csctoken/rssp/secret"
 	"github.com/csctoken/csctoken/rssp/store"
 )
 
@@ -63,8 +65,36 @@ type signJob struct {
 }
 
 // prepareSign checks everything a signHash needs without changing state.
+//
+// It reads the database once (store.SigningState): the credential's state
+// (owner, disabled, locked) and the SAD, both checked on every request, so
+// a disabled or locked credential and a used-up or deleted SAD are refused
+// at once, on this node as on any other sharing the database. What never
+// changes after enrolment (key reference, backend, key type, certificate)
+// comes from signingCredential's cache.
 func (s *Service) prepareSign(ctx context.Context, p Principal, r SignRequest) (*signJob, error) {
-	c, err := s.userCredential(ctx, p, r.CredentialID)
+	if r.CredentialID == "" {
+		return nil, badRequest("Missing string parameter credentialID")
+	}
+	if p.Scope == ScopeCredential && r.CredentialID != p.CredentialID {
+		return nil, fail(ErrAccessDenied, "The credential token is bound to another credential")
+	}
+	sadValue, sadErr := sadOf(p, r.SAD)
+	var sadHash []byte
+	if sadErr == nil && sadValue != "" {
+		sadHash = secret.TokenHash(sadValue)
+	}
+	st, err := s.store.SigningState(ctx, r.CredentialID, sadHash)
+	if errors.Is(err, store.ErrNotFound) {
+		s.credCache.Delete(r.CredentialID)
+	}
+	if errors.Is(err, store.ErrNotFound) || (err == nil && st.Credential.UserID != p.UserID) {
+		return nil, badRequest("Invalid parameter credentialID")
+	}
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.signingCredential(ctx, st.Credential)
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +126,13 @@ func (s *Service) prepareSign(ctx context.Context, p Principal, r SignRequest) (
 			return nil, badRequest("hashes[%d] is %d bytes long; a %v hash is %d bytes", i, len(d), h, h.Size())
 		}
 	}
-	sad, err := s.signingSAD(ctx, p, c.ID, r.SAD, r.Hashes, csc.HashOID(h))
+	if sadErr != nil {
+		return nil, sadErr
+	}
+	if sadValue == "" {
+		return nil, badRequest("Missing string parameter SAD")
+	}
+	sad, err := s.checkSAD(p, c.ID, st.SAD, st.HasSAD, r.Hashes, csc.HashOID(h))
 	if err != nil {
 		return nil, err
 	}
@@ -104,6 +140,31 @@ func (s *Service) prepareSign(ctx context.Context, p Principal, r SignRequest) (
 		return nil, badRequest("The SAD allows %d more signatures, %d requested", sad.Remaining, len(r.Hashes))
 	}
 	return &signJob{s: s, p: p, r: r, cred: c, backend: backend, opts: opts, sad: sad}, nil
+}
+
+// signingCredential returns the credential whose state st is: the part
+// that never changes after enrolment from s.credCache (read from the store
+// on the first use, or when the row is not the one cached: another
+// CreatedAt or owner), the state from st. The cache holds no secret (no
+// PIN hash, no sealed OTP seed): the signing path needs none.
+func (s *Service) signingCredential(ctx context.Context, st store.CredentialState) (store.Credential, error) {
+	v, ok := s.credCache.Load(st.ID)
+	c, _ := v.(store.Credential)
+	if !ok || !c.CreatedAt.Equal(st.CreatedAt) || c.UserID != st.UserID {
+		full, err := s.store.Credential(ctx, st.ID)
+		if errors.Is(err, store.ErrNotFound) {
+			return store.Credential{}, badRequest("Invalid parameter credentialID")
+		}
+		if err != nil {
+			return store.Credential{}, err
+		}
+		c = full
+		c.PINHash, c.OTPSealed = "", nil
+		s.credCache.Store(c.ID, c)
+		st.CreatedAt, st.UserID = c.CreatedAt, c.UserID
+	}
+	c.Disabled, c.PINFailures, c.Locked = st.Disabled, st.PINFailures, st.Locked
+	return c, nil
 }
 
 // consume takes the signatures from the SAD and writes the "sign" audit

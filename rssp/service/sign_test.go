@@ -152,3 +152,52 @@ func TestSADConsumption(t *testing.T) {
 		}
 	})
 }
+
+// TestSigningSeesEveryChange: the signing path caches what never changes
+// of a credential, never its state: a change written to the store by
+// anyone (another node, rssp admin in another process: here the store
+// directly, behind the service's back) applies to the very next
+// signature, after signatures that filled the cache.
+func TestSigningSeesEveryChange(t *testing.T) {
+	f := newFixture(t)
+	id, _ := f.credential(t, func(s *service.CredentialSpec) { s.Multisign = 10 })
+	sad := f.mustAuthorize(t, id, 10)
+	x := digest("x")
+	ctx := t.Context()
+	for _, step := range []struct {
+		name   string
+		change func() error
+		want   error // nil: signs
+	}{
+		{"ok fills the cache", func() error { return nil }, nil},
+		{"fail disabled", func() error { return f.Store.SetCredentialDisabled(ctx, id, true) }, service.ErrDisabled},
+		{"ok enabled again", func() error { return f.Store.SetCredentialDisabled(ctx, id, false) }, nil},
+		{"fail locked", func() error { _, _, err := f.Store.RecordPINFailure(ctx, id, 1); return err }, service.ErrLocked},
+		{"ok unlocked", func() error { return f.Store.UnlockCredential(ctx, id) }, nil},
+		{"fail SAD deleted", func() error { return f.Store.DeleteSAD(ctx, sadHash(sad)) }, service.ErrInvalidRequest},
+	} {
+		t.Run(step.name, func(t *testing.T) {
+			if err := step.change(); err != nil {
+				t.Fatal(err)
+			}
+			_, err := f.sign(ctx, f.alice, id, sad, x)
+			if step.want == nil && err != nil {
+				t.Fatalf("sign: %v", err)
+			}
+			if step.want != nil {
+				wantKind(t, err, step.want)
+			}
+		})
+	}
+	t.Run("fail credential deleted", func(t *testing.T) {
+		sad := f.mustAuthorize(t, id, 2)
+		if _, err := f.sign(ctx, f.alice, id, sad, x); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Store.DeleteCredential(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		_, err := f.sign(ctx, f.alice, id, sad, x)
+		wantKind(t, err, service.ErrInvalidRequest)
+	})
+}

@@ -276,3 +276,13 @@ func (o *observed) TakeOAuthSessionCeremony(ctx context.Context, sessionHash []b
 	v0, err := o.s.TakeOAuthSessionCeremony(ctx, sessionHash)
 	return v0, o.check("TakeOAuthSessionCeremony", err)
 }
+
+func (o *observed) TokenUser(ctx context.Context, hash []byte) (Token, User, error) {
+	v0, v1, err := o.s.TokenUser(ctx, hash)
+	return v0, v1, o.check("TokenUser", err)
+}
+
+func (o *observed) SigningState(ctx context.Context, credentialID string, sadHash []byte) (SigningState, error) {
+	v0, err := o.s.SigningState(ctx, credentialID, sadHash)
+	return v0, o.check("SigningState", err)
+}

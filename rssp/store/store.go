@@ -91,6 +91,28 @@ type Credential struct {
 	SignatureQualifier string
 }
 
+// CredentialState is the part of a credential that may change after its
+// creation (Disabled, PINFailures, Locked), with what identifies the row
+// (ID, CreatedAt) and its owner. Everything else of a credential never
+// changes once created, so the signing path caches it (keyed by ID and
+// CreatedAt) and reads only this on every request.
+type CredentialState struct {
+	ID          string
+	UserID      string
+	Disabled    bool
+	PINFailures int
+	Locked      bool
+	CreatedAt   time.Time
+}
+
+// SigningState is what signatures/signHash reads on every call, in one
+// read (SigningState below).
+type SigningState struct {
+	Credential CredentialState
+	SAD        SAD  // meaningful when HasSAD
+	HasSAD     bool // false: no SAD has the hash asked for
+}
+
 // TokenKind says what a bearer token is for.
 type TokenKind string
 
@@ -240,6 +262,19 @@ type Store interface {
 	AppendAudit(ctx context.Context, e AuditEvent) (AuditEvent, error)
 	// AuditEvents returns rows with Seq > after, in order, at most limit (>= 1).
 	AuditEvents(ctx context.Context, after int64, limit int) ([]AuditEvent, error)
+
+	// The hot path's reads, each a single read of the database (one query),
+	// standing for the several point reads they replace. Both return
+	// revoked, expired and disabled rows as they are: the caller decides.
+	//
+	// TokenUser returns the token with that hash and its user (what every
+	// authenticated request checks); ErrNotFound when the token is missing.
+	TokenUser(ctx context.Context, hash []byte) (Token, User, error)
+	// SigningState returns the state of the credential and the SAD with
+	// sadHash (HasSAD false when there is none or sadHash is empty; the SAD
+	// is returned whatever credential it belongs to); ErrNotFound when the
+	// credential is missing.
+	SigningState(ctx context.Context, credentialID string, sadHash []byte) (SigningState, error)
 
 	// Purge deletes tokens and SADs whose ExpiresAt is not after now
 	// (housekeeping). Revoked tokens that have not expired stay, so a reused

@@ -50,6 +50,9 @@ const (
 	stSADState
 	stSADPurge
 
+	stTokenUser
+	stSigningState
+
 	stAuditLast
 	stAuditInsert
 	stAuditEvents
@@ -97,6 +100,13 @@ var stmtSQL = [numStmts]string{
 		RETURNING ` + sadCols,
 	stSADState: `SELECT remaining, expires_at FROM sads WHERE hash = ?`,
 	stSADPurge: `DELETE FROM sads WHERE expires_at <= ?`,
+
+	stTokenUser: `SELECT t.hash, t.kind, t.user_id, t.client_id, t.scope, t.family, t.expires_at, t.revoked, t.created_at,
+			u.id, u.name, u.password_hash, u.disabled, u.created_at
+		FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = ?`,
+	stSigningState: `SELECT c.id, c.user_id, c.disabled, c.pin_failures, c.locked, c.created_at,
+			s.hash, s.credential_id, s.user_id, s.hash_algo, s.hashes, s.remaining, s.expires_at, s.created_at
+		FROM credentials c LEFT JOIN sads s ON s.hash = ? WHERE c.id = ?`,
 
 	stAuditLast:   `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`,
 	stAuditInsert: `INSERT INTO audit (` + auditCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
