@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 
 	"github.com/csctoken/csctoken/rssp/store"
 )
@@ -13,28 +14,49 @@ import (
 // credential and SAD), so a signature costs two reads of the database
 // instead of four.
 
-// TokenUser implements store.Store with a join of the token and its user.
+// TokenUser implements store.Store with a join of the token and its user,
+// scanned by scanToken and scanUser (joined), so it follows their columns.
 func (d *DB) TokenUser(ctx context.Context, hash []byte) (store.Token, store.User, error) {
-	type pair struct {
-		t store.Token
-		u store.User
-	}
-	p, err := get(ctx, d, stTokenUser, func(sc scanner) (pair, error) {
-		var (
-			p                          pair
-			expires, created, ucreated sql.NullInt64
-		)
-		if err := sc.Scan(&p.t.Hash, &p.t.Kind, &p.t.UserID, &p.t.ClientID, &p.t.Scope, &p.t.Family, &expires,
-			&p.t.Revoked, &created, &p.u.ID, &p.u.Name, &p.u.PasswordHash, &p.u.Disabled, &ucreated); err != nil {
-			return pair{}, err
-		}
-		p.t.ExpiresAt, p.t.CreatedAt, p.u.CreatedAt = fromNanos(expires), fromNanos(created), fromNanos(ucreated)
-		return p, nil
+	var u store.User
+	t, err := get(ctx, d, stTokenUser, func(sc scanner) (store.Token, error) {
+		return scanToken(joined{row: sc, next: func(sc scanner) (err error) {
+			u, err = scanUser(sc)
+			return err
+		}})
 	}, hash)
 	if err != nil {
 		return store.Token{}, store.User{}, fmt.Errorf("sqlite: token and user: %w", notFound(err))
 	}
-	return p.t, p.u, nil
+	return t, u, nil
+}
+
+// joined scans one row that holds the columns of two scan functions, one
+// after the other: the first one's Scan runs next, whose Scan reads the
+// row into both lists of destinations; each function then converts its own
+// values.
+type joined struct {
+	row  scanner
+	next func(scanner) error
+}
+
+func (j joined) Scan(dest ...any) error {
+	return j.next(scanFunc(func(more ...any) error { return j.row.Scan(append(dest, more...)...) }))
+}
+
+type scanFunc func(dest ...any) error
+
+func (f scanFunc) Scan(dest ...any) error { return f(dest...) }
+
+// qualified prefixes each column of a column list with a table alias.
+func qualified(alias, cols string) string {
+	var b strings.Builder
+	for i, c := range strings.Split(cols, ",") {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(alias + "." + strings.TrimSpace(c))
+	}
+	return b.String()
 }
 
 // SigningState implements store.Store with the credential's row joined

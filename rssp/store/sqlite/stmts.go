@@ -101,8 +101,7 @@ var stmtSQL = [numStmts]string{
 	stSADState: `SELECT remaining, expires_at FROM sads WHERE hash = ?`,
 	stSADPurge: `DELETE FROM sads WHERE expires_at <= ?`,
 
-	stTokenUser: `SELECT t.hash, t.kind, t.user_id, t.client_id, t.scope, t.family, t.expires_at, t.revoked, t.created_at,
-			u.id, u.name, u.password_hash, u.disabled, u.created_at
+	stTokenUser: `SELECT ` + qualified("t", tokenCols) + `, ` + qualified("u", userCols) + `
 		FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = ?`,
 	stSigningState: `SELECT c.id, c.user_id, c.disabled, c.pin_failures, c.locked, c.created_at,
 			s.hash, s.credential_id, s.user_id, s.hash_algo, s.hashes, s.remaining, s.expires_at, s.created_at
