@@ -44,8 +44,9 @@ type Server struct {
 	Dir    string
 	URL    string // base URL, ending in /csc/v2
 	Client *http.Client
-	CAPool *x509.CertPool // trust root of the TLS certificate
-	Logs   *bytes.Buffer  // everything the server logged
+	CAPool *x509.CertPool     // trust root of the TLS certificate
+	Logs   *bytes.Buffer      // everything the server logged
+	Token  *softhsmtest.Token // the SoftHSM2 token of a PKCS11 server, else nil
 
 	stop     context.CancelFunc
 	done     chan error
@@ -96,8 +97,9 @@ func Start(t testing.TB, o Options) *Server {
 	t.Helper()
 	dir := t.TempDir()
 	init := app.InitOptions{Listen: "127.0.0.1:0", Name: "csctoken test RSSP"}
+	var tok *softhsmtest.Token
 	if o.Backend == PKCS11 {
-		tok := softhsmtest.New(t)
+		tok = softhsmtest.New(t)
 		pinFile := filepath.Join(dir, "hsm-pin")
 		if err := os.WriteFile(pinFile, []byte(tok.PIN+"\n"), 0o600); err != nil {
 			t.Fatal(err)
@@ -145,7 +147,7 @@ func Start(t testing.TB, o Options) *Server {
 	s := &Server{
 		App: a, Dir: setup, URL: "https://" + ln.Addr().String() + "/csc/v2",
 		Client: &http.Client{Transport: tr, Timeout: 30 * time.Second},
-		CAPool: pool, Logs: logs, stop: cancel, done: done,
+		CAPool: pool, Logs: logs, Token: tok, stop: cancel, done: done,
 	}
 	t.Cleanup(func() {
 		if err := s.Stop(); err != nil {

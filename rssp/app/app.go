@@ -116,6 +116,7 @@ func Open(ctx context.Context, c config.Config, log *slog.Logger) (_ *App, err e
 		b, err := p11.Open(ctx, p11.Config{
 			Module: c.Keystore.PKCS11.Module, TokenLabel: c.Keystore.PKCS11.Token,
 			PIN: strings.TrimRight(string(pin), "\r\n"), PoolSize: c.Keystore.PKCS11.PoolSize,
+			Logger: log,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("keystore pkcs11: %w", err)

@@ -17,6 +17,7 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // KeyType names a key algorithm and size, as the admin CLI spells it.
@@ -54,7 +55,25 @@ var (
 	ErrInvalidDigest = errors.New("invalid digest or signing options")
 	// ErrClosed: the backend was closed.
 	ErrClosed = errors.New("keystore closed")
+	// ErrUnavailable: the backend cannot sign now and is trying to get
+	// back (a PKCS#11 token that went away, an HSM that does not answer).
+	// The error may carry a retry hint (see RetryAfter). Callers answer
+	// "try again later" (the server: 503 with Retry-After).
+	ErrUnavailable = errors.New("keystore unavailable")
+	// ErrBusy: every session of the backend stayed in use for longer than
+	// the backend waits for one. Callers answer "try again later".
+	ErrBusy = errors.New("keystore busy")
 )
+
+// RetryAfter returns the retry hint an ErrUnavailable error carries (when
+// the backend next tries to reach its device), and whether there is one.
+func RetryAfter(err error) (time.Duration, bool) {
+	var h interface{ RetryAfter() time.Duration }
+	if errors.As(err, &h) {
+		return h.RetryAfter(), true
+	}
+	return 0, false
+}
 
 // Backend is a place where private keys live.
 type Backend interface {
@@ -92,6 +111,25 @@ type Checker interface {
 	// Check returns nil when signing can proceed; it must be cheap (a
 	// balancer calls it every few seconds) and respect ctx.
 	Check(ctx context.Context) error
+}
+
+// Availability is implemented by backends that know, without asking their
+// device, that they cannot sign now (a PKCS#11 token being re-opened after
+// it went away). Callers ask before they spend anything on a signature
+// (the service: before it consumes a SAD), so that a client told to retry
+// later still has what it needs to retry.
+type Availability interface {
+	// Available returns nil, or an error wrapping ErrUnavailable. It
+	// never waits and never calls the device.
+	Available() error
+}
+
+// Available is b.Available() when b implements Availability, else nil.
+func Available(b Backend) error {
+	if a, ok := b.(Availability); ok {
+		return a.Available()
+	}
+	return nil
 }
 
 // PoolStats describes a backend's pool of sessions, for metrics.

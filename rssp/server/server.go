@@ -22,6 +22,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/csctoken/csctoken/csc"
+	"github.com/csctoken/csctoken/rssp/keystore"
 	"github.com/csctoken/csctoken/rssp/service"
 	"github.com/csctoken/csctoken/rssp/store"
 )
@@ -447,6 +448,14 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		status, code = http.StatusTooManyRequests, csc.ErrTemporarilyUnavailable
 	case errors.Is(err, service.ErrUnavailable):
 		status, code = http.StatusServiceUnavailable, csc.ErrTemporarilyUnavailable
+	case errors.Is(err, keystore.ErrUnavailable):
+		status, code, desc = http.StatusServiceUnavailable, csc.ErrTemporarilyUnavailable,
+			"The signing key store (HSM) is unavailable; the service is reconnecting to it, try again later"
+		s.log.Warn("keystore unavailable", "path", r.URL.Path, "err", err)
+	case errors.Is(err, keystore.ErrBusy):
+		status, code, desc = http.StatusServiceUnavailable, csc.ErrTemporarilyUnavailable,
+			"The signing key store (HSM) is busy; try again"
+		s.log.Warn("keystore busy", "path", r.URL.Path, "err", err)
 	case errors.Is(err, store.ErrFull):
 		status, code, desc = http.StatusServiceUnavailable, csc.ErrTemporarilyUnavailable, "The service is out of storage; try again later"
 		s.log.Error("storage full", "path", r.URL.Path, "err", err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/csctoken/csctoken/rssp/keystore"
 	"github.com/csctoken/csctoken/rssp/store"
 )
 
@@ -57,7 +58,8 @@ func (p *Problem) Unwrap() []error {
 
 // RetryAfter is how long a client should wait before retrying after err
 // (a 429 or 503 answer): the Problem's RetryAfter, 30 s for a full disk,
-// else 1 s. The HTTP layers send it as Retry-After.
+// the key store's hint when it is unavailable (its next attempt to reach
+// the HSM), else 1 s. The HTTP layers send it as Retry-After.
 func RetryAfter(err error) time.Duration {
 	var p *Problem
 	switch {
@@ -65,6 +67,9 @@ func RetryAfter(err error) time.Duration {
 		return p.RetryAfter
 	case errors.Is(err, store.ErrFull):
 		return 30 * time.Second
+	}
+	if d, ok := keystore.RetryAfter(err); ok && d > 0 {
+		return d
 	}
 	return time.Second
 }

@@ -117,6 +117,11 @@ func (s *Service) prepareSign(ctx context.Context, p Principal, r SignRequest) (
 	if err != nil {
 		return nil, err
 	}
+	// A key store known to be down (its HSM being reconnected) fails the
+	// request before the SAD is consumed, so the client can retry with it.
+	if err := keystore.Available(backend); err != nil {
+		return nil, err
+	}
 	h, opts, err := signParams(pub, r.SignAlgo, r.HashAlgorithm, r.SignAlgoParams)
 	if err != nil {
 		return nil, err

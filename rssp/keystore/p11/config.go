@@ -2,8 +2,11 @@ package p11
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/csctoken/csctoken/rssp/keystore"
 )
 
 // Config selects a token and sizes the session pool.
@@ -29,18 +32,34 @@ type Config struct {
 	// Logger receives open, close and session-recovery events. Nil means
 	// no logging. PINs are never logged.
 	Logger *slog.Logger
+	// ReopenMinWait and ReopenMaxWait bound the wait between two attempts
+	// to re-open a token that went away: the first attempt comes
+	// ReopenMinWait after the loss, then the wait doubles up to
+	// ReopenMaxWait. Zero means DefaultReopenMinWait, DefaultReopenMaxWait.
+	// Negative is an error.
+	ReopenMinWait, ReopenMaxWait time.Duration
+	// CheckTTL is how long a result of Check is reused, so that frequent
+	// readiness probes do not load the token. Zero means DefaultCheckTTL;
+	// negative is an error.
+	CheckTTL time.Duration
 }
 
-// DefaultPoolWait is the session wait when Config.PoolWait is zero.
-const DefaultPoolWait = 30 * time.Second
+// Defaults of the Config durations left at zero.
+const (
+	DefaultPoolWait      = 30 * time.Second
+	DefaultReopenMinWait = 250 * time.Millisecond
+	DefaultReopenMaxWait = 8 * time.Second
+	DefaultCheckTTL      = time.Second
+)
 
 // Errors specific to this backend (wrapped with %w). Errors from the
 // library stay reachable with errors.As(err, new(pkcs11.Error)).
 var (
 	// ErrTokenNotFound: no initialised token carries Config.TokenLabel.
 	ErrTokenNotFound = errors.New("p11: token not found")
-	// ErrPoolExhausted: no session became free within Config.PoolWait.
-	ErrPoolExhausted = errors.New("p11: no free PKCS#11 session")
+	// ErrPoolExhausted: no session became free within Config.PoolWait. It
+	// wraps keystore.ErrBusy.
+	ErrPoolExhausted = fmt.Errorf("p11: no free PKCS#11 session: %w", keystore.ErrBusy)
 	// ErrNoCgo: the binary was built without cgo, so PKCS#11 is unavailable.
 	ErrNoCgo = errors.New("p11: built without cgo; the PKCS#11 backend is unavailable (rebuild with CGO_ENABLED=1)")
 )
@@ -61,6 +80,9 @@ func (c Config) validate() error {
 	}
 	if c.PoolWait < 0 {
 		errs = append(errs, errors.New("PoolWait must not be negative"))
+	}
+	if c.ReopenMinWait < 0 || c.ReopenMaxWait < 0 || c.CheckTTL < 0 {
+		errs = append(errs, errors.New("ReopenMinWait, ReopenMaxWait and CheckTTL must not be negative"))
 	}
 	return errors.Join(errs...)
 }

@@ -7,6 +7,7 @@ package p11
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/csctoken/csctoken/rssp/keystore"
 	"github.com/miekg/pkcs11"
@@ -68,12 +69,59 @@ func isStaleHandle(err error) bool {
 		errors.Is(err, pkcs11.Error(pkcs11.CKR_KEY_HANDLE_INVALID))
 }
 
-func isDeadSession(err error) bool {
-	for _, rv := range []pkcs11.Error{pkcs11.CKR_SESSION_HANDLE_INVALID, pkcs11.CKR_SESSION_CLOSED,
-		pkcs11.CKR_DEVICE_REMOVED, pkcs11.CKR_TOKEN_NOT_PRESENT} {
+// lostErrors are the return values that say the token (or the library's
+// view of it) is gone: every session and object handle is then suspect,
+// and the token is re-opened.
+var lostErrors = []pkcs11.Error{
+	pkcs11.CKR_TOKEN_NOT_PRESENT, pkcs11.CKR_TOKEN_NOT_RECOGNIZED,
+	pkcs11.CKR_DEVICE_REMOVED, pkcs11.CKR_DEVICE_ERROR,
+	pkcs11.CKR_SESSION_HANDLE_INVALID, pkcs11.CKR_SESSION_CLOSED,
+	pkcs11.CKR_CRYPTOKI_NOT_INITIALIZED,
+}
+
+// errTokenGone marks a loss this package concluded itself (the token no
+// longer describes itself, a key vanished with it, the library was
+// re-initialised by another Backend).
+var errTokenGone = errors.New("token gone")
+
+// isTokenLost tells whether err says the token is gone.
+func isTokenLost(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, errTokenGone) {
+		return true
+	}
+	for _, rv := range lostErrors {
 		if errors.Is(err, rv) {
 			return true
 		}
 	}
 	return false
 }
+
+// unavailableError is what operations return while the token is away: it
+// wraps keystore.ErrUnavailable and the cause (a pkcs11.Error stays
+// reachable with errors.As), and tells when the next re-open attempt is.
+type unavailableError struct {
+	token string
+	cause error
+	retry time.Duration
+}
+
+func (e *unavailableError) Error() string {
+	if e.cause == nil {
+		return fmt.Sprintf("p11: token %q unavailable, re-opening it", e.token)
+	}
+	return fmt.Sprintf("p11: token %q unavailable, re-opening it: %v", e.token, e.cause)
+}
+
+func (e *unavailableError) Unwrap() []error {
+	if e.cause == nil {
+		return []error{keystore.ErrUnavailable}
+	}
+	return []error{keystore.ErrUnavailable, e.cause}
+}
+
+// RetryAfter is the wait until the next re-open attempt, at least a second.
+func (e *unavailableError) RetryAfter() time.Duration { return max(e.retry, time.Second) }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/miekg/pkcs11"
 )
@@ -52,12 +53,22 @@ var loadModule = func(path string) (ctxAPI, error) {
 
 // module is one loaded PKCS#11 library, shared by every Backend of the
 // process that names the same file.
+//
+// Every PKCS#11 call on the library's sessions is made with use held for
+// reading; re-initialising the library (C_Finalize, C_Initialize: the only
+// way to make SoftHSM2 read its token store again) holds it for writing,
+// so no operation of any Backend is in flight on the sessions it
+// invalidates. gen counts the re-initialisations: a Backend whose sessions
+// are of an older generation knows they are gone.
 type module struct {
-	key      string
-	ctx      ctxAPI
-	refs     int          // Backends using it; guarded by modules.mu
-	ownsInit bool         // we called C_Initialize, so we call C_Finalize
-	logins   map[uint]int // slot → Backends logged in; guarded by modules.mu
+	key         string
+	ctx         ctxAPI
+	refs        int          // Backends using it; guarded by modules.mu
+	ownsInit    bool         // we called C_Initialize, so we call C_Finalize
+	logins      map[uint]int // slot → Backends logged in; guarded by modules.mu
+	use         sync.RWMutex
+	gen         atomic.Uint64 // written with use held for writing
+	initialized atomic.Bool   // false after a failed re-initialisation; written with use held for writing
 }
 
 var modules = struct {
@@ -91,6 +102,7 @@ func acquireModule(path string) (*module, error) {
 		return nil, err
 	}
 	m := &module{key: key, ctx: c, refs: 1, ownsInit: true, logins: make(map[uint]int)}
+	m.initialized.Store(true)
 	if err := c.Initialize(); err != nil {
 		if !errors.Is(err, pkcs11.Error(pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED)) {
 			c.Destroy()
@@ -112,7 +124,7 @@ func (m *module) release() error {
 	}
 	delete(modules.m, m.key)
 	var err error
-	if m.ownsInit {
+	if m.ownsInit && m.initialized.Load() {
 		if ferr := m.ctx.Finalize(); ferr != nil {
 			err = fmt.Errorf("p11: C_Finalize: %w", ferr)
 		}
@@ -152,4 +164,43 @@ func (m *module) logout(slot uint, sh pkcs11.SessionHandle) error {
 		return fmt.Errorf("p11: C_Logout: %w", err)
 	}
 	return nil
+}
+
+// reinitLocked finalizes the library and initialises it again, so that it
+// finds its tokens and objects anew; after a failed C_Initialize it only
+// tries C_Initialize again. Every session and login of the library is then
+// gone, for every Backend using it. The caller holds m.use for writing, and
+// the library must be ours to finalize (m.ownsInit).
+func (m *module) reinitLocked() error {
+	if m.initialized.Load() {
+		// An error here changes nothing: the library's state goes anyway.
+		_ = m.ctx.Finalize()
+		m.initialized.Store(false)
+		m.gen.Add(1)
+		m.forgetLogins()
+	}
+	if err := m.ctx.Initialize(); err != nil && !errors.Is(err, pkcs11.Error(pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED)) {
+		return fmt.Errorf("p11: C_Initialize: %w", err)
+	}
+	m.initialized.Store(true)
+	return nil
+}
+
+// forgetLogins clears the login counts (the library forgot every login).
+func (m *module) forgetLogins() {
+	modules.mu.Lock()
+	defer modules.mu.Unlock()
+	clear(m.logins)
+}
+
+// dropLogin undoes one login in the counts without calling C_Logout, for a
+// Backend that gives up its sessions on a token that went away.
+func (m *module) dropLogin(slot uint) {
+	modules.mu.Lock()
+	defer modules.mu.Unlock()
+	if m.logins[slot] > 1 {
+		m.logins[slot]--
+	} else {
+		delete(m.logins, slot)
+	}
 }

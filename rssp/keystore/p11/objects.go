@@ -23,6 +23,16 @@ func (b *Backend) findKey(c ctxAPI, sh pkcs11.SessionHandle, ref []byte) (keyObj
 	if k, ok := b.handles.Get(string(ref)); ok {
 		return k, nil
 	}
+	k, err := findKeyObject(c, sh, ref)
+	if err != nil {
+		return keyObject{}, err
+	}
+	b.handles.Add(string(ref), k)
+	return k, nil
+}
+
+// findKeyObject looks the private key with CKA_ID ref up in the token.
+func findKeyObject(c ctxAPI, sh pkcs11.SessionHandle, ref []byte) (keyObject, error) {
 	objs, err := findObjects(c, sh, []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY),
 		pkcs11.NewAttribute(pkcs11.CKA_ID, ref),
@@ -53,7 +63,6 @@ func (b *Backend) findKey(c ctxAPI, sh pkcs11.SessionHandle, ref []byte) (keyObj
 		}
 		k.bits = new(big.Int).SetBytes(attrs[0].Value).BitLen()
 	}
-	b.handles.Add(string(ref), k)
 	return k, nil
 }
 

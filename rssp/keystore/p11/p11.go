@@ -27,12 +27,18 @@ const handleCacheSize = 4096
 
 // Backend is a PKCS#11 token used as a keystore. Create it with Open.
 type Backend struct {
-	mod  *module
-	slot uint
-	pin  string
-	wait time.Duration
-	size int
-	log  *slog.Logger
+	mod   *module
+	label string
+	pin   string
+	wait  time.Duration
+	size  int
+	log   *slog.Logger
+	// slot, gen (the module generation the sessions were opened in) and
+	// loggedIn (counted in mod.logins) change only in reopen, with opMu
+	// held for writing.
+	slot     uint
+	gen      uint64
+	loggedIn bool
 
 	pool    chan pkcs11.SessionHandle // idle sessions
 	live    atomic.Int64              // sessions owned (idle or borrowed)
@@ -40,11 +46,32 @@ type Backend struct {
 	fails   atomic.Uint64             // borrows that gave up waiting
 	handles *lru.Cache[string, keyObject]
 
-	opMu      sync.RWMutex // read-held by each operation, write-held by Close
+	opMu      sync.RWMutex // read-held by each operation, write-held by reopen and Close
 	closed    atomic.Bool
 	done      chan struct{} // closed by Close; wakes pool waiters
 	closeOnce sync.Once
 	closeErr  error
+
+	// The token lost and re-opened (recover.go).
+	down      atomic.Bool   // the token is lost: calls fail at once
+	lost      chan struct{} // closed by lose; a new one per re-open; guarded by opMu
+	kick      chan struct{} // lose → supervise
+	bg        sync.WaitGroup
+	reopened  atomic.Uint64 // successful re-opens
+	minWait   time.Duration
+	maxWait   time.Duration
+	downMu    sync.Mutex
+	downCause error     // guarded by downMu
+	downSince time.Time // guarded by downMu
+	nextTry   time.Time // guarded by downMu
+	witness   atomic.Pointer[[]byte]
+
+	// Check's cached answer, guarded by holding checkSem.
+	checkSem chan struct{}
+	checkTTL time.Duration
+	checkAt  time.Time
+	checkGen uint64
+	checkErr error
 }
 
 // keyObject is a private key found in the token.
@@ -77,29 +104,50 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	slot, info, err := findToken(mod.ctx, cfg.TokenLabel)
+	b, err := open(ctx, mod, cfg, logger)
 	if err != nil {
 		_ = mod.release()
+		return nil, err
+	}
+	b.bg.Add(1)
+	go b.supervise()
+	return b, nil
+}
+
+// open is Open on a loaded library, held for use. On failure it closes the
+// sessions it opened; the caller releases mod.
+func open(ctx context.Context, mod *module, cfg Config, logger *slog.Logger) (*Backend, error) {
+	mod.use.RLock()
+	defer mod.use.RUnlock()
+	slot, info, err := findToken(mod.ctx, cfg.TokenLabel)
+	if err != nil {
 		return nil, fmt.Errorf("%w (module %s)", err, cfg.Module)
 	}
 
 	size := poolSize(cfg.PoolSize, info.MaxRwSessionCount)
 	b := &Backend{
-		mod:     mod,
-		slot:    slot,
-		pin:     cfg.PIN,
-		wait:    cmp.Or(cfg.PoolWait, DefaultPoolWait),
-		log:     logger.With("backend", "pkcs11", "token", cfg.TokenLabel),
-		pool:    make(chan pkcs11.SessionHandle, size),
-		handles: lru.New[string, keyObject](handleCacheSize),
-		done:    make(chan struct{}),
+		mod:      mod,
+		label:    cfg.TokenLabel,
+		slot:     slot,
+		gen:      mod.gen.Load(),
+		pin:      cfg.PIN,
+		wait:     cmp.Or(cfg.PoolWait, DefaultPoolWait),
+		log:      logger.With("backend", "pkcs11", "token", cfg.TokenLabel),
+		pool:     make(chan pkcs11.SessionHandle, size),
+		handles:  lru.New[string, keyObject](handleCacheSize),
+		done:     make(chan struct{}),
+		lost:     make(chan struct{}),
+		kick:     make(chan struct{}, 1),
+		minWait:  cmp.Or(cfg.ReopenMinWait, DefaultReopenMinWait),
+		checkSem: make(chan struct{}, 1),
+		checkTTL: cmp.Or(cfg.CheckTTL, DefaultCheckTTL),
 	}
+	b.maxWait = max(b.minWait, cmp.Or(cfg.ReopenMaxWait, DefaultReopenMaxWait))
 	var sessions []pkcs11.SessionHandle
 	undo := func() {
 		for _, sh := range sessions {
 			_ = mod.ctx.CloseSession(sh)
 		}
-		_ = mod.release()
 	}
 	for range size {
 		sh, err := mod.ctx.OpenSession(slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
@@ -120,6 +168,10 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	if err := mod.login(slot, sessions[0], cfg.PIN); err != nil {
 		undo()
 		return nil, loginError(cfg.TokenLabel, err)
+	}
+	b.loggedIn = true
+	if w := firstKeyID(mod.ctx, sessions[0]); w != nil {
+		b.witness.Store(&w)
 	}
 	for _, sh := range sessions {
 		b.pool <- sh
@@ -166,6 +218,7 @@ func (b *Backend) Generate(ctx context.Context, kt keystore.KeyType, label strin
 			return err
 		}
 		b.handles.Add(string(id), keyObject{handle: privH, keyType: spec.keyType, bits: spec.bits})
+		b.setWitness(id, nil)
 		return nil
 	})
 	if err != nil {
@@ -184,6 +237,12 @@ func (b *Backend) Sign(ctx context.Context, ref []byte, digest []byte, opts cryp
 	err = b.withSession(ctx, func(c ctxAPI, sh pkcs11.SessionHandle) error {
 		for attempt := 0; ; attempt++ {
 			k, err := b.findKey(c, sh, ref)
+			if errors.Is(err, keystore.ErrKeyNotFound) {
+				// A key the caller had is not there: gone alone, or
+				// with the token (SoftHSM2 whose store went away still
+				// answers, but finds nothing)?
+				return cmpErr(b.tokenPresent(c), err)
+			}
 			if err != nil {
 				return err
 			}
@@ -198,6 +257,9 @@ func (b *Backend) Sign(ctx context.Context, ref []byte, digest []byte, opts cryp
 				b.handles.Remove(string(ref))
 				continue
 			}
+			if isStaleHandle(err) {
+				return cmpErr(b.tokenPresent(c), mapError("C_SignInit", err, signErrors))
+			}
 			if err != nil {
 				return mapError("C_SignInit", err, signErrors)
 			}
@@ -205,6 +267,7 @@ func (b *Backend) Sign(ctx context.Context, ref []byte, digest []byte, opts cryp
 			if err != nil {
 				return mapError("C_Sign", err, signErrors)
 			}
+			b.setWitness(ref, nil)
 			if k.keyType == pkcs11.CKK_EC {
 				sig, err = ecdsaDER(raw)
 				return err
@@ -224,6 +287,7 @@ func (b *Backend) Sign(ctx context.Context, ref []byte, digest []byte, opts cryp
 func (b *Backend) Delete(ctx context.Context, ref []byte) error {
 	return b.withSession(ctx, func(c ctxAPI, sh pkcs11.SessionHandle) error {
 		b.handles.Remove(string(ref))
+		b.setWitness(nil, ref)
 		objs, err := findObjects(c, sh, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_ID, ref)}, 64)
 		if err != nil {
 			return mapError("find objects", err, nil)
@@ -245,25 +309,14 @@ func (b *Backend) Close() error {
 	b.closeOnce.Do(func() {
 		b.closed.Store(true)
 		close(b.done)
+		b.bg.Wait()   // the re-opening goroutine returns
 		b.opMu.Lock() // waits for operations in flight
 		defer b.opMu.Unlock()
 		var sessions []pkcs11.SessionHandle
 		for len(b.pool) > 0 {
 			sessions = append(sessions, <-b.pool)
 		}
-		var errs []error
-		first := pkcs11.SessionHandle(0)
-		if len(sessions) > 0 {
-			first = sessions[0]
-		}
-		if err := b.mod.logout(b.slot, first); err != nil {
-			errs = append(errs, err)
-		}
-		for _, sh := range sessions {
-			if err := b.mod.ctx.CloseSession(sh); err != nil {
-				errs = append(errs, fmt.Errorf("p11: C_CloseSession: %w", err))
-			}
-		}
+		errs := b.closeSessions(sessions)
 		if err := b.mod.release(); err != nil {
 			errs = append(errs, err)
 		}
@@ -277,6 +330,36 @@ func (b *Backend) Close() error {
 		}
 	})
 	return b.closeErr
+}
+
+// closeSessions logs out and closes sessions, for Close. Sessions of a
+// token that went away are gone, or going: their errors are not reported.
+func (b *Backend) closeSessions(sessions []pkcs11.SessionHandle) []error {
+	m := b.mod
+	m.use.RLock()
+	defer m.use.RUnlock()
+	if b.gen != m.gen.Load() || !m.initialized.Load() {
+		return nil // the library was re-initialised since: they are gone
+	}
+	lost := b.down.Load()
+	var errs []error
+	if b.loggedIn {
+		first := pkcs11.SessionHandle(0)
+		if len(sessions) > 0 {
+			first = sessions[0]
+		}
+		if lost {
+			m.dropLogin(b.slot)
+		} else if err := m.logout(b.slot, first); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, sh := range sessions {
+		if err := m.ctx.CloseSession(sh); err != nil && !lost {
+			errs = append(errs, fmt.Errorf("p11: C_CloseSession: %w", err))
+		}
+	}
+	return errs
 }
 
 // leftPad returns b left-padded with zeros to n bytes.

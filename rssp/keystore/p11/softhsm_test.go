@@ -5,12 +5,17 @@ package p11
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/sha256"
 	"errors"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/csctoken/csctoken/internal/softhsmtest"
 	"github.com/csctoken/csctoken/rssp/keystore"
@@ -257,5 +262,124 @@ func TestTwoBackendsShareModule(t *testing.T) {
 	}
 	if _, err := b1.Sign(ctx, ref, digest, crypto.SHA256); !errors.Is(err, keystore.ErrKeyNotFound) {
 		t.Fatalf("b1 signs with a key deleted by b3: err = %v, want ErrKeyNotFound", err)
+	}
+}
+
+// SoftHSM2 whose token directory is moved away under signing load, then
+// back: signatures fail with keystore.ErrUnavailable (never another
+// error, never a hang), Check fails, and once the directory is back the
+// same Backend signs again, without a new Open: it re-initialised the
+// library (SoftHSM2 reads its token store only in C_Initialize).
+func TestTokenDirAwayAndBack(t *testing.T) {
+	tok := softhsmtest.New(t)
+	cfg := tokenConfig(tok)
+	cfg.ReopenMinWait, cfg.ReopenMaxWait, cfg.CheckTTL = 20*time.Millisecond, 200*time.Millisecond, time.Nanosecond
+	b, err := Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := b.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	}()
+	ctx := t.Context()
+	refs := map[keystore.KeyType][]byte{}
+	pubs := map[keystore.KeyType]crypto.PublicKey{}
+	for _, kt := range []keystore.KeyType{keystore.RSA2048, keystore.ECP256} {
+		refs[kt], pubs[kt], err = b.Generate(ctx, kt, "away-"+string(kt))
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	signVerify := func(kt keystore.KeyType) error {
+		d := sha256.Sum256([]byte(kt))
+		sig, err := b.Sign(ctx, refs[kt], d[:], crypto.SHA256)
+		if err != nil {
+			return err
+		}
+		switch pub := pubs[kt].(type) {
+		case *rsa.PublicKey:
+			return rsa.VerifyPKCS1v15(pub, crypto.SHA256, d[:], sig)
+		case *ecdsa.PublicKey:
+			if !ecdsa.VerifyASN1(pub, d[:], sig) {
+				return errors.New("ECDSA signature does not verify")
+			}
+		}
+		return nil
+	}
+
+	// Load: 4 goroutines signing until stop; each error must be
+	// ErrUnavailable.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var ok, unavailable int
+	var other []error
+	for g := range 4 {
+		wg.Go(func() {
+			kt := []keystore.KeyType{keystore.RSA2048, keystore.ECP256}[g%2]
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				err := signVerify(kt)
+				mu.Lock()
+				switch {
+				case err == nil:
+					ok++
+				case errors.Is(err, keystore.ErrUnavailable):
+					unavailable++
+				default:
+					other = append(other, err)
+				}
+				mu.Unlock()
+				time.Sleep(time.Millisecond)
+			}
+		})
+	}
+	time.Sleep(100 * time.Millisecond)
+	away := tok.TokenDir + ".away"
+	if err := os.Rename(tok.TokenDir, away); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	err = signVerify(keystore.ECP256)
+	if !errors.Is(err, keystore.ErrUnavailable) {
+		t.Errorf("Sign with the token away: %v, want ErrUnavailable", err)
+	}
+	if err := b.Check(ctx); !errors.Is(err, keystore.ErrUnavailable) {
+		t.Errorf("Check with the token away: %v, want ErrUnavailable", err)
+	}
+	if err := os.Rename(away, tok.TokenDir); err != nil {
+		t.Fatal(err)
+	}
+	back := time.Now()
+	for b.Available() != nil {
+		if time.Since(back) > 10*time.Second {
+			t.Fatalf("not back 10s after the token directory returned: %v", b.Available())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("signing again %v after the token directory returned", time.Since(back).Round(time.Millisecond))
+	time.Sleep(100 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	t.Logf("under load: %d signatures, %d unavailable, %d other errors", ok, unavailable, len(other))
+	for _, err := range other {
+		t.Errorf("error other than unavailable: %v", err)
+	}
+	if unavailable == 0 {
+		t.Error("no signature failed: the token did not go away")
+	}
+	for kt := range refs {
+		if err := signVerify(kt); err != nil {
+			t.Errorf("%s once back: %v", kt, err)
+		}
+	}
+	if err := b.Check(ctx); err != nil {
+		t.Errorf("Check once back: %v", err)
 	}
 }

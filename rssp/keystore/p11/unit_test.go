@@ -46,6 +46,19 @@ type fakeCtx struct {
 	next      pkcs11.SessionHandle
 	open      map[pkcs11.SessionHandle]bool
 	calls     map[string]int
+	// A token with EC keys (handle → CKA_ID) that can go away: while
+	// away, like SoftHSM2 whose token directory went, it keeps its
+	// sessions, finds no object, refuses old object handles, cannot
+	// describe itself and cannot be initialised; C_Finalize closes every
+	// session.
+	keys     map[pkcs11.ObjectHandle][]byte
+	away     bool
+	signErr  error // what C_Sign returns
+	found    []pkcs11.ObjectHandle
+	finding  map[pkcs11.SessionHandle]bool
+	inFlight int // C_Sign calls running, to catch a C_Finalize among them
+	badFinal int // C_Finalize calls made while a C_Sign ran
+	signWait chan struct{}
 }
 
 func newFake() *fakeCtx {
@@ -54,9 +67,98 @@ func newFake() *fakeCtx {
 			fakeSlot: {Label: "fake-token" + strings.Repeat(" ", 22), Flags: pkcs11.CKF_TOKEN_INITIALIZED},
 			8:        {Label: "", Flags: 0}, // an uninitialised token
 		},
-		open:  make(map[pkcs11.SessionHandle]bool),
-		calls: make(map[string]int),
+		open:    make(map[pkcs11.SessionHandle]bool),
+		calls:   make(map[string]int),
+		keys:    make(map[pkcs11.ObjectHandle][]byte),
+		finding: make(map[pkcs11.SessionHandle]bool),
 	}
+}
+
+// setAway moves the fake token away or back.
+func (f *fakeCtx) setAway(away bool) { f.mu.Lock(); f.away = away; f.mu.Unlock() }
+
+func (f *fakeCtx) FindObjectsInit(sh pkcs11.SessionHandle, temp []*pkcs11.Attribute) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls["FindObjectsInit"]++
+	if !f.open[sh] {
+		return pkcs11.Error(pkcs11.CKR_SESSION_HANDLE_INVALID)
+	}
+	f.found = nil
+	if f.away {
+		return nil
+	}
+	var id []byte
+	for _, a := range temp {
+		if a.Type == pkcs11.CKA_ID {
+			id = a.Value
+		}
+	}
+	for h, kid := range f.keys {
+		if id == nil || bytes.Equal(id, kid) {
+			f.found = append(f.found, h)
+		}
+	}
+	return nil
+}
+
+func (f *fakeCtx) FindObjects(sh pkcs11.SessionHandle, n int) ([]pkcs11.ObjectHandle, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.found[:min(n, len(f.found))], false, nil
+}
+
+func (f *fakeCtx) FindObjectsFinal(pkcs11.SessionHandle) error { return nil }
+
+func (f *fakeCtx) GetAttributeValue(sh pkcs11.SessionHandle, o pkcs11.ObjectHandle, a []*pkcs11.Attribute) ([]*pkcs11.Attribute, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	id, ok := f.keys[o]
+	if !ok || f.away {
+		return nil, pkcs11.Error(pkcs11.CKR_OBJECT_HANDLE_INVALID)
+	}
+	var out []*pkcs11.Attribute
+	for _, at := range a {
+		switch at.Type {
+		case pkcs11.CKA_ID:
+			out = append(out, pkcs11.NewAttribute(pkcs11.CKA_ID, id))
+		case pkcs11.CKA_KEY_TYPE:
+			out = append(out, pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_EC))
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeCtx) SignInit(sh pkcs11.SessionHandle, m []*pkcs11.Mechanism, o pkcs11.ObjectHandle) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.open[sh] {
+		return pkcs11.Error(pkcs11.CKR_SESSION_HANDLE_INVALID)
+	}
+	if _, ok := f.keys[o]; !ok || f.away {
+		return pkcs11.Error(pkcs11.CKR_OBJECT_HANDLE_INVALID)
+	}
+	return nil
+}
+
+// Sign returns a fixed P-256 r||s (or signErr), after waiting for
+// signWait when set.
+func (f *fakeCtx) Sign(sh pkcs11.SessionHandle, _ []byte) ([]byte, error) {
+	f.mu.Lock()
+	f.calls["Sign"]++
+	f.inFlight++
+	wait := f.signWait
+	f.mu.Unlock()
+	if wait != nil {
+		<-wait
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.inFlight--
+	if f.signErr != nil {
+		return nil, f.signErr
+	}
+	return bytes.Repeat([]byte{1}, 64), nil
 }
 
 func (f *fakeCtx) count(name string) { f.mu.Lock(); f.calls[name]++; f.mu.Unlock() }
@@ -64,13 +166,35 @@ func (f *fakeCtx) n(name string) int { f.mu.Lock(); defer f.mu.Unlock(); return 
 func (f *fakeCtx) openSessions() int { f.mu.Lock(); defer f.mu.Unlock(); return len(f.open) }
 
 func (f *fakeCtx) Initialize(...pkcs11.InitializeOption) error {
-	f.count("Initialize")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls["Initialize"]++
+	if f.away {
+		return pkcs11.Error(pkcs11.CKR_GENERAL_ERROR)
+	}
 	return f.initErr
 }
-func (f *fakeCtx) Finalize() error                  { f.count("Finalize"); return nil }
+
+func (f *fakeCtx) Finalize() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls["Finalize"]++
+	if f.inFlight > 0 {
+		f.badFinal++
+	}
+	clear(f.open)
+	return nil
+}
+
 func (f *fakeCtx) Destroy()                         { f.count("Destroy") }
 func (f *fakeCtx) GetSlotList(bool) ([]uint, error) { return []uint{fakeSlot, 8}, nil }
 func (f *fakeCtx) GetTokenInfo(s uint) (pkcs11.TokenInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls["GetTokenInfo"]++
+	if f.away {
+		return pkcs11.TokenInfo{}, pkcs11.Error(pkcs11.CKR_GENERAL_ERROR)
+	}
 	return f.tokens[s], nil
 }
 
@@ -388,17 +512,9 @@ func TestPoolWait(t *testing.T) {
 		}
 	})
 
-	t.Run("ok dead session is replaced", func(t *testing.T) {
-		b, f := openOne(t, time.Minute)
-		dead := pkcs11.Error(pkcs11.CKR_SESSION_HANDLE_INVALID)
-		var first pkcs11.SessionHandle
-		_ = b.withSession(context.Background(), func(_ ctxAPI, sh pkcs11.SessionHandle) error { first = sh; return dead })
-		var second pkcs11.SessionHandle
-		if err := b.withSession(context.Background(), func(_ ctxAPI, sh pkcs11.SessionHandle) error { second = sh; return nil }); err != nil {
-			t.Fatal(err)
-		}
-		if first == second || f.openSessions() != 1 {
-			t.Errorf("session %d not replaced (now %d, %d open)", first, second, f.openSessions())
+	t.Run("fail pool exhausted is keystore.ErrBusy", func(t *testing.T) {
+		if !errors.Is(ErrPoolExhausted, keystore.ErrBusy) {
+			t.Error("ErrPoolExhausted does not wrap keystore.ErrBusy")
 		}
 	})
 }
@@ -416,6 +532,8 @@ func TestConfigValidate(t *testing.T) {
 		{"fail no PIN", func(c *Config) { c.PIN = "" }, "PIN"},
 		{"fail negative pool", func(c *Config) { c.PoolSize = -1 }, "PoolSize"},
 		{"fail negative wait", func(c *Config) { c.PoolWait = -time.Second }, "PoolWait"},
+		{"fail negative reopen wait", func(c *Config) { c.ReopenMaxWait = -time.Second }, "ReopenMinWait"},
+		{"fail negative check TTL", func(c *Config) { c.CheckTTL = -time.Second }, "CheckTTL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
