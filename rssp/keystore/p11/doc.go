@@ -21,6 +21,23 @@
 // waits for operations in flight, then closes the sessions, logs out and
 // finalizes the library.
 //
+// Losing the token: an operation whose return value says the token is
+// gone (CKR_TOKEN_NOT_PRESENT, CKR_DEVICE_REMOVED, CKR_DEVICE_ERROR,
+// CKR_SESSION_HANDLE_INVALID, ..., or a key not found while the token no
+// longer answers C_GetTokenInfo) marks the Backend down: from then on every
+// call fails at once with an error wrapping keystore.ErrUnavailable, which
+// carries a retry hint (keystore.RetryAfter), and Available says so without
+// calling the token. A goroutine re-opens the token, first after
+// Config.ReopenMinWait, then with the wait doubled up to
+// Config.ReopenMaxWait: holding the Backend's operation lock and the
+// module's use lock for writing (no operation of any Backend in flight on
+// the library), it finalizes and initialises the library (SoftHSM2 reads
+// its token store only in C_Initialize), finds the token, opens the
+// sessions, logs in and forgets the cached handles. Other Backends on the
+// same library see its generation move and re-open their sessions without
+// finalizing it again. Check (the readiness probe) also notices a lost
+// token, and caches its answer for Config.CheckTTL.
+//
 // Several Backends may use the same module in one process (for example two
 // tokens of one HSM): the library is loaded and C_Initialize'd by the first
 // and C_Finalize'd by the last to close. A library that something else in
