@@ -308,10 +308,7 @@ func (c *cli) cmdServe() error {
 			return
 		}
 	}()
-	store := cfg.Database.Driver
-	if store == "sqlite" {
-		store += ":" + cfg.Path(cfg.Database.Path)
-	}
+	store := app.StoreName(cfg)
 	attrs := []any{"version", version, "listen", ln.Addr().String(), "url", a.Config.PublicURL + "/csc/v2",
 		"backend", cfg.Keystore.Backend, "store", store, "tls", !cfg.TLS.Disable}
 	if m := a.MetricsAddr(); m != "" {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -32,6 +33,7 @@ import (
 	"github.com/csctoken/csctoken/rssp/server"
 	"github.com/csctoken/csctoken/rssp/service"
 	"github.com/csctoken/csctoken/rssp/store"
+	"github.com/csctoken/csctoken/rssp/store/postgres"
 	"github.com/csctoken/csctoken/rssp/store/sqlite"
 	"github.com/csctoken/csctoken/rssp/tsa"
 )
@@ -82,6 +84,49 @@ func NewLogger(c config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+// OpenStore opens the store that c's [store] names: the SQLite file, or
+// the PostgreSQL database (migrated to this program's schema in both
+// cases). Its errors never hold the PostgreSQL password.
+func OpenStore(ctx context.Context, c config.Config) (store.Full, error) {
+	sc := c.Store
+	switch sc.Driver {
+	case "postgres":
+		pc := postgres.Config{DSN: sc.DSN, MaxConns: int32(min(sc.MaxConns, math.MaxInt32))}
+		if sc.PasswordFile != "" {
+			b, err := os.ReadFile(c.Path(sc.PasswordFile))
+			if err != nil {
+				return nil, fmt.Errorf("store.password_file: %w", err)
+			}
+			pw, _, _ := strings.Cut(string(b), "\n")
+			pc.Password = strings.TrimRight(pw, "\r")
+			if pc.Password == "" {
+				return nil, fmt.Errorf("store.password_file %s: empty", c.Path(sc.PasswordFile))
+			}
+		}
+		db, err := postgres.Open(ctx, pc)
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		return db, nil
+	case "sqlite", "":
+		db, err := sqlite.Open(ctx, c.Path(sc.Path))
+		if err != nil {
+			return nil, fmt.Errorf("database: %w", err)
+		}
+		return db, nil
+	}
+	return nil, fmt.Errorf("store.driver %q: want \"sqlite\" or \"postgres\"", sc.Driver)
+}
+
+// StoreName describes c's store for the log: the driver and the SQLite
+// file or the PostgreSQL DSN without its password.
+func StoreName(c config.Config) string {
+	if c.Store.Driver == "postgres" {
+		return "postgres:" + postgres.RedactDSN(c.Store.DSN)
+	}
+	return "sqlite:" + c.Path(c.Store.Path)
+}
+
 // Open assembles the RSSP described by c. Close releases everything.
 func Open(ctx context.Context, c config.Config, log *slog.Logger) (_ *App, err error) {
 	if log == nil {
@@ -97,9 +142,9 @@ func Open(ctx context.Context, c config.Config, log *slog.Logger) (_ *App, err e
 	if err != nil {
 		return nil, err
 	}
-	db, err := sqlite.Open(ctx, c.Path(c.Database.Path))
+	db, err := OpenStore(ctx, c)
 	if err != nil {
-		return nil, fmt.Errorf("database: %w", err)
+		return nil, err
 	}
 	a.closers = append(a.closers, db.Close)
 	// Every failure of the database is counted (rssp_store_errors_total).

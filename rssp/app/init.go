@@ -181,7 +181,7 @@ name = %q
 cert = %q
 key = %q
 
-[database]
+[store]
 driver = "sqlite"
 path = "rssp.db"
 

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,8 +49,13 @@ type Config struct {
 	Lang        string `toml:"lang"`
 	Logo        string `toml:"logo"`
 
-	TLS      TLS      `toml:"tls"`
-	Database Database `toml:"database"`
+	TLS   TLS   `toml:"tls"`
+	Store Store `toml:"store"`
+	// Database is the old name of [store], still read. After Load (and
+	// Default) it is a copy of Store; programs read Store.
+	//
+	// Deprecated: use Store.
+	Database Store    `toml:"database"`
 	Keystore Keystore `toml:"keystore"`
 	CA       CA       `toml:"ca"`
 	Security Security `toml:"security"`
@@ -69,11 +75,26 @@ type TLS struct {
 	Disable bool `toml:"disable"`
 }
 
-// Database selects the state store.
-type Database struct {
-	Driver string `toml:"driver"` // "sqlite" (default)
-	Path   string `toml:"path"`   // sqlite file (default rssp.db)
+// Store selects the state store: the embedded SQLite file (one node) or
+// a PostgreSQL database (one or several nodes sharing it).
+type Store struct {
+	Driver string `toml:"driver"` // "sqlite" (default) or "postgres"
+	Path   string `toml:"path"`   // sqlite: the file (default rssp.db)
+	// DSN is the PostgreSQL connection string (postgres), URL or
+	// key=value form, without the password: the password comes from
+	// PasswordFile or libpq's environment (PGPASSWORD, PGPASSFILE).
+	DSN string `toml:"dsn"`
+	// PasswordFile holds the PostgreSQL password (one line, mode 0600).
+	PasswordFile string `toml:"password_file"`
+	// MaxConns bounds the PostgreSQL connection pool of this node; 0: the
+	// larger of 4 and the number of CPUs.
+	MaxConns int `toml:"max_conns"`
 }
+
+// Database is the old name of Store.
+//
+// Deprecated: use Store.
+type Database = Store
 
 // Keystore selects where credential keys live.
 type Keystore struct {
@@ -196,8 +217,14 @@ func (c *Config) applyDefaults() {
 	def(&c.Lang, "en-US")
 	def(&c.TLS.Cert, "tls-cert.pem")
 	def(&c.TLS.Key, "tls-key.pem")
-	def(&c.Database.Driver, "sqlite")
-	def(&c.Database.Path, "rssp.db")
+	if c.Store == (Store{}) {
+		c.Store = c.Database // the old [database] section
+	}
+	def(&c.Store.Driver, "sqlite")
+	if c.Store.Driver == "sqlite" {
+		def(&c.Store.Path, "rssp.db")
+	}
+	c.Database = c.Store
 	def(&c.Keystore.Backend, "soft")
 	def(&c.Keystore.KEKFile, "kek")
 	def(&c.Keystore.KEKEnv, "RSSP_KEK")
@@ -253,6 +280,9 @@ func Load(path string) (Config, error) {
 		}
 		return Config{}, fmt.Errorf("config %s: unknown keys: %s", path, strings.Join(keys, ", "))
 	}
+	if md.IsDefined("store") && md.IsDefined("database") && c.Store != c.Database {
+		return Config{}, fmt.Errorf("config %s: both [store] and its old name [database]: keep [store] only", path)
+	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return Config{}, err
@@ -290,8 +320,25 @@ func (c *Config) validate() error {
 			errs = append(errs, fmt.Errorf("metrics.listen %q is not a loopback address; set metrics.allow_remote = true to expose the metrics", c.Metrics.Listen))
 		}
 	}
-	if c.Database.Driver != "sqlite" {
-		errs = append(errs, fmt.Errorf("database.driver %q: only \"sqlite\" is available", c.Database.Driver))
+	switch c.Store.Driver {
+	case "sqlite":
+		if c.Store.DSN != "" || c.Store.PasswordFile != "" || c.Store.MaxConns != 0 {
+			errs = append(errs, errors.New("store: dsn, password_file and max_conns are for driver \"postgres\""))
+		}
+	case "postgres":
+		if c.Store.DSN == "" {
+			errs = append(errs, errors.New("store.driver \"postgres\" needs store.dsn"))
+		} else if dsnHasPassword(c.Store.DSN) {
+			errs = append(errs, errors.New("store.dsn holds a password: put it in store.password_file (or PGPASSWORD) instead"))
+		}
+		if c.Store.Path != "" {
+			errs = append(errs, errors.New("store.path is for driver \"sqlite\""))
+		}
+		if c.Store.MaxConns < 0 {
+			errs = append(errs, errors.New("store.max_conns must not be negative"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("store.driver %q: want \"sqlite\" or \"postgres\"", c.Store.Driver))
 	}
 	switch c.Keystore.Backend {
 	case "soft":
@@ -311,6 +358,21 @@ func (c *Config) validate() error {
 		errs = append(errs, fmt.Errorf("log.level %q", c.Log.Level))
 	}
 	return errors.Join(errs...)
+}
+
+// dsnHasPassword reports whether a libpq connection string (URL or
+// key=value) carries a password.
+func dsnHasPassword(dsn string) bool {
+	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		_, has := u.User.Password()
+		return has || u.Query().Has("password")
+	}
+	for _, f := range strings.Fields(dsn) {
+		if k, _, ok := strings.Cut(f, "="); ok && strings.TrimSpace(k) == "password" {
+			return true
+		}
+	}
+	return strings.Contains(dsn, "password ")
 }
 
 // Path resolves p relative to the config file's directory.

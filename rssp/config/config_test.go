@@ -48,3 +48,54 @@ func TestMetricsAndDrain(t *testing.T) {
 		})
 	}
 }
+
+// TestStore: [store] selects SQLite (default) or PostgreSQL; [database] is
+// still read as its old name; a DSN with a password is refused, so the
+// password stays out of the file.
+func TestStore(t *testing.T) {
+	tests := []struct {
+		name    string
+		toml    string
+		want    Store
+		wantErr string
+	}{
+		{"ok default", "", Store{Driver: "sqlite", Path: "rssp.db"}, ""},
+		{"ok sqlite", "[store]\npath = \"state.db\"\n", Store{Driver: "sqlite", Path: "state.db"}, ""},
+		{"ok old name", "[database]\ndriver = \"sqlite\"\npath = \"old.db\"\n", Store{Driver: "sqlite", Path: "old.db"}, ""},
+		{"ok both alike", "[store]\npath = \"a.db\"\n[database]\npath = \"a.db\"\n", Store{Driver: "sqlite", Path: "a.db"}, ""},
+		{"ok postgres", "[store]\ndriver = \"postgres\"\ndsn = \"postgres://rssp@db/rssp\"\npassword_file = \"pgpass\"\nmax_conns = 8\n",
+			Store{Driver: "postgres", DSN: "postgres://rssp@db/rssp", PasswordFile: "pgpass", MaxConns: 8}, ""},
+		{"ok postgres key value", "[store]\ndriver = \"postgres\"\ndsn = \"host=db user=rssp dbname=rssp\"\n",
+			Store{Driver: "postgres", DSN: "host=db user=rssp dbname=rssp"}, ""},
+		{"fail both differ", "[store]\npath = \"a.db\"\n[database]\npath = \"b.db\"\n", Store{}, "keep [store] only"},
+		{"fail postgres without dsn", "[store]\ndriver = \"postgres\"\n", Store{}, "needs store.dsn"},
+		{"fail password in URL", "[store]\ndriver = \"postgres\"\ndsn = \"postgres://rssp:pw@db/rssp\"\n", Store{}, "holds a password"},
+		{"fail password in query", "[store]\ndriver = \"postgres\"\ndsn = \"postgres://rssp@db/rssp?password=pw\"\n", Store{}, "holds a password"},
+		{"fail password key value", "[store]\ndriver = \"postgres\"\ndsn = \"host=db password=pw\"\n", Store{}, "holds a password"},
+		{"fail password key value spaced", "[store]\ndriver = \"postgres\"\ndsn = \"host=db password = pw\"\n", Store{}, "holds a password"},
+		{"fail dsn for sqlite", "[store]\ndsn = \"postgres://db/rssp\"\n", Store{}, "for driver \"postgres\""},
+		{"fail path for postgres", "[store]\ndriver = \"postgres\"\ndsn = \"postgres://db/rssp\"\npath = \"x.db\"\n", Store{}, "store.path"},
+		{"fail driver", "[store]\ndriver = \"mysql\"\n", Store{}, "store.driver"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "rssp.toml")
+			if err := os.WriteFile(p, []byte(tt.toml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			c, err := Load(p)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("Load = %v, want an error with %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if c.Store != tt.want || c.Database != tt.want {
+				t.Errorf("store = %+v, database = %+v; want %+v", c.Store, c.Database, tt.want)
+			}
+		})
+	}
+}
