@@ -387,3 +387,13 @@ func nilIfEmpty(b []byte) []byte {
 	}
 	return b
 }
+
+// SQL returns the database handle, for reading the file as a whole (rssp
+// admin store migrate-from-sqlite). Writes must go through the store's
+// methods.
+func (d *DB) SQL() *sql.DB { return d.db }
+
+// DecodeList decodes a list column (certificate chains, bound digests,
+// audit hashes, redirect URIs, signatures) as stored in the file: NULL or
+// empty is the empty list.
+func DecodeList(b []byte) ([][]byte, error) { return decodeList[[]byte](b) }
