@@ -12,17 +12,19 @@ import (
 
 // Users and credentials.
 
-const userCols = `id, name, password_hash, disabled, created_at`
+const userCols = `id, name, password_hash, disabled, created_at, external_subject, require_fido`
 
 func scanUser(sc scanner) (store.User, error) {
 	var (
 		u       store.User
 		created *int64
+		sub     *string
 	)
-	if err := sc.Scan(&u.ID, &u.Name, &u.PasswordHash, &u.Disabled, &created); err != nil {
+	if err := sc.Scan(&u.ID, &u.Name, &u.PasswordHash, &u.Disabled, &created, &sub, &u.RequireFIDO); err != nil {
 		return store.User{}, err
 	}
 	u.CreatedAt = fromNanos(created)
+	u.ExternalSubject = text(sub)
 	return u, nil
 }
 
@@ -35,8 +37,8 @@ func (d *DB) CreateUser(ctx context.Context, u store.User) error {
 	if err != nil {
 		return fmt.Errorf("postgres: create user %q: created at: %w", u.Name, err)
 	}
-	_, err = d.exec(ctx, `INSERT INTO users (`+userCols+`) VALUES ($1, $2, $3, $4, $5)`,
-		u.ID, u.Name, u.PasswordHash, u.Disabled, created)
+	_, err = d.exec(ctx, `INSERT INTO users (`+userCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		u.ID, u.Name, u.PasswordHash, u.Disabled, created, nullText(u.ExternalSubject), u.RequireFIDO)
 	switch {
 	case isTaken(err):
 		return fmt.Errorf("postgres: create user %q: %w", u.Name, store.ErrExists)
@@ -62,6 +64,32 @@ func (d *DB) UserByID(ctx context.Context, id string) (store.User, error) {
 		return store.User{}, fmt.Errorf("postgres: user %q: %w", id, notFound(err))
 	}
 	return u, nil
+}
+
+// UserByExternalSubject implements store.Store.
+func (d *DB) UserByExternalSubject(ctx context.Context, sub string) (store.User, error) {
+	if sub == "" {
+		return store.User{}, fmt.Errorf("postgres: user of external subject %q: %w", sub, store.ErrNotFound)
+	}
+	u, err := scanUser(d.pool.QueryRow(ctx, `SELECT `+userCols+` FROM users WHERE external_subject = $1`, sub))
+	if err != nil {
+		return store.User{}, fmt.Errorf("postgres: user of external subject %q: %w", sub, notFound(err))
+	}
+	return u, nil
+}
+
+// SetUserExternalSubject implements store.Store.
+func (d *DB) SetUserExternalSubject(ctx context.Context, id, sub string) error {
+	n, err := d.exec(ctx, `UPDATE users SET external_subject = $1 WHERE id = $2`, nullText(sub), id)
+	switch {
+	case isTaken(err):
+		return fmt.Errorf("postgres: set the external subject of user %q: %w", id, store.ErrExists)
+	case err != nil:
+		return fmt.Errorf("postgres: set the external subject of user %q: %w", id, err)
+	case n == 0:
+		return fmt.Errorf("postgres: set the external subject of user %q: %w", id, store.ErrNotFound)
+	}
+	return nil
 }
 
 // Users implements store.Store.
@@ -147,6 +175,7 @@ func (d *DB) DeleteUser(ctx context.Context, id string) error {
 			`DELETE FROM sads WHERE user_id = $1`,
 			`DELETE FROM oauth_codes WHERE user_id = $1`,
 			`DELETE FROM oauth_sessions WHERE user_id = $1`,
+			`DELETE FROM webauthn_keys WHERE user_id = $1`,
 			`DELETE FROM pending_auth WHERE user_id = $1`,
 			`DELETE FROM async_ops WHERE user_id = $1`,
 			`DELETE FROM users WHERE id = $1`,
@@ -164,7 +193,8 @@ func (d *DB) DeleteUser(ctx context.Context, id string) error {
 }
 
 const credentialCols = `id, user_id, description, key_type, backend, key_ref, public_key, cert_chain,
-	scal, multisign, auth_mode, pin_hash, otp_type, otp_sealed, disabled, pin_failures, locked, created_at, oob`
+	scal, multisign, auth_mode, pin_hash, otp_type, otp_sealed, disabled, pin_failures, locked, created_at, oob,
+	signature_qualifier, fido`
 
 func scanCredential(sc scanner) (store.Credential, error) {
 	var (
@@ -173,7 +203,7 @@ func scanCredential(sc scanner) (store.Credential, error) {
 	)
 	err := sc.Scan(&c.ID, &c.UserID, &c.Description, &c.KeyType, &c.Backend, &c.KeyRef, &c.PublicKey, &c.CertChain,
 		&c.SCAL, &c.Multisign, &c.AuthMode, &c.PINHash, &c.OTPType, &c.OTPSealed, &c.Disabled, &c.PINFailures,
-		&c.Locked, &created, &c.OOB)
+		&c.Locked, &created, &c.OOB, &c.SignatureQualifier, &c.FIDO)
 	if err != nil {
 		return store.Credential{}, err
 	}
@@ -196,10 +226,10 @@ func (d *DB) CreateCredential(ctx context.Context, c store.Credential) error {
 		return fmt.Errorf("postgres: create credential %q: created at: %w", c.ID, err)
 	}
 	_, err = d.exec(ctx, `INSERT INTO credentials (`+credentialCols+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
 		c.ID, c.UserID, c.Description, c.KeyType, c.Backend, blob(c.KeyRef), blob(c.PublicKey), list(c.CertChain),
 		c.SCAL, c.Multisign, c.AuthMode, c.PINHash, c.OTPType, blob(c.OTPSealed), c.Disabled, c.PINFailures, c.Locked,
-		created, c.OOB)
+		created, c.OOB, c.SignatureQualifier, c.FIDO)
 	switch {
 	case isTaken(err):
 		return fmt.Errorf("postgres: create credential %q: %w", c.ID, store.ErrExists)

@@ -17,7 +17,7 @@ import (
 var importTables = []string{
 	"users", "credentials", "tokens", "sads", "audit",
 	"oauth_clients", "oauth_requests", "oauth_codes", "oauth_sessions", "oauth_credential_tokens",
-	"pending_auth", "challenges", "async_ops",
+	"pending_auth", "challenges", "async_ops", "webauthn_keys",
 }
 
 // ErrNotEmpty: ImportSQLite into a database that holds state already.

@@ -66,6 +66,12 @@ func fillAll(t *testing.T, s store.Full) {
 	must("op", s.CreateOp(ctx, store.AsyncOp{IDHash: sum("op"), UserID: "u1", CredentialID: "c1", Status: store.OpRunning,
 		ExpiresAt: exp, CreatedAt: t0}))
 	must("finish op", s.FinishOp(ctx, sum("op"), store.OpDone, [][]byte{{1, 2}, {3}}, "", ""))
+	must("security key", s.CreateWebAuthnKey(ctx, store.WebAuthnKey{ID: []byte{9, 9}, UserID: "u1", Name: "yubikey",
+		PublicKey: []byte{1}, AttestationType: "none", AAGUID: make([]byte, 16), Transports: []string{"usb", "nfc"}, Flags: 0x45,
+		SignCount: 7, CreatedAt: t0}))
+	must("require FIDO", s.SetUserRequireFIDO(ctx, "u1", true))
+	must("external subject", s.SetUserExternalSubject(ctx, "u2", "https://idp.example/bob"))
+	must("ceremony", s.SetOAuthSessionCeremony(ctx, sum("sess"), []byte("ceremony")))
 	for i := range 3 {
 		_, err := s.AppendAudit(ctx, store.AuditEvent{Event: "login", UserID: "u1", Result: "ok", Detail: string(rune('a' + i))})
 		must("audit", err)
@@ -112,6 +118,8 @@ func snapshot(t *testing.T, s store.Full) map[string]any {
 	get("challenge", ch, err)
 	op, err := s.Op(ctx, sum("op"))
 	get("op", op, err)
+	ks, err := s.WebAuthnKeys(ctx, "u1")
+	get("security keys", ks, err)
 	return m
 }
 
@@ -133,7 +141,7 @@ func TestImportSQLite(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ImportSQLite: %v", err)
 	}
-	if counts["audit"] != 5 || counts["users"] != 2 || counts["async_ops"] != 1 {
+	if counts["audit"] != 5 || counts["users"] != 2 || counts["async_ops"] != 1 || counts["webauthn_keys"] != 1 {
 		t.Errorf("counts = %v", counts)
 	}
 	got := snapshot(t, d)
@@ -145,6 +153,9 @@ func TestImportSQLite(t *testing.T) {
 	// The used code is found used, with its token.
 	if _, err := d.ConsumeOAuthCode(t.Context(), sum("code"), sum("other"), time.Now()); !errors.Is(err, store.ErrUsed) {
 		t.Errorf("ConsumeOAuthCode of the used code = %v, want ErrUsed", err)
+	}
+	if c, err := d.TakeOAuthSessionCeremony(t.Context(), sum("sess")); err != nil || string(c) != "ceremony" {
+		t.Errorf("TakeOAuthSessionCeremony = %q, %v", c, err)
 	}
 	if n, err := store.VerifyAudit(t.Context(), d); err != nil || n != 5 {
 		t.Errorf("VerifyAudit = %d, %v; want 5", n, err)
