@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"text/tabwriter"
 	"time"
 
@@ -16,6 +17,8 @@ import (
 	"github.com/csctoken/csctoken/rssp/keystore"
 	"github.com/csctoken/csctoken/rssp/service"
 	"github.com/csctoken/csctoken/rssp/store"
+	"github.com/csctoken/csctoken/rssp/store/postgres"
+	"github.com/csctoken/csctoken/rssp/store/sqlite"
 )
 
 // The admin commands work on the server's state directly (its database
@@ -47,7 +50,74 @@ from flags.`,
 	audit.AddCommand(c.auditVerifyCmd())
 	client := &cobra.Command{Use: "client", Short: "Manage OAuth2 clients", Args: cobra.ArbitraryArgs, RunE: groupRun}
 	client.AddCommand(c.clientAddCmd())
-	cmd.AddCommand(user, cred, audit, client)
+	st := &cobra.Command{Use: "store", Short: "Move the server's state between stores", Args: cobra.ArbitraryArgs, RunE: groupRun}
+	st.AddCommand(c.storeMigrateCmd())
+	cmd.AddCommand(user, cred, audit, client, st)
+	return cmd
+}
+
+func (c *cli) storeMigrateCmd() *cobra.Command {
+	var from string
+	cmd := &cobra.Command{
+		Use:   "migrate-from-sqlite --from FILE",
+		Short: "Copy a SQLite store into the empty PostgreSQL store of rssp.toml",
+		Long: `Copy every row of the SQLite database FILE (users, credentials, tokens, SADs,
+OAuth2 clients and state, out-of-band authorizations, the audit log with its
+hashes) into the PostgreSQL database named by rssp.toml's [store] (driver
+"postgres"), which must hold no state yet. The copy is one transaction: on
+any error nothing is written. Afterwards the row counts and the last audit
+row are compared with FILE's and the audit chain is verified.
+
+Stop the rssp using FILE first. FILE's schema is brought to this program's
+version before the copy; its rows are not changed.`,
+		Args: cobra.NoArgs,
+		RunE: func(_ *cobra.Command, _ []string) error {
+			if from == "" {
+				return errors.New("--from FILE: the SQLite database to copy is required")
+			}
+			cfg, err := c.loadConfig()
+			if err != nil {
+				return err
+			}
+			if cfg.Store.Driver != "postgres" {
+				return fmt.Errorf("rssp.toml [store] driver is %q: set driver = \"postgres\" and dsn first", cfg.Store.Driver)
+			}
+			ctx := context.Background()
+			src, err := sqlite.Open(ctx, from)
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			dst, err := app.OpenStore(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			defer dst.Close()
+			pg, ok := dst.(*postgres.DB)
+			if !ok {
+				return fmt.Errorf("store %T is not PostgreSQL", dst)
+			}
+			counts, err := pg.ImportSQLite(ctx, src)
+			if err != nil {
+				return err
+			}
+			names := make([]string, 0, len(counts))
+			for t := range counts {
+				names = append(names, t)
+			}
+			sort.Strings(names)
+			for _, t := range names {
+				fmt.Fprintf(c.stdout, "%s: %d rows\n", t, counts[t])
+			}
+			n, err := store.VerifyAudit(ctx, pg)
+			if err != nil {
+				return fmt.Errorf("copied, but the audit chain does not verify: %w", err)
+			}
+			fmt.Fprintf(c.stdout, "copied into %s; audit chain intact: %d rows verified\n", app.StoreName(cfg), n)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&from, "from", "", "the SQLite database file to copy (required)")
 	return cmd
 }
 
