@@ -83,6 +83,12 @@ func (c *Client) run(ctx context.Context, what string, abandonable bool, params 
 	}
 	c.log.Info("oauth: authorization in the browser", "what", what, "url", authURL, "pushed", pushed,
 		"redirect_uri", cb.redirectURI, "timeout", c.cfg.Timeout)
+	if requestURI != "" && abandonable {
+		hctx, stopHold := context.WithCancel(ctx)
+		held := make(chan struct{})
+		go func() { defer close(held); c.hold(hctx, ep, requestURI) }()
+		defer func() { stopHold(); <-held }()
+	}
 	code, err := c.waitBrowser(ctx, authURL, valid, cb)
 	if err != nil {
 		cb.finish(err)
@@ -211,6 +217,68 @@ func (c *Client) abandon(ctx context.Context, ep Endpoints, requestURI string) {
 		return
 	}
 	c.log.Info("oauth: the server was told the request was abandoned (the page says so)", "took", took)
+}
+
+// hold keeps a call to the server's abandon endpoint open (hold=1) while
+// the flow waits for the user, calling again when one ends with the
+// request still pending, until ctx ends: if this process dies without a
+// word (a host that exits without C_Finalize, a kill), the server sees the
+// connection close and abandons the request, so the consent page says so.
+func (c *Client) hold(ctx context.Context, ep Endpoints, requestURI string) {
+	if ep.Abandon == "" || c.cfg.ServiceToken == nil {
+		return
+	}
+	hc := *c.hc
+	hc.Timeout = 0 // each call lasts up to the server's hold segment; ctx bounds it
+	for ctx.Err() == nil {
+		state, err := func() (string, error) {
+			bearer, err := c.cfg.ServiceToken(ctx)
+			if err != nil || bearer == "" {
+				return "", fmt.Errorf("no service token: %w", err)
+			}
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.Abandon,
+				strings.NewReader(url.Values{"request_uri": {requestURI}, "hold": {"1"}}.Encode()))
+			if err != nil {
+				return "", err
+			}
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Authorization", "Bearer "+bearer)
+			resp, err := hc.Do(req)
+			if err != nil {
+				return "", err
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			if resp.StatusCode != http.StatusOK {
+				return "", errorBody(EndpointAbandon, resp.StatusCode, body)
+			}
+			var r struct {
+				State string `json:"state"`
+			}
+			if err := json.Unmarshal(body, &r); err != nil {
+				return "", badResponse(EndpointAbandon, resp.StatusCode, "%w", err)
+			}
+			return r.State, nil
+		}()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			var oe *Error
+			if errors.As(err, &oe) && oe.StatusCode >= 400 && oe.StatusCode < 500 {
+				c.log.Info("oauth: the server does not hold the request open", "err", err.Error())
+				return
+			}
+			c.log.Debug("oauth: holding the request open failed; again in 1s", "err", err.Error())
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+		case state != "pending":
+			return
+		}
+	}
 }
 
 // push sends the request of authURL to the PAR endpoint and returns the

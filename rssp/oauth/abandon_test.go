@@ -1,7 +1,10 @@
 package oauth_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"html"
 	"io"
 	"net/http"
@@ -9,9 +12,11 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/csctoken/csctoken/csc"
 	"github.com/csctoken/csctoken/rssp/authserver"
+	"github.com/csctoken/csctoken/rssp/oauth"
 	"github.com/csctoken/csctoken/rssp/service"
 )
 
@@ -182,6 +187,80 @@ func TestAbandon(t *testing.T) {
 		uri := push(t)
 		if st, code := e.abandonCall(t, tok.Access, uri); st != http.StatusForbidden || code != "access_denied" {
 			t.Fatalf("abandon with a credential token: %d %s, want 403 access_denied", st, code)
+		}
+	})
+
+	t.Run("program gone while holding", func(t *testing.T) {
+		// The program holds a call open while it waits (hold=1) and
+		// dies: the connection closes, no new hold comes, and after the
+		// grace the request is abandoned.
+		grace := oauth.HoldGrace
+		oauth.HoldGrace = 300 * time.Millisecond
+		t.Cleanup(func() { oauth.HoldGrace = grace })
+		uri := push(t)
+		b := e.browser(t)
+		c, _ := b.toConsent(authURL(uri))
+		handle := c.form(t).Get("request")
+		ctx, cancel := context.WithCancel(t.Context())
+		held := make(chan error, 1)
+		go func() {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.issuer+"/oauth2/abandon",
+				strings.NewReader(url.Values{"request_uri": {uri}, "hold": {"1"}}.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Authorization", "Bearer "+alice)
+			resp, err := e.client.Do(req)
+			if err == nil {
+				resp.Body.Close()
+				err = fmt.Errorf("the hold ended by itself: %d", resp.StatusCode)
+			}
+			held <- err
+		}()
+		time.Sleep(time.Second)
+		if got := b.status(t, e.issuer, handle); got != "pending" {
+			t.Fatalf("status %q while held, want pending", got)
+		}
+		cancel()
+		if err := <-held; !errors.Is(err, context.Canceled) {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for b.status(t, e.issuer, handle) != "abandoned" {
+			if time.Now().After(deadline) {
+				t.Fatal("the request of a dropped hold was not abandoned")
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+
+	t.Run("hold ends when answered", func(t *testing.T) {
+		uri := push(t)
+		b := e.browser(t)
+		done := make(chan string, 1)
+		go func() {
+			req, _ := http.NewRequest(http.MethodPost, e.issuer+"/oauth2/abandon",
+				strings.NewReader(url.Values{"request_uri": {uri}, "hold": {"1"}}.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Authorization", "Bearer "+alice)
+			resp, err := e.client.Do(req)
+			if err != nil {
+				done <- err.Error()
+				return
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			done <- fmt.Sprintf("%d %s", resp.StatusCode, strings.TrimSpace(string(body)))
+		}()
+		time.Sleep(500 * time.Millisecond)
+		if q := b.authorize(authURL(uri), "approve", url.Values{"pin": {pin}}); q.Get("code") == "" {
+			t.Fatalf("no code: %v", q)
+		}
+		select {
+		case got := <-done:
+			if got != `200 {"state":"gone"}` {
+				t.Fatalf("hold answered %s", got)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the hold did not end when the request was answered")
 		}
 	})
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/csctoken/csctoken/csc"
 	"github.com/csctoken/csctoken/internal/chromiumtest"
 	"github.com/csctoken/csctoken/internal/rssptest"
+	"github.com/csctoken/csctoken/rssp/authserver"
 	"github.com/csctoken/csctoken/rssp/ca"
 )
 
@@ -230,5 +231,44 @@ func TestBrowser(t *testing.T) {
 		r.Decode(t, &sh)
 		e.verify(t, tok.AccessToken, e.otp, [][]byte{h2, h1}, sh.Signatures)
 		t.Logf("pushed RAR flow (session kept): %v", time.Since(start).Round(time.Millisecond))
+	})
+
+	t.Run("abandoned while the consent page is open", func(t *testing.T) {
+		// The page polls oauth2/status (its script allowed by the CSP's
+		// hash): once the program that pushed the request abandons it,
+		// the open page says so by itself, and the Sign button is gone.
+		h := digest("abandoned in the browser")
+		pushed := e.postForm(t, "pushed_authorize", "", url.Values{"client_id": {"desktop"}, "response_type": {"code"},
+			"redirect_uri": {cb.url}, "state": {"s4"}, "code_challenge": {oauth2.S256ChallengeFromVerifier(oauth2.GenerateVerifier())},
+			"code_challenge_method": {"S256"}, "scope": {"credential"}, "credentialID": {e.scal2},
+			"hashes": {b64url(h)}, "hashAlgorithmOID": {csc.OIDSHA256}})
+		if pushed.status != 201 {
+			t.Fatalf("push: %d %s %s", pushed.status, pushed.Error, pushed.Desc)
+		}
+		authURL := e.issuer + "/oauth2/authorize?" + url.Values{"client_id": {"desktop"}, "request_uri": {pushed.RequestURI}}.Encode()
+		bctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := chromedp.Do(bctx, chromedp.Navigate(authURL), chromedp.WaitVisible(chromedp.ID("approve"))); err != nil {
+			t.Fatalf("consent page: %v", err)
+		}
+		if st, code := e.abandonCall(t, e.srv.Login(t, user, password), pushed.RequestURI); st != http.StatusNoContent {
+			t.Fatalf("abandon: %d %s", st, code)
+		}
+		start := time.Now()
+		if err := chromedp.Do(bctx, chromedp.WaitVisible(chromedp.ID("abandoned"))); err != nil {
+			screenshot(t, bctx, "abandoned-failed")
+			t.Fatalf("the open consent page did not say it was abandoned: %v", err)
+		}
+		took := time.Since(start)
+		text, err := chromedp.Run(bctx, chromedp.Text(chromedp.ID("abandoned")))
+		if err != nil || text != authserver.AbandonedMessage {
+			t.Errorf("the page says %q (%v)", text, err)
+		}
+		buttons, err := chromedp.Run(bctx, chromedp.Evaluate[int](`document.querySelectorAll("#approve").length`))
+		if err != nil || buttons != 0 {
+			t.Errorf("approve buttons left: %d (%v)", buttons, err)
+		}
+		screenshot(t, bctx, "abandoned")
+		t.Logf("the open consent page said it was abandoned %v after the call", took.Round(time.Millisecond))
 	})
 }

@@ -269,6 +269,11 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
 // cancelled). It calls with the service token of the credential's owner as
 // Bearer and the request_uri; the consent page then says the request was
 // abandoned, and it can no longer be approved. 204 on success.
+//
+// With hold=1 the program instead holds the call open while it waits
+// (see hold): a program that dies without a word (killed, or a host that
+// exits without C_Finalize, as Firefox does) abandons its request by
+// closing the connection.
 func (s *Server) abandon(w http.ResponseWriter, r *http.Request) {
 	scheme, bearer, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || bearer == "" {
@@ -289,6 +294,10 @@ func (s *Server) abandon(w http.ResponseWriter, r *http.Request) {
 	uri, err := single(form, "request_uri")
 	if err == nil && uri == "" {
 		err = invalid("Missing parameter request_uri")
+	}
+	if err == nil && form.Get("hold") == "1" {
+		s.hold(w, r, p.UserID, uri)
+		return
 	}
 	if err == nil {
 		err = s.oauth.Abandon(r.Context(), p.UserID, uri)

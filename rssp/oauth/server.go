@@ -42,6 +42,7 @@ type Server struct {
 	log    *slog.Logger
 	issuer atomic.Pointer[string]
 	mux    *http.ServeMux
+	holds  holds
 }
 
 // New builds the handler and the authorization server's logic over the

@@ -4,8 +4,12 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"html"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,6 +19,7 @@ import (
 	"github.com/csctoken/csctoken/internal/consentbrowser"
 	"github.com/csctoken/csctoken/internal/rssptest"
 	"github.com/csctoken/csctoken/internal/testbin"
+	"github.com/csctoken/csctoken/rssp/authserver"
 	"github.com/csctoken/csctoken/rssp/service"
 )
 
@@ -393,7 +398,49 @@ func TestFirefoxBrowserMode(t *testing.T) {
 			t.Errorf("consent browser processes left after the host quit: %v", pids)
 		}
 		d.noCrashReports(profile)
+
+		// Firefox exits without C_Finalize: the module cannot say that
+		// nobody waits for this consent any more, but the call it held
+		// open to the service while it waited closed with the process,
+		// and the service abandoned the request: the page, wherever it
+		// is still open, says so and can no longer be approved (the
+		// page's own poll is tested in a browser in rssp/oauth's
+		// TestBrowser).
+		credID := credentialID(t, r)
+		deadline = time.Now().Add(15 * time.Second)
+		for r.srv.AuditCount(t, "oauth2 abandon", credID) == 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("the service did not abandon the consent within 15 s of the host's exit")
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		t.Logf("the service abandoned the consent %v after ctrl+q", (took + time.Since(deadline.Add(-15*time.Second))).Round(100*time.Millisecond))
+		authURL := d.lastAuthURL()
+		resp, err := r.srv.Client.Get(authURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusGone || !strings.Contains(html.UnescapeString(string(body)), authserver.AbandonedMessage) {
+			t.Errorf("the consent URL after the host quit: %d, want 410 saying %q:\n%s", resp.StatusCode, authserver.AbandonedMessage, body)
+		}
+		t.Logf("after the host quit, the consent's URL says: %q", authserver.AbandonedMessage)
 	})
+}
+
+var authURLRE = regexp.MustCompile(`oauth: authorization in the browser.* url="?(https://[^"\s]+)`)
+
+// lastAuthURL is the authorization URL of the last browser flow the module
+// logged.
+func (d *desktop) lastAuthURL() string {
+	d.t.Helper()
+	b, _ := os.ReadFile(d.log)
+	m := authURLRE.FindAllStringSubmatch(string(b), -1)
+	if len(m) == 0 {
+		d.t.Fatalf("no authorization URL in the module log:\n%s", tailText(string(b), 30))
+	}
+	return m[len(m)-1][1]
 }
 
 // credentialID is the ID of the user's only credential.
