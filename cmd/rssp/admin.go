@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -40,7 +41,7 @@ from flags.`,
 	user.AddCommand(c.userAddCmd(), c.userListCmd(),
 		c.userStateCmd("disable", "Disable a user: their logins end and they cannot log in until enabled"),
 		c.userStateCmd("enable", "Enable a disabled user"),
-		c.userPasswordCmd(), c.userExternalSubjectCmd(), c.userDeleteCmd())
+		c.userPasswordCmd(), c.userExternalSubjectCmd(), c.userDeleteCmd(), c.userRequireFIDOCmd(), c.userKeysCmd())
 	cred := &cobra.Command{Use: "credential", Short: "Manage credentials (keys and their certificates)", Args: cobra.ArbitraryArgs, RunE: groupRun}
 	cred.AddCommand(c.credentialAddCmd(), c.credentialListCmd(), c.credentialDeleteCmd(),
 		c.credentialStateCmd("disable", "Disable a credential: it signs no more until enabled"),
@@ -266,11 +267,11 @@ otpauth:// URI for the user's authenticator app on stderr.`,
 	fs.IntVar(&spec.Multisign, "multisign", 1, "`N` signatures per authorization (SCAL1)")
 	fs.StringVar(&spec.Description, "description", "", "the credential's description `TEXT` (the key's label in programs)")
 	fs.StringVar(&spec.SignatureQualifier, "signature-qualifier", "", "the credential's signature qualifier `Q`, e.g. eu_eidas_qes, eu_eidas_aes or eu_eidas_qeseal (default: none)")
-	fs.StringVar(&spec.AuthMode, "auth", "explicit", "how it is authorized (`MODE`): explicit (PIN/OTP in credentials/authorize) or oauth2code (the consent page only)")
+	fs.StringVar(&spec.AuthMode, "auth", "explicit", "how it is authorized (`MODE`): explicit (PIN/OTP in credentials/authorize), oauth2code (the consent page only) or fido (the consent page, with the owner's security key as a factor)")
 	_ = cmd.RegisterFlagCompletionFunc("key", cobra.FixedCompletions([]string{"rsa-2048", "rsa-3072", "ec-p256", "ec-p384"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("otp", cobra.FixedCompletions([]string{"totp", "online"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("signature-qualifier", cobra.FixedCompletions(csc.SignatureQualifiers, cobra.ShellCompDirectiveNoFileComp))
-	_ = cmd.RegisterFlagCompletionFunc("auth", cobra.FixedCompletions([]string{"explicit", "oauth2code"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("auth", cobra.FixedCompletions([]string{"explicit", "oauth2code", "fido"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 
@@ -447,6 +448,64 @@ func (c *cli) userStateCmd(verb, short string) *cobra.Command {
 				}
 				fmt.Fprintf(c.stdout, "user %s: %sd\n", args[0], verb)
 				return nil
+			})
+		},
+	}
+}
+
+func (c *cli) userRequireFIDOCmd() *cobra.Command {
+	var off bool
+	cmd := &cobra.Command{
+		Use:   "require-fido NAME",
+		Short: "Require a security key (FIDO2) at the user's logins on the service's pages",
+		Long: `Require the user to confirm each login on the service's pages (the OAuth2
+login, the security keys page) with one of their security keys. A user who
+has security keys is always asked for one; this makes it mandatory: a user
+required to use one who has none registered cannot log in, so let them
+register their key first (on https://HOST/oauth2/keys). --off lifts the
+requirement.`,
+		Example: `  rssp admin --config /srv/rssp/rssp.toml user require-fido alice`,
+		Args:    exactArgs(1, "the user's NAME"),
+		RunE: func(_ *cobra.Command, args []string) error {
+			return c.withService(func(ctx context.Context, svc *service.Service) error {
+				if err := svc.SetRequireFIDO(ctx, args[0], !off); err != nil {
+					return describe(err)
+				}
+				if off {
+					fmt.Fprintf(c.stdout, "user %s: a security key is no longer required\n", args[0])
+				} else {
+					fmt.Fprintf(c.stdout, "user %s: a security key is required at login\n", args[0])
+				}
+				return nil
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&off, "off", false, "lift the requirement instead")
+	return cmd
+}
+
+func (c *cli) userKeysCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "keys NAME",
+		Short: "List a user's security keys (FIDO2): name, authenticator model (AAGUID), added, last used",
+		Args:  exactArgs(1, "the user's NAME"),
+		RunE: func(_ *cobra.Command, args []string) error {
+			return c.withService(func(ctx context.Context, svc *service.Service) error {
+				keys, err := svc.WebAuthnKeys(ctx, args[0])
+				if err != nil {
+					return describe(err)
+				}
+				tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tAAGUID\tTRANSPORTS\tCOUNTER\tADDED\tLAST USED")
+				for _, k := range keys {
+					last := "never"
+					if !k.LastUsedAt.IsZero() {
+						last = k.LastUsedAt.Format(time.RFC3339)
+					}
+					fmt.Fprintf(tw, "%s\t%x\t%s\t%d\t%s\t%s\n", k.Name, k.AAGUID, orDash(strings.Join(k.Transports, ",")),
+						k.SignCount, k.CreatedAt.Format(time.RFC3339), last)
+				}
+				return tw.Flush()
 			})
 		},
 	}

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -74,6 +75,10 @@ type Options struct {
 	Backend Backend
 	// Edit may change the config before the server opens.
 	Edit func(*config.Config)
+	// Localhost makes the public URL https://localhost:PORT instead of
+	// https://127.0.0.1:PORT: a host name, which WebAuthn (security
+	// keys) needs as its relying party ID.
+	Localhost bool
 }
 
 type syncBuf struct {
@@ -130,6 +135,16 @@ func Start(t testing.TB, o Options) *Server {
 	if err != nil {
 		a.Close()
 		t.Fatalf("listen: %v", err)
+	}
+	if o.Localhost {
+		_, port, _ := net.SplitHostPort(ln.Addr().String())
+		a.Config.PublicURL = "https://localhost:" + port
+		if err := a.OAuth.SetIssuer(a.Config.PublicURL); err != nil {
+			ln.Close()
+			a.Close()
+			t.Fatalf("issuer: %v", err)
+		}
+		a.Service.SetPublicURL(a.Config.PublicURL)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

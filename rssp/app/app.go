@@ -227,7 +227,7 @@ func Open(ctx context.Context, c config.Config, log *slog.Logger) (_ *App, err e
 		return nil, err
 	}
 	a.Service = svc
-	if a.OAuth, err = oauth.New(svc, oauth.Options{Issuer: c.PublicURL, ServiceName: c.Name}, log); err != nil {
+	if a.OAuth, err = oauth.New(svc, oauth.Options{Issuer: c.PublicURL, ServiceName: c.Name, FIDORPID: c.FIDO.RPID}, log); err != nil {
 		return nil, fmt.Errorf("OAuth2 authorization server: %w", err)
 	}
 	a.Handler = server.New(svc, server.Options{

@@ -78,13 +78,17 @@ func TestSessions(t *testing.T) {
 	if bs.UserID != "" {
 		t.Fatalf("anonymous session of %q", bs.UserID)
 	}
-	_, _, err = f.as.Login(t.Context(), anon, "alice", "wrong password")
+	_, err = f.as.Login(t.Context(), anon, "alice", "wrong password")
 	want(t, err, service.ErrAuthentication, "")
 	if _, err := f.as.Session(t.Context(), anon); err != nil {
 		t.Errorf("a failed login ended the session: %v", err)
 	}
-	logged, exp, err := f.as.Login(t.Context(), anon, "alice", password)
+	step, err := f.as.Login(t.Context(), anon, "alice", password)
 	want(t, err, nil, "")
+	logged, exp := step.Session, step.Expires
+	if step.KeyOptions != nil {
+		t.Fatal("a user without security keys was asked for one")
+	}
 	if logged == anon {
 		t.Fatal("login kept the session value (fixation)")
 	}
@@ -103,8 +107,9 @@ func TestSessions(t *testing.T) {
 	want(t, err, service.ErrInvalidToken, "ended")
 
 	t.Run("fail logout", func(t *testing.T) {
-		v, _, err := f.as.Login(t.Context(), "", "alice", password)
+		step, err := f.as.Login(t.Context(), "", "alice", password)
 		want(t, err, nil, "")
+		v := step.Session
 		want(t, f.as.EndSession(t.Context(), v), nil, "")
 		_, err = f.as.Session(t.Context(), v)
 		want(t, err, service.ErrInvalidToken, "")
@@ -115,8 +120,9 @@ func TestSessions(t *testing.T) {
 // refresh token stop working, and a client cannot act for it.
 func TestDisabledAccount(t *testing.T) {
 	f := newFixture(t)
-	session, _, err := f.as.Login(t.Context(), "", "alice", password)
+	step, err := f.as.Login(t.Context(), "", "alice", password)
 	want(t, err, nil, "")
+	session := step.Session
 	r, v := request()
 	tok := f.tokens(t, r, v)
 	r2, v2 := request()
@@ -126,7 +132,7 @@ func TestDisabledAccount(t *testing.T) {
 	}
 	_, err = f.as.Session(t.Context(), session)
 	want(t, err, service.ErrInvalidToken, "no longer active")
-	_, _, err = f.as.Login(t.Context(), "", "alice", password)
+	_, err = f.as.Login(t.Context(), "", "alice", password)
 	want(t, err, service.ErrAuthentication, "disabled")
 	_, err = f.as.ExchangeCode(t.Context(), f.desktop, code, desktopRedirect, v2)
 	want(t, err, authserver.ErrInvalidGrant, "")

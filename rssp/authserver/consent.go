@@ -22,6 +22,10 @@ type ConsentCredential struct {
 	Multisign   int
 	NeedPIN     bool
 	NeedOTP     bool
+	// NeedKey: a security key of the user is a factor (with user
+	// verification for SCAL 2): ConsentKeyOptions starts its check and
+	// ApproveWithKey takes the answer.
+	NeedKey bool
 }
 
 // ConsentCredential checks a credential-scope authorization against the
@@ -33,7 +37,7 @@ func (o *Server) ConsentCredential(ctx context.Context, userID string, a Authori
 		return ConsentCredential{}, err
 	}
 	cc := ConsentCredential{ID: c.ID, Description: c.Description, KeyType: c.KeyType, SCAL: c.SCAL,
-		Multisign: c.Multisign, NeedPIN: c.PINHash != "", NeedOTP: c.OTPType != ""}
+		Multisign: c.Multisign, NeedPIN: c.PINHash != "", NeedOTP: c.OTPType != "", NeedKey: c.FIDO}
 	if len(c.CertChain) > 0 {
 		if cert, err := x509.ParseCertificate(c.CertChain[0]); err == nil {
 			cc.Subject = cert.Subject.String()
@@ -62,24 +66,58 @@ func (o *Server) credential(ctx context.Context, userID string, r AuthRequest) (
 	return c, nil
 }
 
+// ConsentKeyOptions starts the check of the user's security key for the
+// consent to a credential authorization whose credential has that factor
+// (NeedKey), on the browser session; it returns the options (JSON) for
+// navigator.credentials.get. SCAL 2 credentials require user verification.
+func (o *Server) ConsentKeyOptions(ctx context.Context, session, userID string, a Authorization) ([]byte, error) {
+	c, err := o.credential(ctx, userID, a.Request)
+	if err != nil {
+		return nil, err
+	}
+	return o.beginAssertion(ctx, session, purposeConsent, userID, a.Handle, c.SCAL >= 2)
+}
+
 // Approve records the user's consent: for scope credential it checks the
 // credential's factors (counting failures, locking at the limit); then it
 // takes the pending request, so a form submitted twice is answered once,
-// and issues a single-use authorization code.
+// and issues a single-use authorization code. A credential with a security
+// key factor needs ApproveWithKey.
 func (o *Server) Approve(ctx context.Context, userID, handle string, factors []csc.AuthData) (code string, a Authorization, err error) {
+	return o.approve(ctx, userID, "", handle, factors, nil)
+}
+
+// ApproveWithKey is Approve with the browser's answer to the security key
+// check that ConsentKeyOptions started on session.
+func (o *Server) ApproveWithKey(ctx context.Context, userID, session, handle string, factors []csc.AuthData, keyResponse []byte) (code string, a Authorization, err error) {
+	return o.approve(ctx, userID, session, handle, factors, keyResponse)
+}
+
+func (o *Server) approve(ctx context.Context, userID, session, handle string, factors []csc.AuthData, keyResponse []byte) (code string, a Authorization, err error) {
 	a, err = o.Authorization(ctx, handle)
 	if err != nil {
 		return "", a, err
 	}
 	r := a.Request
+	keyUsed := ""
 	defer func() {
 		o.audit(ctx, "oauth2 consent", userID, r.CredentialID, r.Hashes, err,
-			fmt.Sprintf("client %s scope %s approve numSignatures=%d", a.Client.ID, r.Scope, r.NumSignatures))
+			fmt.Sprintf("client %s scope %s approve numSignatures=%d%s", a.Client.ID, r.Scope, r.NumSignatures, keyUsed))
 	}()
 	if r.Scope == service.ScopeCredential {
 		c, err := o.credential(ctx, userID, r)
 		if err != nil {
 			return "", a, err
+		}
+		if c.FIDO {
+			if keyResponse == nil {
+				return "", a, fail(service.ErrAccessDenied, "This credential needs your security key")
+			}
+			k, err := o.finishAssertion(ctx, session, purposeConsent, userID, handle, c.ID, keyResponse)
+			if err != nil {
+				return "", a, err
+			}
+			keyUsed = " " + keyDetail(k)
 		}
 		if err := o.csc.CheckFactors(ctx, c, factors); err != nil {
 			return "", a, err

@@ -44,6 +44,9 @@ func resultCode(err error) string {
 	if err == nil {
 		return "ok"
 	}
+	if errors.Is(err, ErrClonedAuthenticator) {
+		return "cloned_authenticator"
+	}
 	if code := service.ResultCode(err); code != "server_error" {
 		return code
 	}

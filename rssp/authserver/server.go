@@ -2,7 +2,10 @@ package authserver
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
+
+	"github.com/go-webauthn/webauthn/webauthn"
 
 	"github.com/csctoken/csctoken/csc"
 	"github.com/csctoken/csctoken/rssp/service"
@@ -51,6 +54,7 @@ type Server struct {
 	st  store.Store
 	opt service.OAuthOptions
 	svc service.Options
+	rp  atomic.Pointer[webauthn.WebAuthn] // nil: no security keys (fido.go)
 }
 
 // New returns the authorization server over the CSC service and the store

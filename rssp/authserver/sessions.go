@@ -69,15 +69,69 @@ func (o *Server) EndSession(ctx context.Context, value string) error {
 	return nil
 }
 
+// LoginStep is where a login stands after the password.
+type LoginStep struct {
+	// Session is the browser's new session (cookie value) and Expires its
+	// end: logged in when KeyOptions is nil; otherwise still anonymous,
+	// with a security key check under way.
+	Session string
+	Expires time.Time
+	// KeyOptions, when set, are the options (JSON) for
+	// navigator.credentials.get: the user has security keys (or must have
+	// one) and FinishKeyLogin completes the login with the browser's answer.
+	KeyOptions []byte
+}
+
 // Login checks a user's password on the login page and replaces the
-// browser's session by a new, logged-in one (no session fixation).
-func (o *Server) Login(ctx context.Context, oldSession, name, password string) (value string, expires time.Time, err error) {
+// browser's session by a new one (no session fixation): logged in, or,
+// when the user has security keys or is required to use one, anonymous
+// with a security key check under way (the second factor; the login page
+// of an external authorization server uses the same two steps). A user
+// required to use a key who has none cannot log in.
+func (o *Server) Login(ctx context.Context, oldSession, name, password string) (LoginStep, error) {
 	u, err := o.csc.CheckPassword(ctx, name, password)
 	if err != nil {
-		return "", time.Time{}, err
+		return LoginStep{}, err
+	}
+	keys, err := o.st.WebAuthnKeys(ctx, u.ID)
+	if err != nil {
+		return LoginStep{}, err
 	}
 	if err := o.EndSession(ctx, oldSession); err != nil {
-		return "", time.Time{}, err
+		return LoginStep{}, err
 	}
-	return o.NewSession(ctx, u.ID)
+	if len(keys) == 0 {
+		if u.RequireFIDO {
+			err := fail(service.ErrAccessDenied, "A security key is required for this account, and none is registered; ask the operator")
+			o.audit(ctx, "fido login", u.ID, "", nil, err, "no security key registered")
+			return LoginStep{}, err
+		}
+		v, exp, err := o.NewSession(ctx, u.ID)
+		return LoginStep{Session: v, Expires: exp}, err
+	}
+	v, exp, err := o.NewSession(ctx, "")
+	if err != nil {
+		return LoginStep{}, err
+	}
+	opts, err := o.beginAssertion(ctx, v, purposeLogin, u.ID, "", false)
+	if err != nil {
+		return LoginStep{}, err
+	}
+	return LoginStep{Session: v, Expires: exp, KeyOptions: opts}, nil
+}
+
+// FinishKeyLogin completes a login with the browser's answer to the
+// security key check that Login started on session: the session is
+// replaced by a logged-in one. It returns the new session and the key
+// used (the audit log names it too).
+func (o *Server) FinishKeyLogin(ctx context.Context, session string, response []byte) (value string, expires time.Time, key store.WebAuthnKey, err error) {
+	key, err = o.finishAssertion(ctx, session, purposeLogin, "", "", "", response)
+	if err != nil {
+		return "", time.Time{}, key, err
+	}
+	if err := o.EndSession(ctx, session); err != nil {
+		return "", time.Time{}, key, err
+	}
+	value, expires, err = o.NewSession(ctx, key.UserID)
+	return value, expires, key, err
 }

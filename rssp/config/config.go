@@ -63,6 +63,7 @@ type Config struct {
 	Log      Log      `toml:"log"`
 	OOB      OOB      `toml:"oob"`
 	Metrics  Metrics  `toml:"metrics"`
+	FIDO     FIDO     `toml:"fido"`
 
 	dir string // directory of the file, for relative paths
 }
@@ -174,6 +175,15 @@ type Metrics struct {
 	// AllowRemote allows a Listen address that is not loopback (the
 	// figures say how busy the service is; expose them on purpose).
 	AllowRemote bool `toml:"allow_remote"`
+}
+
+// FIDO configures FIDO2/WebAuthn security keys (docs/fido2.md).
+type FIDO struct {
+	// RPID is the WebAuthn relying party ID that keys are bound to: the
+	// host name of public_url (default) or a registrable suffix of it.
+	// When public_url's host is an IP address and RPID is empty, security
+	// keys are unavailable.
+	RPID string `toml:"rp_id"`
 }
 
 // OOB configures the out-of-band channel (PasswordOOB approvals, online

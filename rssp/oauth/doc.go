@@ -8,6 +8,7 @@
 //	GET  /.well-known/oauth-authorization-server   metadata (RFC 8414)
 //	GET|POST /oauth2/login          the login page (username, password)
 //	GET|POST /oauth2/consent        the consent page (and the credential's PIN / OTP)
+//	GET|POST /oauth2/keys           the user's security keys (FIDO2/WebAuthn): list, add, remove
 //	GET  /oauth2/status             what the login and consent pages poll: pending, abandoned or gone
 //	POST /oauth2/abandon            not OAuth2: the program that pushed a credential request stops
 //	                                waiting (Bearer: the owner's service token; request_uri), 204
@@ -49,8 +50,14 @@
 // (JAR), and response modes other than query. authorization_details and clientData sent to the token endpoint
 // are ignored: the code already carries what the user consented to.
 //
+// A user with security keys confirms the login with one after the password
+// (a second step of POST oauth2/login), and a credential with the security
+// key factor is approved with the key on the consent page (docs/fido2.md);
+// the pages' only script for it is the embedded webauthn.js.
+//
 // The pages are plain server-rendered HTML (html/template, embedded), work
-// without JavaScript and load nothing from elsewhere (a strict
+// without JavaScript (except the security key step: WebAuthn is a
+// JavaScript API) and load nothing from elsewhere (a strict
 // Content-Security-Policy allows only their own inline style). The browser's
 // session is a short-lived cookie (HttpOnly, Secure over https,
 // SameSite=Strict, __Host- prefixed) naming a server-side session stored by

@@ -17,7 +17,7 @@ import (
 	"github.com/csctoken/csctoken/rssp/service"
 )
 
-//go:embed templates/*.html templates/style.css templates/poll.js
+//go:embed templates/*.html templates/style.css templates/poll.js templates/webauthn.js
 var templateFS embed.FS
 
 var (
@@ -27,10 +27,12 @@ var (
 	// every few seconds and says so when the program that asked for the
 	// request abandoned it.
 	poll = mustRead("templates/poll.js")
-	// pageCSP allows the pages' own inline style and script, fetching
+	// keyJS is the security key step's script (navigator.credentials).
+	keyJS = mustRead("templates/webauthn.js")
+	// pageCSP allows the pages' own inline style and scripts, fetching
 	// from the service (the poll), and nothing else.
 	pageCSP = "default-src 'none'; style-src '" + sha256Source(css) + "'; script-src '" + sha256Source(poll) +
-		"'; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'"
+		"' '" + sha256Source(keyJS) + "'; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 
 func sha256Source(s string) string {
@@ -64,6 +66,25 @@ type pageData struct {
 	HashName         string
 	TTL              string
 	NeedPIN, NeedOTP bool
+	// The security key step (key.html, and consent.html with NeedKey):
+	// the options for the browser (JSON), where the form goes, what the
+	// page says; KeyUV: user verification is required.
+	KeyScript            template.JS
+	KeyOptions           string
+	KeyAction, KeyPrompt string
+	NeedKey, KeyUV       bool
+	// Then is where a login goes afterwards: "" (the consent page) or
+	// "keys" (the security keys page).
+	Then string
+	// The security keys page.
+	Keys        []keyView
+	Notice      string
+	RequireFIDO bool
+	FIDO        bool // security keys are available
+}
+
+type keyView struct {
+	ID, Name, Added, LastUsed string
 }
 
 type docView struct {
@@ -77,6 +98,9 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 	d.Service, d.CSS = s.opt.ServiceName, template.CSS(css)
 	if d.Handle != "" {
 		d.Script = template.JS(poll)
+	}
+	if d.KeyOptions != "" {
+		d.KeyScript = template.JS(keyJS)
 	}
 	var buf bytes.Buffer
 	if err := pages.ExecuteTemplate(&buf, name, d); err != nil {
@@ -137,8 +161,14 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "login.html", pageData{Title: "Sign in", Handle: handle, CSRF: csrfToken(v), Client: a.Client.Name})
 }
 
-// loginSubmit is POST oauth2/login: on success the session is replaced by
-// a logged-in one and the browser goes on to the consent page.
+// keysClient is what the login page names as the destination of a login
+// to the security keys page.
+const keysClient = "your security keys"
+
+// loginSubmit is POST oauth2/login: the password, then, when the user has
+// security keys, the key (step=key). On success the session is replaced by
+// a logged-in one and the browser goes on to the consent page (or the
+// security keys page).
 func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	form, err := s.readForm(w, r)
 	if err != nil {
@@ -150,32 +180,62 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, err)
 		return
 	}
-	handle := form.Get("request")
-	a, err := s.oauth.Authorization(r.Context(), handle)
-	if err != nil {
-		s.errorPage(w, r, err)
+	handle, then := form.Get("request"), form.Get("then")
+	client, next := keysClient, "keys"
+	if then != "keys" {
+		then = ""
+		a, err := s.oauth.Authorization(r.Context(), handle)
+		if err != nil {
+			s.errorPage(w, r, err)
+			return
+		}
+		client, next = a.Client.Name, "consent?request="+url.QueryEscape(handle)
+	}
+	again := func(status int, session, name string, err error) {
+		_, _, desc := s.classify(r, err)
+		setRetryAfter(w, status, err)
+		s.render(w, r, status, "login.html", pageData{Title: "Sign in", Handle: handle, Then: then,
+			CSRF: csrfToken(session), Client: client, Username: name, Error: desc})
+	}
+	if form.Get("step") == "key" {
+		v, exp, _, err := s.oauth.FinishKeyLogin(r.Context(), old, []byte(form.Get("webauthn")))
+		if errors.Is(err, service.ErrAccessDenied) {
+			again(http.StatusForbidden, old, "", err)
+			return
+		}
+		if err != nil {
+			s.errorPage(w, r, err)
+			return
+		}
+		s.setSessionCookie(w, v, exp)
+		http.Redirect(w, r, next, http.StatusSeeOther)
 		return
 	}
 	name := strings.TrimSpace(form.Get("username"))
-	v, exp, err := s.oauth.Login(r.Context(), old, name, form.Get("password"))
-	if errors.Is(err, service.ErrAuthentication) || errors.Is(err, service.ErrThrottled) || errors.Is(err, service.ErrUnavailable) {
-		status, _, desc := s.classify(r, err)
-		setRetryAfter(w, status, err)
-		s.render(w, r, status, "login.html", pageData{Title: "Sign in", Handle: handle,
-			CSRF: csrfToken(old), Client: a.Client.Name, Username: name, Error: desc})
+	step, err := s.oauth.Login(r.Context(), old, name, form.Get("password"))
+	if errors.Is(err, service.ErrAuthentication) || errors.Is(err, service.ErrThrottled) || errors.Is(err, service.ErrUnavailable) ||
+		errors.Is(err, service.ErrAccessDenied) {
+		status, _, _ := s.classify(r, err)
+		again(status, old, name, err)
 		return
 	}
 	if err != nil {
 		s.errorPage(w, r, err)
 		return
 	}
-	s.setSessionCookie(w, v, exp)
-	http.Redirect(w, r, "consent?request="+url.QueryEscape(handle), http.StatusSeeOther)
+	s.setSessionCookie(w, step.Session, step.Expires)
+	if step.KeyOptions != nil {
+		s.render(w, r, http.StatusOK, "key.html", pageData{Title: "Security key", Handle: handle, Then: then,
+			CSRF: csrfToken(step.Session), Client: client, KeyAction: "login", KeyOptions: string(step.KeyOptions),
+			KeyPrompt: "Confirm that it is you with your security key."})
+		return
+	}
+	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
 // consentData prepares the consent page; an error means the request cannot
 // be granted to this user.
-func (s *Server) consentData(r *http.Request, bs authserver.BrowserSession, session string, a authserver.Authorization) (pageData, error) {
+func (s *Server) consentData(r *http.Request, bs authserver.BrowserSession, session string, a authserver.Authorization, startKey bool) (pageData, error) {
 	d := pageData{Title: "Authorize", Handle: a.Handle, CSRF: csrfToken(session), Client: a.Client.Name,
 		UserName: bs.UserName, NumSignatures: a.Request.NumSignatures, Description: a.Request.Description}
 	if a.Request.Scope != service.ScopeCredential {
@@ -185,7 +245,14 @@ func (s *Server) consentData(r *http.Request, bs authserver.BrowserSession, sess
 	if err != nil {
 		return d, err
 	}
-	d.Cred, d.NeedPIN, d.NeedOTP = &cc, cc.NeedPIN, cc.NeedOTP
+	d.Cred, d.NeedPIN, d.NeedOTP, d.NeedKey, d.KeyUV = &cc, cc.NeedPIN, cc.NeedOTP, cc.NeedKey, cc.NeedKey && cc.SCAL >= 2
+	if cc.NeedKey && startKey {
+		opts, err := s.oauth.ConsentKeyOptions(r.Context(), session, bs.UserID, a)
+		if err != nil {
+			return d, err
+		}
+		d.KeyOptions = string(opts)
+	}
 	if h, ok := csc.HashByOID(a.Request.HashAlgorithm); ok {
 		d.HashName = h.String()
 	}
@@ -213,7 +280,7 @@ func (s *Server) consentPage(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, err)
 		return
 	}
-	d, err := s.consentData(r, bs, v, a)
+	d, err := s.consentData(r, bs, v, a, true)
 	if err != nil {
 		s.abort(w, r, bs, a, err)
 		return
@@ -263,7 +330,7 @@ func (s *Server) consentSubmit(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, invalid("Choose to sign or deny"))
 		return
 	}
-	d, err := s.consentData(r, bs, v, a)
+	d, err := s.consentData(r, bs, v, a, false)
 	if err != nil {
 		s.abort(w, r, bs, a, err)
 		return
@@ -275,12 +342,22 @@ func (s *Server) consentSubmit(w http.ResponseWriter, r *http.Request) {
 	if d.NeedOTP {
 		factors = append(factors, csc.AuthData{ID: service.FactorOTP, Value: strings.TrimSpace(form.Get("otp"))})
 	}
-	code, a, err := s.oauth.Approve(r.Context(), bs.UserID, handle, factors)
+	var code string
+	if d.NeedKey {
+		code, a, err = s.oauth.ApproveWithKey(r.Context(), bs.UserID, v, handle, factors, []byte(form.Get("webauthn")))
+	} else {
+		code, a, err = s.oauth.Approve(r.Context(), bs.UserID, handle, factors)
+	}
 	switch {
-	case errors.Is(err, service.ErrInvalidPIN), errors.Is(err, service.ErrInvalidOTP), errors.Is(err, service.ErrLocked):
-		_, _, desc := s.classify(r, err)
+	case errors.Is(err, service.ErrInvalidPIN), errors.Is(err, service.ErrInvalidOTP), errors.Is(err, service.ErrLocked),
+		d.NeedKey && errors.Is(err, service.ErrAccessDenied) && !errors.Is(err, authserver.ErrAbandoned):
+		status, _, desc := s.classify(r, err)
+		if d, err = s.consentData(r, bs, v, a, true); err != nil { // a new security key check
+			s.abort(w, r, bs, a, err)
+			return
+		}
 		d.Error = desc
-		s.render(w, r, http.StatusBadRequest, "consent.html", d)
+		s.render(w, r, status, "consent.html", d)
 		return
 	case err != nil:
 		s.errorPage(w, r, err)

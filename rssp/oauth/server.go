@@ -25,8 +25,11 @@ type Options struct {
 	// trailing slash): the issuer identifier (RFC 8414) and the CSC
 	// info.oauth2 base; the endpoints are Issuer+"/oauth2/...".
 	Issuer string
-	// ServiceName is shown on the pages.
+	// ServiceName is shown on the pages (and by security keys).
 	ServiceName string
+	// FIDORPID is the WebAuthn relying party ID of security keys; empty:
+	// the issuer's host name (an IP address: no security keys).
+	FIDORPID string
 	// MaxBodyBytes bounds form bodies (default 64 KiB).
 	MaxBodyBytes int64
 	// Lifetimes of codes, pushed requests, pending authorizations and
@@ -72,6 +75,8 @@ func New(svc *service.Service, opt Options, log *slog.Logger) (*Server, error) {
 	m.HandleFunc("POST /oauth2/login", s.loginSubmit)
 	m.HandleFunc("GET /oauth2/consent", s.consentPage)
 	m.HandleFunc("POST /oauth2/consent", s.consentSubmit)
+	m.HandleFunc("GET /oauth2/keys", s.keysPage)
+	m.HandleFunc("POST /oauth2/keys", s.keysSubmit)
 	m.HandleFunc("GET /oauth2/status", s.status)
 	m.HandleFunc("POST /oauth2/abandon", s.abandon)
 	m.HandleFunc("GET /.well-known/oauth-authorization-server", s.metadata)
@@ -91,7 +96,7 @@ func (s *Server) SetIssuer(issuer string) error {
 		return fmt.Errorf("oauth: issuer %q: want an http(s) URL without query or fragment", issuer)
 	}
 	s.issuer.Store(&issuer)
-	return nil
+	return s.oauth.SetRelyingParty(s.opt.FIDORPID, s.opt.ServiceName, u.Scheme+"://"+u.Host)
 }
 
 // BaseURL is the issuer, the CSC info.oauth2 base.

@@ -21,6 +21,39 @@ const (
 	FactorOTP = "OTP"
 )
 
+// AuthFIDO is the CredentialSpec.AuthMode of a credential authorized on the
+// consent page with the owner's security key (and its other factors).
+const AuthFIDO = "fido"
+
+// SetRequireFIDO sets whether a user must present a security key at login
+// (rssp admin user require-fido).
+func (s *Service) SetRequireFIDO(ctx context.Context, name string, require bool) error {
+	u, err := s.store.UserByName(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return badRequest("no user %q", name)
+	}
+	if err != nil {
+		return err
+	}
+	if err := s.store.SetUserRequireFIDO(ctx, u.ID, require); err != nil {
+		return err
+	}
+	s.audit(ctx, "admin", u.ID, "", nil, nil, fmt.Sprintf("user require-fido=%v %s", require, name))
+	return nil
+}
+
+// WebAuthnKeys lists a user's security keys (rssp admin user keys).
+func (s *Service) WebAuthnKeys(ctx context.Context, name string) ([]store.WebAuthnKey, error) {
+	u, err := s.store.UserByName(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, badRequest("no user %q", name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s.store.WebAuthnKeys(ctx, u.ID)
+}
+
 // AddUser creates an account (rssp admin user add).
 func (s *Service) AddUser(ctx context.Context, name, password string) (store.User, error) {
 	return s.AddUserWithSubject(ctx, name, password, "")
@@ -73,7 +106,9 @@ type CredentialSpec struct {
 	OOB         bool   // a PasswordOOB factor: approval on another device
 	Multisign   int    // default 1
 	Description string
-	AuthMode    string // "explicit" (default) or "oauth2code"
+	// AuthMode is "explicit" (default), "oauth2code", or "fido": oauth2code
+	// with the owner's security key as a factor on the consent page.
+	AuthMode string
 	// SignatureQualifier is one of csc.SignatureQualifiers, or "" for none.
 	SignatureQualifier string
 }
@@ -101,6 +136,10 @@ func (s *Service) AddCredential(ctx context.Context, spec CredentialSpec) (c sto
 	if spec.AuthMode == "" {
 		spec.AuthMode = csc.AuthModeExplicit
 	}
+	fido := spec.AuthMode == AuthFIDO
+	if fido {
+		spec.AuthMode = csc.AuthModeOAuth2Code
+	}
 	switch {
 	case spec.SCAL != 1 && spec.SCAL != 2:
 		return c, "", badRequest("SCAL must be 1 or 2")
@@ -111,7 +150,7 @@ func (s *Service) AddCredential(ctx context.Context, spec CredentialSpec) (c sto
 	case (spec.OTP == OnlineOTP || spec.OOB) && !s.HasPending():
 		return c, "", badRequest("online OTP and out-of-band factors need the notifier (not configured)")
 	case spec.AuthMode != csc.AuthModeExplicit && spec.AuthMode != csc.AuthModeOAuth2Code:
-		return c, "", badRequest("auth mode must be explicit or oauth2code")
+		return c, "", badRequest("auth mode must be explicit, oauth2code or fido")
 	case len(spec.Description) > 255:
 		return c, "", badRequest("description longer than 255 characters")
 	case spec.SignatureQualifier != "" && !csc.IsSignatureQualifier(spec.SignatureQualifier):
@@ -146,7 +185,7 @@ func (s *Service) AddCredential(ctx context.Context, spec CredentialSpec) (c sto
 		Backend: s.keys.Name(), KeyRef: ref, PublicKey: pubDER,
 		CertChain: append([][]byte{cert}, s.issuer.Chain()...),
 		SCAL:      spec.SCAL, Multisign: spec.Multisign, AuthMode: spec.AuthMode, OOB: spec.OOB, CreatedAt: s.now().UTC(),
-		SignatureQualifier: spec.SignatureQualifier,
+		SignatureQualifier: spec.SignatureQualifier, FIDO: fido,
 	}
 	if spec.PIN != "" {
 		if c.PINHash, err = secret.Hash(spec.PIN, s.opt.Argon2); err != nil {
