@@ -25,6 +25,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
+	cdpwebauthn "github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 )
 
@@ -114,6 +117,7 @@ type Outcome struct {
 // or the loopback listener's answer ("" while loading).
 const pageKindJS = `document.readyState !== 'complete' ? '' :
 	document.getElementById('username') ? 'login' :
+	document.getElementById('use-key') ? 'key' :
 	document.getElementById('approve') ? 'consent' :
 	(document.getElementById('message') && location.protocol === 'http:') ? 'done' :
 	document.querySelector('main') ? 'other' : ''`
@@ -170,6 +174,10 @@ func Drive(bctx context.Context, authURL string, p Plan) (Outcome, error) {
 				button = "deny"
 			}
 			err = chromedp.Do(ctx, append(steps, chromedp.Click(chromedp.ID(button)))...)
+		case "key":
+			// The security key step: the page's script asks the browser's
+			// (virtual) authenticator, see VirtualAuthenticator.
+			err = chromedp.Do(ctx, chromedp.Click(chromedp.ID("use-key")))
 		case "done":
 			out.Message, err = chromedp.Run(ctx, chromedp.Text(chromedp.ID("message")))
 			return out, err
@@ -284,3 +292,58 @@ func NewOpener(t testing.TB, dir string) *Opener {
 	}()
 	return &Opener{Script: script, URLs: urls}
 }
+
+// VirtualAuthenticator enables the DevTools WebAuthn domain on the tab of
+// ctx and adds a virtual CTAP2 authenticator (internal transport, resident
+// keys, user verification that succeeds, presence simulated), which
+// answers the pages' navigator.credentials calls as a FIDO2 security key
+// would. It returns the authenticator's ID for the other WebAuthn.*
+// commands.
+func VirtualAuthenticator(t testing.TB, ctx context.Context) cdpwebauthn.AuthenticatorID {
+	t.Helper()
+	id, err := chromedp.Run(ctx, func(ctx context.Context, tg *chromedp.Target) (cdpwebauthn.AuthenticatorID, error) {
+		if _, err := cdp.Call(ctx, tg, cdpwebauthn.Enable, cdpwebauthn.EnableParams{}); err != nil {
+			return "", err
+		}
+		res, err := cdp.Call(ctx, tg, cdpwebauthn.AddVirtualAuthenticator, cdpwebauthn.AddVirtualAuthenticatorParams{
+			Options: &cdpwebauthn.VirtualAuthenticatorOptions{
+				Protocol: cdpwebauthn.AuthenticatorProtocolCtap2, Ctap2version: cdpwebauthn.Ctap2versionCtap21,
+				Transport: cdpwebauthn.AuthenticatorTransportInternal, HasResidentKey: true,
+				HasUserVerification: true, IsUserVerified: true, AutomaticPresenceSimulation: true,
+			}})
+		if err != nil {
+			return "", err
+		}
+		return res.AuthenticatorID, nil
+	})
+	if err != nil {
+		t.Fatalf("virtual authenticator: %v", err)
+	}
+	return id
+}
+
+// RegisterKey registers the browser's (virtual) authenticator as a
+// security key named name of the user, on the service's security keys page
+// at keysURL (https://HOST/oauth2/keys), and logs the browser out of the
+// service again (its cookies cleared).
+func RegisterKey(bctx context.Context, keysURL, user, password, name string) error {
+	ctx, cancel := context.WithTimeout(bctx, DefaultTimeout)
+	defer cancel()
+	err := chromedp.Do(ctx, chromedp.Navigate(keysURL), chromedp.WaitVisible(chromedp.ID("username")),
+		chromedp.SendKeys(chromedp.ID("username"), user), chromedp.SendKeys(chromedp.ID("password"), password),
+		chromedp.Click(chromedp.ID("sign-in")), chromedp.WaitVisible(chromedp.ID("key-name")),
+		chromedp.SendKeys(chromedp.ID("key-name"), name), chromedp.Click(chromedp.ID("add-key")),
+		chromedp.WaitVisible(chromedp.ID("use-key")), chromedp.Click(chromedp.ID("use-key")),
+		chromedp.WaitVisible(chromedp.ID("notice")), chromedp.Navigate("about:blank"), ClearCookies)
+	if err != nil {
+		text, _ := chromedp.Run(bctx, chromedp.Text(chromedp.CSS("body")))
+		return fmt.Errorf("register a security key: %w\n%s", err, text)
+	}
+	return nil
+}
+
+// ClearCookies ends the browser's sessions with every site.
+var ClearCookies = chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+	_, err := cdp.Call(ctx, tg, network.ClearBrowserCookies, cdp.Empty{})
+	return err
+})

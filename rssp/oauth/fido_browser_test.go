@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/network"
 	cdpwebauthn "github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 	"golang.org/x/oauth2"
@@ -21,33 +20,6 @@ import (
 	"github.com/csctoken/csctoken/rssp/service"
 	"github.com/csctoken/csctoken/rssp/store"
 )
-
-// virtualAuthenticator enables the DevTools WebAuthn domain and adds a
-// CTAP2 platform authenticator with resident keys and user verification
-// (the user is verified), which answers the page's navigator.credentials
-// calls as a security key would.
-func virtualAuthenticator(t *testing.T, ctx context.Context) cdpwebauthn.AuthenticatorID {
-	t.Helper()
-	id, err := chromedp.Run(ctx, func(ctx context.Context, tg *chromedp.Target) (cdpwebauthn.AuthenticatorID, error) {
-		if _, err := cdp.Call(ctx, tg, cdpwebauthn.Enable, cdpwebauthn.EnableParams{}); err != nil {
-			return "", err
-		}
-		res, err := cdp.Call(ctx, tg, cdpwebauthn.AddVirtualAuthenticator, cdpwebauthn.AddVirtualAuthenticatorParams{
-			Options: &cdpwebauthn.VirtualAuthenticatorOptions{
-				Protocol: cdpwebauthn.AuthenticatorProtocolCtap2, Ctap2version: cdpwebauthn.Ctap2versionCtap21,
-				Transport: cdpwebauthn.AuthenticatorTransportInternal, HasResidentKey: true,
-				HasUserVerification: true, IsUserVerified: true, AutomaticPresenceSimulation: true,
-			}})
-		if err != nil {
-			return "", err
-		}
-		return res.AuthenticatorID, nil
-	})
-	if err != nil {
-		t.Fatalf("virtual authenticator: %v", err)
-	}
-	return id
-}
 
 // authenticatorCredentials returns the credentials the virtual
 // authenticator holds.
@@ -65,12 +37,6 @@ func authenticatorCredentials(t *testing.T, ctx context.Context, id cdpwebauthn.
 	}
 	return creds
 }
-
-// clearCookies ends the browser's sessions with the pages.
-var clearCookies = chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-	_, err := cdp.Call(ctx, tg, network.ClearBrowserCookies, cdp.Empty{})
-	return err
-})
 
 // TestFIDOBrowser is the person with a security key, in a headless
 // Chromium whose DevTools virtual authenticator is the key: they register
@@ -100,7 +66,7 @@ func TestFIDOBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	bctx := chromiumtest.Start(t, filepath.Join(srv.Dir, ca.TLSCertFile), chromedp.WindowSize(960, 1100))
-	auth := virtualAuthenticator(t, bctx)
+	auth := chromiumtest.VirtualAuthenticator(t, bctx)
 	step := func(t *testing.T, what string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(bctx, 20*time.Second)
@@ -160,7 +126,7 @@ func TestFIDOBrowser(t *testing.T) {
 
 	t.Run("login with key, consent with key and PIN, sign", func(t *testing.T) {
 		// A new browser session: log out by clearing the cookies.
-		step(t, "clear cookies", chromedp.Navigate("about:blank"), clearCookies)
+		step(t, "clear cookies", chromedp.Navigate("about:blank"), chromiumtest.ClearCookies)
 		h := digest("sealed with a key")
 		verifier := oauth2.GenerateVerifier()
 		conf := &oauth2.Config{ClientID: "desktop", RedirectURL: cb.url, Endpoint: oauth2.Endpoint{
@@ -204,7 +170,7 @@ func TestFIDOBrowser(t *testing.T) {
 	})
 
 	t.Run("fail required key not registered", func(t *testing.T) {
-		step(t, "clear cookies", chromedp.Navigate("about:blank"), clearCookies)
+		step(t, "clear cookies", chromedp.Navigate("about:blank"), chromiumtest.ClearCookies)
 		step(t, "keys page", chromedp.Navigate(issuer+"/oauth2/keys"))
 		login(t, "carol", "carol's password")
 		step(t, "refused", chromedp.WaitVisible(chromedp.ID("form-error")))
@@ -240,7 +206,7 @@ func TestFIDOBrowser(t *testing.T) {
 		}); err != nil {
 			t.Fatalf("clone the credential: %v", err)
 		}
-		step(t, "clear cookies", chromedp.Navigate("about:blank"), clearCookies)
+		step(t, "clear cookies", chromedp.Navigate("about:blank"), chromiumtest.ClearCookies)
 		step(t, "keys page", chromedp.Navigate(issuer+"/oauth2/keys"))
 		login(t, user, password)
 		step(t, "key", chromedp.WaitVisible(chromedp.ID("use-key")), chromedp.Click(chromedp.ID("use-key")),
