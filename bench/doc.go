@@ -4,7 +4,10 @@
 // BenchmarkColdStart (with BenchmarkColdStartParts, which separates the Go
 // runtime's start from the module's work, and BenchmarkColdStartModule, the
 // same in process for profiling), BenchmarkPkcs11ToolSign,
-// BenchmarkCredentials1000 and BenchmarkMemory; package module has
+// BenchmarkCredentials1000 and BenchmarkMemory; BenchmarkNodes (signHash on
+// SQLite, on PostgreSQL with one node and two, at 16 and 64 clients, with
+// the CPU of the PostgreSQL server) and BenchmarkAuditAppend (rows per
+// second of the serialized audit chain, by writers); package module has
 // BenchmarkLoadCache (the listing cache of 2 and 1,000 credentials). The library is only ever loaded by C hosts (p11bench,
 // cbench/p11bench.c, compiled with gcc by the benchmarks, and pkcs11-tool);
 // Go code uses package module in process, and directhost/ is the CSC client
