@@ -6,6 +6,7 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"sort"
 	"strings"
 	"sync"
@@ -147,11 +148,61 @@ func (s *Service) checkFactors(ctx context.Context, c store.Credential, data []c
 	mu := s.credLock(c.ID)
 	mu.Lock()
 	defer mu.Unlock()
-	// Re-read under the lock: the count and the lock may have moved.
-	c, err := s.store.Credential(ctx, c.ID)
+	// Across processes and nodes, the store's lease; it re-reads the
+	// credential under it: the count and the lock may have moved.
+	return s.withFactorLease(ctx, c.ID, func(c store.Credential) error {
+		return s.checkFactorsLeased(ctx, c, values, needPIN, needOTP)
+	})
+}
+
+// Factor leases (store.TryFactorLock): how long one is taken for (a check
+// takes well under a second; a node that dies holding one blocks the
+// credential's checks this long), and how long a check waits for another's.
+const (
+	factorLeaseTTL  = 30 * time.Second
+	factorLeaseWait = 10 * time.Second
+)
+
+// withFactorLease runs fn with the credential, read under its factor-check
+// lease, which it holds meanwhile: the checks of one credential's factors
+// run one at a time across every process and node sharing the store, so
+// parallel guesses cannot overtake the failure count. While another
+// holds it, it waits (up to factorLeaseWait, then ErrUnavailable).
+func (s *Service) withFactorLease(ctx context.Context, id string, fn func(c store.Credential) error) error {
+	holder, err := secret.NewToken()
 	if err != nil {
 		return err
 	}
+	deadline := time.Now().Add(factorLeaseWait)
+	pause := 2 * time.Millisecond
+	for {
+		now := s.now()
+		c, err := s.store.TryFactorLock(ctx, id, holder, now, now.Add(factorLeaseTTL))
+		if err == nil {
+			defer func() {
+				if err := s.store.ReleaseFactorLock(context.WithoutCancel(ctx), id, holder); err != nil {
+					s.log.Warn("releasing a credential's factor lease", "credential", id, "err", err)
+				}
+			}()
+			return fn(c)
+		}
+		if !errors.Is(err, store.ErrBusy) {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fail(ErrUnavailable, "The credential's factors are being checked by another request; try again")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pause + time.Duration(mrand.Int64N(int64(pause)))):
+		}
+		pause = min(2*pause, 50*time.Millisecond)
+	}
+}
+
+// checkFactorsLeased checks the factors of c (read under its lease).
+func (s *Service) checkFactorsLeased(ctx context.Context, c store.Credential, values map[string]string, needPIN, needOTP bool) error {
 	if c.Locked {
 		return fail(ErrLocked, "The credential is locked after too many failed authorizations; ask the operator to unlock it")
 	}
@@ -334,5 +385,5 @@ func (s *Service) checkOTP(ctx context.Context, c store.Credential, code string)
 	if err != nil {
 		return false, fmt.Errorf("open TOTP seed: %w", err)
 	}
-	return s.checkTOTP(c.ID, seed, code, s.now()), nil
+	return s.checkTOTP(ctx, c.ID, seed, code, s.now())
 }

@@ -102,9 +102,6 @@ type Service struct {
 	// credCache: credential ID → store.Credential, the part that never
 	// changes after enrolment, without secrets (signingCredential).
 	credCache sync.Map
-
-	totpMu   sync.Mutex
-	totpLast map[string]int64 // credential ID → last accepted TOTP step (replay guard)
 }
 
 // Deps are what New needs.
@@ -159,7 +156,6 @@ func New(d Deps, opt Options) (*Service, error) {
 		opt:       opt,
 		log:       d.Logger,
 		now:       d.Now,
-		totpLast:  map[string]int64{},
 		hashes:    secret.NewLimiter(opt.HashSlots, opt.HashWait),
 		passwords: newGuard("password", opt.AccountRate, opt.AddressRate),
 		clients:   newGuard("client secret", opt.AccountRate, opt.AddressRate),

@@ -1,12 +1,16 @@
 package service
 
 import (
+	"context"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
+
+	"github.com/csctoken/csctoken/rssp/store"
 )
 
 // TOTP parameters (RFC 6238 with the defaults authenticator apps expect).
@@ -35,27 +39,28 @@ func totpCode(seed []byte, t time.Time) (string, error) {
 }
 
 // checkTOTP verifies code against seed at now, refusing a step at or
-// before the last accepted one for this credential (a code is single-use).
-func (s *Service) checkTOTP(credID string, seed []byte, code string, now time.Time) bool {
+// before the last accepted one for this credential (a code is single-use,
+// across nodes: the store keeps the step, store.UseTOTPStep).
+func (s *Service) checkTOTP(ctx context.Context, credID string, seed []byte, code string, now time.Time) (bool, error) {
 	step := now.Unix() / totpPeriod
 	match := int64(-1)
 	for d := int64(-totpSkew); d <= totpSkew; d++ {
 		want, err := totpCode(seed, time.Unix((step+d)*totpPeriod, 0))
 		if err != nil {
-			return false
+			return false, nil
 		}
 		if subtle.ConstantTimeCompare([]byte(want), []byte(code)) == 1 {
 			match = step + d
 		}
 	}
 	if match < 0 {
-		return false
+		return false, nil
 	}
-	s.totpMu.Lock()
-	defer s.totpMu.Unlock()
-	if last, ok := s.totpLast[credID]; ok && match <= last {
-		return false
+	switch err := s.store.UseTOTPStep(ctx, credID, match); {
+	case errors.Is(err, store.ErrUsed):
+		return false, nil
+	case err != nil:
+		return false, err
 	}
-	s.totpLast[credID] = match
-	return true
+	return true, nil
 }

@@ -27,6 +27,7 @@ func IsFailure(err error) bool {
 		return false
 	}
 	for _, refusal := range []error{ErrNotFound, ErrExists, ErrExhausted, ErrExpired, ErrRevoked, ErrInUse, ErrStale,
+		ErrUsed, ErrBusy,
 		context.Canceled, context.DeadlineExceeded} {
 		if errors.Is(err, refusal) {
 			return false

@@ -84,6 +84,19 @@ func (o *observed) UnlockCredential(ctx context.Context, id string) error {
 	return o.check("UnlockCredential", o.s.UnlockCredential(ctx, id))
 }
 
+func (o *observed) TryFactorLock(ctx context.Context, id, holder string, now, until time.Time) (Credential, error) {
+	v0, err := o.s.TryFactorLock(ctx, id, holder, now, until)
+	return v0, o.check("TryFactorLock", err)
+}
+
+func (o *observed) ReleaseFactorLock(ctx context.Context, id, holder string) error {
+	return o.check("ReleaseFactorLock", o.s.ReleaseFactorLock(ctx, id, holder))
+}
+
+func (o *observed) UseTOTPStep(ctx context.Context, id string, step int64) error {
+	return o.check("UseTOTPStep", o.s.UseTOTPStep(ctx, id, step))
+}
+
 func (o *observed) CreateToken(ctx context.Context, t Token) error {
 	return o.check("CreateToken", o.s.CreateToken(ctx, t))
 }

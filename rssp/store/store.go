@@ -41,6 +41,9 @@ var (
 	// ErrInUse: DeleteUser of a user who still has credentials or OAuth2
 	// clients acting for them.
 	ErrInUse = errors.New("still in use")
+	// ErrBusy: TryFactorLock while another holder's lease runs; try again
+	// shortly.
+	ErrBusy = errors.New("busy")
 	// ErrFull: the database cannot grow (disk full). Nothing was written;
 	// the same call may succeed once space is freed.
 	ErrFull = errors.New("storage full")
@@ -210,6 +213,24 @@ type Store interface {
 	ResetPINFailures(ctx context.Context, id string) error
 	// UnlockCredential clears the lock and the count.
 	UnlockCredential(ctx context.Context, id string) error
+	// TryFactorLock takes the credential's factor-check lease for holder
+	// (a random value of the caller) until the time until, when no other
+	// holder's lease runs at now, and returns the credential as it is
+	// then. It serialises the checks of a credential's factors across
+	// processes and nodes, so parallel guesses cannot overtake the failure
+	// count; a lease whose holder died ends at its until. ErrBusy while
+	// another holder's lease runs (holder's own is renewed), ErrNotFound
+	// for an unknown credential.
+	TryFactorLock(ctx context.Context, id, holder string, now, until time.Time) (Credential, error)
+	// ReleaseFactorLock ends holder's lease of the credential; nothing
+	// when the lease is not holder's (any more).
+	ReleaseFactorLock(ctx context.Context, id, holder string) error
+	// UseTOTPStep records step as the last TOTP time step accepted for the
+	// credential, as one compare-and-set: only when it is after the last
+	// one, so a code is accepted once across nodes. ErrUsed when step is
+	// not after the last accepted one, ErrNotFound for an unknown
+	// credential.
+	UseTOTPStep(ctx context.Context, id string, step int64) error
 
 	// Tokens.
 	// CreateToken: ErrExists on a taken hash, ErrNotFound for an unknown

@@ -84,6 +84,20 @@ type Env struct {
 	Clock   *Clock
 	Outbox  *Outbox
 	Options service.Options
+
+	deps service.Deps // for Node
+}
+
+// Node returns another service over the same store, keys, clock and
+// options: a second rssp node (process) sharing the state. What holds
+// across nodes must hold between Service and the nodes.
+func (e *Env) Node(t testing.TB) *service.Service {
+	t.Helper()
+	svc, err := service.New(e.deps, e.Options)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
 }
 
 // Options are the limits and lifetimes New uses unless edit changes them.
@@ -126,12 +140,13 @@ func New(t testing.TB, edit func(*service.Options)) *Env {
 	}
 	clock := NewClock(time.Now().Truncate(time.Second))
 	out := &Outbox{}
-	svc, err := service.New(service.Deps{Store: db, Keys: keys, Issuer: issuer{authority}, Sealer: kek,
-		Pending: db, Notifier: out, Now: clock.Now}, opt)
+	deps := service.Deps{Store: db, Keys: keys, Issuer: issuer{authority}, Sealer: kek,
+		Pending: db, Notifier: out, Now: clock.Now}
+	svc, err := service.New(deps, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Env{Service: svc, Store: db, Clock: clock, Outbox: out, Options: opt}
+	return &Env{Service: svc, Store: db, Clock: clock, Outbox: out, Options: opt, deps: deps}
 }
 
 type issuer struct{ ca *ca.CA }

@@ -37,6 +37,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("admin", func(t *testing.T) { testAdmin(t, open) })
 	t.Run("pin failures", func(t *testing.T) { testPINFailures(t, open) })
 	t.Run("pin failures concurrently", func(t *testing.T) { testPINFailuresConcurrently(t, open) })
+	t.Run("factor lock", func(t *testing.T) { testFactorLock(t, open) })
+	t.Run("factor lock concurrently", func(t *testing.T) { testFactorLockConcurrently(t, open) })
+	t.Run("factor checks concurrently", func(t *testing.T) { testFactorChecksConcurrently(t, open) })
+	t.Run("totp step", func(t *testing.T) { testTOTPStep(t, open) })
 	t.Run("tokens", func(t *testing.T) { testTokens(t, open) })
 	t.Run("sads", func(t *testing.T) { testSADs(t, open) })
 	t.Run("consume sad", func(t *testing.T) { testConsumeSAD(t, open) })
@@ -118,7 +122,8 @@ var (
 // store's sentinels": the answer to an invalid argument.
 var errInvalid = errors.New("invalid argument")
 
-var sentinels = []error{store.ErrNotFound, store.ErrExists, store.ErrExhausted, store.ErrExpired, store.ErrRevoked, store.ErrInUse, store.ErrStale}
+var sentinels = []error{store.ErrNotFound, store.ErrExists, store.ErrExhausted, store.ErrExpired, store.ErrRevoked, store.ErrInUse, store.ErrStale,
+	store.ErrUsed, store.ErrBusy}
 
 // checkErr checks err against want: nil, errInvalid, or a sentinel.
 func checkErr(t *testing.T, what string, err, want error) bool {

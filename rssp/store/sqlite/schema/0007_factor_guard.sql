@@ -1,0 +1,8 @@
+-- Version 7: the guards of credentials' factor checks that hold across
+-- processes and nodes: a lease serialising the checks of a credential's
+-- factors (holder, until: Unix nanoseconds; '' and 0: free), and the last
+-- TOTP time step accepted (NULL: none), so a code is accepted once.
+
+ALTER TABLE credentials ADD COLUMN factor_holder TEXT NOT NULL DEFAULT '';
+ALTER TABLE credentials ADD COLUMN factor_until INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE credentials ADD COLUMN totp_step INTEGER;
