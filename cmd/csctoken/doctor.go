@@ -143,6 +143,9 @@ func (c *cli) configSource() string {
 func (c *cli) doctorSlot(r *report, p *p11, id module.SlotID, sc config.Service) {
 	fmt.Fprintln(c.stdout)
 	r.section("slot %d: %q at %s (auth %s, user %s, credential_auth %s)", id, sc.Name, sc.URL, sc.Auth, orNone(sc.Username), sc.CredentialAuth)
+	if len(sc.FailoverURLs) > 0 {
+		r.ok("failover to %s when %s fails", strings.Join(sc.FailoverURLs, ", "), sc.URL)
+	}
 	ti, err := p.m.GetTokenInfo(id)
 	if err != nil {
 		r.problem("C_GetTokenInfo: %v", err)

@@ -463,3 +463,16 @@ func TestCLILogoutOffline(t *testing.T) {
 	r.contains(t, "stderr", "could not revoke the token", "stays valid there until")
 	runCLI(t, "", "status", "--config", conf).contains(t, "stdout", "reachable: no", "login: not logged in", "token kept in: no place")
 }
+
+// TestStatusFailover: a service whose first node is down answers through
+// the node of failover_urls, and status names both.
+func TestStatusFailover(t *testing.T) {
+	useTempStore(t)
+	srv := rssptest.Start(t, rssptest.Options{})
+	srv.AddUser(t, user, password)
+	down := "https://127.0.0.1:1/csc/v2" // nothing listens on port 1
+	conf := writeConfig(t, down, filepath.Join(srv.Dir, "tls-ca.pem"), fmt.Sprintf("failover_urls = [%q]\n", srv.URL))
+	runCLI(t, password+"\n", "login", "--password-stdin", "--config="+conf).must(t)
+	runCLI(t, "", "status", "--config="+conf).must(t).contains(t, "stdout", "failover: "+srv.URL, "reachable: yes", "login: alice; access token valid")
+	runCLI(t, "", "doctor", "--config="+conf).contains(t, "stdout", "failover to "+srv.URL)
+}

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/csctoken/csctoken/module"
@@ -49,6 +50,9 @@ func (c *cli) cmdStatus(o statusOptions) error {
 func (c *cli) status(sc config.Service) (ok bool) {
 	out := c.stdout
 	fmt.Fprintf(out, "service %q: %s (%s)\n", sc.Name, sc.URL, authSummary(sc))
+	if len(sc.FailoverURLs) > 0 {
+		fmt.Fprintf(out, "  failover: %s\n", strings.Join(sc.FailoverURLs, ", "))
+	}
 	s, err := c.service(sc)
 	if err != nil {
 		fmt.Fprintf(out, "  unusable: %v\n", err)
