@@ -109,7 +109,10 @@ func (d *DB) TakePending(ctx context.Context, handleHash []byte, userID string, 
 	if err != nil {
 		return store.PendingAuth{}, fmt.Errorf("postgres: take pending: %w", err)
 	}
-	var p store.PendingAuth
+	var (
+		p       store.PendingAuth
+		expired bool
+	)
 	err = d.inTx(ctx, func(tx pgx.Tx) error {
 		var err error
 		p, err = scanPending(tx.QueryRow(ctx, `SELECT `+pendingCols+` FROM pending_auth WHERE handle_hash = $1 FOR UPDATE`, handleHash))
@@ -119,18 +122,18 @@ func (d *DB) TakePending(ctx context.Context, handleHash []byte, userID string, 
 		if p.UserID != userID {
 			return store.ErrNotFound // another user's handle: untouched
 		}
-		expired := p.ExpiresAt.UnixNano() <= nowN
+		expired = p.ExpiresAt.UnixNano() <= nowN
 		if p.Decision == store.Pending && !expired {
 			return nil
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM pending_auth WHERE handle_hash = $1`, handleHash); err != nil {
 			return err
 		}
-		if expired {
-			return store.ErrExpired
-		}
-		return nil
+		return nil // deleted, expired or not: committed
 	})
+	if err == nil && expired {
+		err = store.ErrExpired
+	}
 	if err != nil {
 		return store.PendingAuth{}, fmt.Errorf("postgres: take pending: %w", err)
 	}

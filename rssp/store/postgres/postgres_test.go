@@ -76,3 +76,7 @@ func TestAppendOnlyTriggers(t *testing.T) {
 		}
 	}
 }
+
+func TestPendingConformance(t *testing.T) {
+	storetest.RunPending(t, func(t *testing.T) store.Store { return openTemp(t) })
+}

@@ -10,3 +10,7 @@ import (
 func TestOAuthConformance(t *testing.T) {
 	storetest.RunOAuth(t, func(t *testing.T) store.Store { return openTemp(t) })
 }
+
+func TestPendingConformance(t *testing.T) {
+	storetest.RunPending(t, func(t *testing.T) store.Store { return openTemp(t) })
+}

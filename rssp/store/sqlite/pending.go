@@ -108,7 +108,10 @@ func (d *DB) TakePending(ctx context.Context, handleHash []byte, userID string, 
 	if err != nil {
 		return store.PendingAuth{}, err
 	}
-	var p store.PendingAuth
+	var (
+		p       store.PendingAuth
+		expired bool
+	)
 	err = d.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		p, err = scanPending(tx.QueryRowContext(ctx, `SELECT `+pendingCols+` FROM pending_auth WHERE handle_hash = ?`, handleHash))
@@ -118,18 +121,18 @@ func (d *DB) TakePending(ctx context.Context, handleHash []byte, userID string, 
 		if p.UserID != userID {
 			return store.ErrNotFound // another user's handle: untouched
 		}
-		expired := p.ExpiresAt.UnixNano() <= nowN
+		expired = p.ExpiresAt.UnixNano() <= nowN
 		if p.Decision == store.Pending && !expired {
 			return nil
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM pending_auth WHERE handle_hash = ?`, handleHash); err != nil {
 			return err
 		}
-		if expired {
-			return store.ErrExpired
-		}
-		return nil
+		return nil // deleted, expired or not: committed
 	})
+	if err == nil && expired {
+		err = store.ErrExpired
+	}
 	if err != nil {
 		return store.PendingAuth{}, fmt.Errorf("sqlite: take pending: %w", err)
 	}
