@@ -251,24 +251,33 @@ func factorName(kind error) string {
 // newSAD issues a SAD and appends its audit row (an "ok" row of the
 // issuing event) in one step: never one without the other.
 func (s *Service) newSAD(ctx context.Context, c store.Credential, userID, hashAlg string, hashes [][]byte, n int, audit store.AuditEvent) (SAD, error) {
-	v, err := secret.NewToken()
+	sad, rec, err := s.sadRecord(c, userID, hashAlg, hashes, n)
 	if err != nil {
 		return SAD{}, err
 	}
-	now := s.now()
-	if len(hashes) == 0 {
-		hashAlg = ""
-	}
-	if err := s.store.CreateSAD(ctx, store.SAD{
-		Hash: secret.TokenHash(v), CredentialID: c.ID, UserID: userID, HashAlgo: hashAlg, Hashes: hashes,
-		Remaining: n, ExpiresAt: now.Add(s.opt.SADTTL), CreatedAt: now,
-	}, &audit); err != nil {
+	if err := s.store.CreateSAD(ctx, rec, &audit); err != nil {
 		s.countAuditStep(err)
 		s.log.Error("SAD not issued", "event", audit.Event, "credential", c.ID, "err", err)
 		return SAD{}, err
 	}
 	s.countAuditStep(nil)
-	return SAD{Value: v, ExpiresIn: s.opt.SADTTL}, nil
+	return sad, nil
+}
+
+// sadRecord makes a new SAD value and the record the store keeps of it.
+func (s *Service) sadRecord(c store.Credential, userID, hashAlg string, hashes [][]byte, n int) (SAD, store.SAD, error) {
+	v, err := secret.NewToken()
+	if err != nil {
+		return SAD{}, store.SAD{}, err
+	}
+	now := s.now()
+	if len(hashes) == 0 {
+		hashAlg = ""
+	}
+	return SAD{Value: v, ExpiresIn: s.opt.SADTTL}, store.SAD{
+		Hash: secret.TokenHash(v), CredentialID: c.ID, UserID: userID, HashAlgo: hashAlg, Hashes: hashes,
+		Remaining: n, ExpiresAt: now.Add(s.opt.SADTTL), CreatedAt: now,
+	}, nil
 }
 
 // loadSAD fetches a SAD and checks it (checkSAD).
@@ -355,14 +364,20 @@ func (s *Service) ExtendTransaction(ctx context.Context, p Principal, credID, va
 	if c.SCAL == 2 && len(hashes) == 0 {
 		return SAD{}, badRequest("Missing parameter hashes: required for a SCAL 2 credential")
 	}
-	// Take the old SAD's remaining count atomically, so it cannot be used
-	// and extended at the same time.
-	taken, err := s.store.ConsumeSAD(ctx, old.Hash, old.Remaining, s.now(), nil)
+	// Take the old SAD's remaining count, issue the new SAD and write its
+	// audit row in one atomic step: the old SAD cannot be used and extended
+	// at the same time, and a failure leaves it as it was.
+	next, rec, err := s.sadRecord(c, p.UserID, old.HashAlgo, old.Hashes, old.Remaining)
+	if err != nil {
+		return SAD{}, err
+	}
+	audit := s.auditEvent(ctx, "extendTransaction", p.UserID, credID, hashes, nil, "")
+	err = s.store.ReplaceSAD(ctx, old.Hash, old.Remaining, s.now(), rec, &audit)
+	s.countAuditStep(err)
 	if err != nil {
 		return SAD{}, sadError(err)
 	}
-	return s.newSAD(ctx, c, p.UserID, taken.HashAlgo, taken.Hashes, old.Remaining,
-		s.auditEvent(ctx, "extendTransaction", p.UserID, credID, hashes, nil, ""))
+	return next, nil
 }
 
 func sadError(err error) error {

@@ -1,13 +1,18 @@
 package service_test
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/csctoken/csctoken/csc"
 	"github.com/csctoken/csctoken/rssp/service"
+	"github.com/csctoken/csctoken/rssp/service/servicetest"
+	"github.com/csctoken/csctoken/rssp/store"
 )
 
 // TestSADBinding: a SAD signs only for its credential, its user and, for
@@ -151,6 +156,51 @@ func TestSADConsumption(t *testing.T) {
 			t.Fatalf("bob's refused extension ended alice's SAD: %v", err)
 		}
 	})
+}
+
+// failingSADStore fails the steps that issue a SAD while fail is set.
+type failingSADStore struct {
+	store.Store
+	fail atomic.Bool
+}
+
+var errInjected = errors.New("injected store failure")
+
+func (s *failingSADStore) CreateSAD(ctx context.Context, sad store.SAD, audit *store.AuditEvent) error {
+	if s.fail.Load() {
+		return errInjected
+	}
+	return s.Store.CreateSAD(ctx, sad, audit)
+}
+
+func (s *failingSADStore) ReplaceSAD(ctx context.Context, old []byte, n int, now time.Time, sad store.SAD, audit *store.AuditEvent) error {
+	if s.fail.Load() {
+		return errInjected
+	}
+	return s.Store.ReplaceSAD(ctx, old, n, now, sad, audit)
+}
+
+// TestExtendTransactionAtomic: an extension whose new SAD cannot be
+// issued leaves the old SAD whole (taking the old SAD and issuing the
+// new one are one store step).
+func TestExtendTransactionAtomic(t *testing.T) {
+	var fs *failingSADStore
+	f := &fixture{Env: servicetest.NewWithDeps(t, nil, func(d *service.Deps) {
+		fs = &failingSADStore{Store: d.Store}
+		d.Store = fs
+	})}
+	f.AddUser(t, "alice", password)
+	f.alice = f.login(t, "alice")
+	id, _ := f.credential(t, nil) // multisign 3
+	old := f.mustAuthorize(t, id, 3)
+	fs.fail.Store(true)
+	if _, err := f.Service.ExtendTransaction(t.Context(), f.alice, id, old, nil, ""); !errors.Is(err, errInjected) {
+		t.Fatalf("ExtendTransaction = %v, want the injected failure", err)
+	}
+	fs.fail.Store(false)
+	if _, err := f.sign(t.Context(), f.alice, id, old, digest("x"), digest("y"), digest("z")); err != nil {
+		t.Fatalf("the old SAD after a failed extension: %v", err)
+	}
 }
 
 // TestSigningSeesEveryChange: the signing path caches what never changes

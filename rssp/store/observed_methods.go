@@ -127,6 +127,10 @@ func (o *observed) SAD(ctx context.Context, hash []byte) (SAD, error) {
 	return v0, o.check("SAD", err)
 }
 
+func (o *observed) ReplaceSAD(ctx context.Context, old []byte, n int, now time.Time, s SAD, audit *AuditEvent) error {
+	return o.check("ReplaceSAD", o.s.ReplaceSAD(ctx, old, n, now, s, audit))
+}
+
 func (o *observed) ConsumeSAD(ctx context.Context, hash []byte, n int, now time.Time, audit *AuditEvent) (SAD, error) {
 	v0, err := o.s.ConsumeSAD(ctx, hash, n, now, audit)
 	return v0, o.check("ConsumeSAD", err)

@@ -273,6 +273,13 @@ type Store interface {
 	// the audit log changes and *audit is left as it was. A nil audit
 	// appends nothing.
 	ConsumeSAD(ctx context.Context, hash []byte, n int, now time.Time, audit *AuditEvent) (SAD, error)
+	// ReplaceSAD takes n signatures from the SAD old exactly as ConsumeSAD
+	// does (same errors; n is normally all it has left, which deletes it),
+	// creates s as CreateSAD does (same errors) and appends *audit (may be
+	// nil), in one atomic step (credentials/extendTransaction): on success
+	// all three are durable and *audit is set; on any failure none is
+	// written, the old SAD is unchanged and *audit is left as it was.
+	ReplaceSAD(ctx context.Context, old []byte, n int, now time.Time, s SAD, audit *AuditEvent) error
 	DeleteSAD(ctx context.Context, hash []byte) error
 
 	// Audit.

@@ -121,6 +121,14 @@ func Options() service.Options {
 // then on). Everything is closed by t.Cleanup.
 func New(t testing.TB, edit func(*service.Options)) *Env {
 	t.Helper()
+	return NewWithDeps(t, edit, nil)
+}
+
+// NewWithDeps is New where deps, if not nil, changes the service's
+// dependencies before it is built (a store that fails on demand, ...);
+// Env.Store stays the SQLite store underneath.
+func NewWithDeps(t testing.TB, edit func(*service.Options), deps func(*service.Deps)) *Env {
+	t.Helper()
 	dir := t.TempDir()
 	db, err := sqlite.Open(context.Background(), filepath.Join(dir, "rssp.db"))
 	if err != nil {
@@ -140,13 +148,16 @@ func New(t testing.TB, edit func(*service.Options)) *Env {
 	}
 	clock := NewClock(time.Now().Truncate(time.Second))
 	out := &Outbox{}
-	deps := service.Deps{Store: db, Keys: keys, Issuer: issuer{authority}, Sealer: kek,
+	d := service.Deps{Store: db, Keys: keys, Issuer: issuer{authority}, Sealer: kek,
 		Pending: db, Notifier: out, Now: clock.Now}
-	svc, err := service.New(deps, opt)
+	if deps != nil {
+		deps(&d)
+	}
+	svc, err := service.New(d, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Env{Service: svc, Store: db, Clock: clock, Outbox: out, Options: opt, deps: deps}
+	return &Env{Service: svc, Store: db, Clock: clock, Outbox: out, Options: opt, deps: d}
 }
 
 type issuer struct{ ca *ca.CA }

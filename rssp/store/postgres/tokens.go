@@ -193,19 +193,9 @@ func scanSAD(sc scanner) (store.SAD, error) {
 // CreateSAD implements store.Store: the INSERT and the audit row in one
 // transaction.
 func (d *DB) CreateSAD(ctx context.Context, s store.SAD, audit *store.AuditEvent) error {
-	if len(s.Hash) == 0 {
-		return errors.New("postgres: create SAD: empty hash")
-	}
-	if s.Remaining < 1 {
-		return fmt.Errorf("postgres: create SAD: remaining %d < 1", s.Remaining)
-	}
-	expires, err := requiredNanos(s.ExpiresAt)
+	ins, err := newSADInsert(s)
 	if err != nil {
-		return fmt.Errorf("postgres: create SAD: expires at: %w", err)
-	}
-	created, err := nanos(s.CreatedAt)
-	if err != nil {
-		return fmt.Errorf("postgres: create SAD: created at: %w", err)
+		return fmt.Errorf("postgres: create SAD: %w", err)
 	}
 	var row *auditRow
 	if audit != nil {
@@ -214,14 +204,7 @@ func (d *DB) CreateSAD(ctx context.Context, s store.SAD, audit *store.AuditEvent
 		}
 	}
 	err = d.inTx(ctx, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO sads (`+sadCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			s.Hash, s.CredentialID, s.UserID, s.HashAlgo, list(s.Hashes), s.Remaining, expires, created)
-		switch {
-		case isTaken(err):
-			return store.ErrExists
-		case isMissingParent(err):
-			return fmt.Errorf("user %q or credential %q: %w", s.UserID, s.CredentialID, store.ErrNotFound)
-		case err != nil:
+		if err := ins.exec(ctx, tx); err != nil {
 			return err
 		}
 		if row != nil {
@@ -233,6 +216,88 @@ func (d *DB) CreateSAD(ctx context.Context, s store.SAD, audit *store.AuditEvent
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: create SAD: %w", err)
+	}
+	if row != nil {
+		*audit = row.e
+	}
+	return nil
+}
+
+// sadInsert is a checked SAD ready to be inserted.
+type sadInsert struct {
+	s       store.SAD
+	expires int64
+	created *int64
+}
+
+func newSADInsert(s store.SAD) (sadInsert, error) {
+	if len(s.Hash) == 0 {
+		return sadInsert{}, errors.New("empty hash")
+	}
+	if s.Remaining < 1 {
+		return sadInsert{}, fmt.Errorf("remaining %d < 1", s.Remaining)
+	}
+	expires, err := requiredNanos(s.ExpiresAt)
+	if err != nil {
+		return sadInsert{}, fmt.Errorf("expires at: %w", err)
+	}
+	created, err := nanos(s.CreatedAt)
+	if err != nil {
+		return sadInsert{}, fmt.Errorf("created at: %w", err)
+	}
+	return sadInsert{s: s, expires: expires, created: created}, nil
+}
+
+// exec inserts the SAD in tx, its errors turned into the store's.
+func (i sadInsert) exec(ctx context.Context, tx pgx.Tx) error {
+	s := i.s
+	_, err := tx.Exec(ctx, `INSERT INTO sads (`+sadCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		s.Hash, s.CredentialID, s.UserID, s.HashAlgo, list(s.Hashes), s.Remaining, i.expires, i.created)
+	switch {
+	case isTaken(err):
+		return store.ErrExists
+	case isMissingParent(err):
+		return fmt.Errorf("user %q or credential %q: %w", s.UserID, s.CredentialID, store.ErrNotFound)
+	}
+	return err
+}
+
+// ReplaceSAD implements store.Store: ConsumeSAD's statements, the INSERT
+// and the audit row in one transaction.
+func (d *DB) ReplaceSAD(ctx context.Context, old []byte, n int, now time.Time, s store.SAD, audit *store.AuditEvent) error {
+	if n < 1 {
+		return fmt.Errorf("postgres: replace SAD: count %d < 1", n)
+	}
+	nowN, err := requiredNanos(now)
+	if err != nil {
+		return fmt.Errorf("postgres: replace SAD: now: %w", err)
+	}
+	ins, err := newSADInsert(s)
+	if err != nil {
+		return fmt.Errorf("postgres: replace SAD: %w", err)
+	}
+	var row *auditRow
+	if audit != nil {
+		if row, err = d.newAuditRow(*audit); err != nil {
+			return fmt.Errorf("postgres: replace SAD: audit: %w", err)
+		}
+	}
+	err = d.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := consumeSAD(ctx, tx, old, n, nowN); err != nil {
+			return err
+		}
+		if err := ins.exec(ctx, tx); err != nil {
+			return err
+		}
+		if row != nil {
+			if err := row.append(ctx, tx); err != nil {
+				return fmt.Errorf("audit: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: replace SAD: %w", err)
 	}
 	if row != nil {
 		*audit = row.e
@@ -284,18 +349,8 @@ func (d *DB) ConsumeSAD(ctx context.Context, hash []byte, n int, now time.Time, 
 	var s store.SAD
 	err = d.inTx(ctx, func(tx pgx.Tx) error {
 		var err error
-		s, err = scanSAD(tx.QueryRow(ctx, `UPDATE sads SET remaining = remaining - $1
-			WHERE hash = $2 AND remaining >= $1 AND expires_at > $3
-			RETURNING `+sadCols, n, hash, nowN))
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-			return whyNotConsumed(ctx, tx, hash, n, nowN)
-		case err != nil:
+		if s, err = consumeSAD(ctx, tx, hash, n, nowN); err != nil {
 			return err
-		case s.Remaining == 0:
-			if _, err := tx.Exec(ctx, `DELETE FROM sads WHERE hash = $1`, hash); err != nil {
-				return fmt.Errorf("deleting used SAD: %w", err)
-			}
 		}
 		if row != nil {
 			if err := row.append(ctx, tx); err != nil {
@@ -309,6 +364,24 @@ func (d *DB) ConsumeSAD(ctx context.Context, hash []byte, n int, now time.Time, 
 	}
 	if row != nil {
 		*audit = row.e
+	}
+	return s, nil
+}
+
+// consumeSAD takes n signatures from the SAD in tx.
+func consumeSAD(ctx context.Context, tx pgx.Tx, hash []byte, n int, now int64) (store.SAD, error) {
+	s, err := scanSAD(tx.QueryRow(ctx, `UPDATE sads SET remaining = remaining - $1
+		WHERE hash = $2 AND remaining >= $1 AND expires_at > $3
+		RETURNING `+sadCols, n, hash, now))
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return store.SAD{}, whyNotConsumed(ctx, tx, hash, n, now)
+	case err != nil:
+		return store.SAD{}, err
+	case s.Remaining == 0:
+		if _, err := tx.Exec(ctx, `DELETE FROM sads WHERE hash = $1`, hash); err != nil {
+			return store.SAD{}, fmt.Errorf("deleting used SAD: %w", err)
+		}
 	}
 	return s, nil
 }

@@ -32,19 +32,9 @@ func scanSAD(sc scanner) (store.SAD, error) {
 
 // CreateSAD implements store.Store.
 func (d *DB) CreateSAD(ctx context.Context, s store.SAD, audit *store.AuditEvent) error {
-	if len(s.Hash) == 0 {
-		return errors.New("sqlite: create SAD: empty hash")
-	}
-	if s.Remaining < 1 {
-		return fmt.Errorf("sqlite: create SAD: remaining %d < 1", s.Remaining)
-	}
-	expires, err := requiredNanos(s.ExpiresAt)
+	ins, err := newSADInsert(s)
 	if err != nil {
-		return fmt.Errorf("sqlite: create SAD: expires at: %w", err)
-	}
-	created, err := nanos(s.CreatedAt)
-	if err != nil {
-		return fmt.Errorf("sqlite: create SAD: created at: %w", err)
+		return fmt.Errorf("sqlite: create SAD: %w", err)
 	}
 	var row *auditRow
 	if audit != nil {
@@ -52,11 +42,9 @@ func (d *DB) CreateSAD(ctx context.Context, s store.SAD, audit *store.AuditEvent
 			return fmt.Errorf("sqlite: create SAD: audit: %w", err)
 		}
 	}
-	var insertErr error // the INSERT's own error, for the sentinels below
 	err = d.write(ctx, func(w *wtx) error {
-		if _, insertErr = w.exec(stSADInsert,
-			s.Hash, s.CredentialID, s.UserID, s.HashAlgo, encodeList(s.Hashes), s.Remaining, expires, created); insertErr != nil {
-			return insertErr
+		if err := ins.exec(w); err != nil {
+			return err
 		}
 		if row != nil {
 			if err := row.append(w); err != nil {
@@ -65,13 +53,89 @@ func (d *DB) CreateSAD(ctx context.Context, s store.SAD, audit *store.AuditEvent
 		}
 		return nil
 	})
+	if err != nil {
+		return fmt.Errorf("sqlite: create SAD: %w", err)
+	}
+	if row != nil {
+		*audit = row.e
+	}
+	return nil
+}
+
+// sadInsert is a checked SAD ready to be inserted.
+type sadInsert struct {
+	s       store.SAD
+	expires int64
+	created any
+}
+
+func newSADInsert(s store.SAD) (sadInsert, error) {
+	if len(s.Hash) == 0 {
+		return sadInsert{}, errors.New("empty hash")
+	}
+	if s.Remaining < 1 {
+		return sadInsert{}, fmt.Errorf("remaining %d < 1", s.Remaining)
+	}
+	expires, err := requiredNanos(s.ExpiresAt)
+	if err != nil {
+		return sadInsert{}, fmt.Errorf("expires at: %w", err)
+	}
+	created, err := nanos(s.CreatedAt)
+	if err != nil {
+		return sadInsert{}, fmt.Errorf("created at: %w", err)
+	}
+	return sadInsert{s: s, expires: expires, created: created}, nil
+}
+
+// exec inserts the SAD in w, its errors turned into the store's.
+func (i sadInsert) exec(w *wtx) error {
+	s := i.s
+	_, err := w.exec(stSADInsert, s.Hash, s.CredentialID, s.UserID, s.HashAlgo, encodeList(s.Hashes), s.Remaining, i.expires, i.created)
 	switch {
 	case isTaken(err):
-		return fmt.Errorf("sqlite: create SAD: %w", store.ErrExists)
+		return store.ErrExists
 	case isMissingParent(err):
-		return fmt.Errorf("sqlite: create SAD: user %q or credential %q: %w", s.UserID, s.CredentialID, store.ErrNotFound)
-	case err != nil:
-		return fmt.Errorf("sqlite: create SAD: %w", err)
+		return fmt.Errorf("user %q or credential %q: %w", s.UserID, s.CredentialID, store.ErrNotFound)
+	}
+	return err
+}
+
+// ReplaceSAD implements store.Store: ConsumeSAD's steps, the INSERT and the
+// audit row in one write operation.
+func (d *DB) ReplaceSAD(ctx context.Context, old []byte, n int, now time.Time, s store.SAD, audit *store.AuditEvent) error {
+	if n < 1 {
+		return fmt.Errorf("sqlite: replace SAD: count %d < 1", n)
+	}
+	nowN, err := requiredNanos(now)
+	if err != nil {
+		return fmt.Errorf("sqlite: replace SAD: now: %w", err)
+	}
+	ins, err := newSADInsert(s)
+	if err != nil {
+		return fmt.Errorf("sqlite: replace SAD: %w", err)
+	}
+	var row *auditRow
+	if audit != nil {
+		if row, err = d.newAuditRow(*audit); err != nil {
+			return fmt.Errorf("sqlite: replace SAD: audit: %w", err)
+		}
+	}
+	err = d.write(ctx, func(w *wtx) error {
+		if _, err := consumeSAD(w, old, n, nowN); err != nil {
+			return err
+		}
+		if err := ins.exec(w); err != nil {
+			return err
+		}
+		if row != nil {
+			if err := row.append(w); err != nil {
+				return fmt.Errorf("audit: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: replace SAD: %w", err)
 	}
 	if row != nil {
 		*audit = row.e

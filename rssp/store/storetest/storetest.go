@@ -47,6 +47,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("consume sad concurrently", func(t *testing.T) { testConsumeSADConcurrently(t, open) })
 	t.Run("consume sad with audit concurrently", func(t *testing.T) { testConsumeSADAuditConcurrently(t, open) })
 	t.Run("create sad with audit", func(t *testing.T) { testCreateSADAudit(t, open) })
+	t.Run("replace sad", func(t *testing.T) { testReplaceSAD(t, open) })
+	t.Run("replace sad concurrently", func(t *testing.T) { testReplaceSADConcurrently(t, open) })
 	t.Run("token and user", func(t *testing.T) { testTokenUser(t, open) })
 	t.Run("signing state", func(t *testing.T) { testSigningState(t, open) })
 	t.Run("rotate token", func(t *testing.T) { testRotateToken(t, open) })
