@@ -18,7 +18,7 @@ FUZZ := ./csc:FuzzDecodeBase64:200000 ./csc:FuzzParsePSSParams:150000 \
 	./cscclient:FuzzDecodeSignHash:20000 ./cscclient:FuzzErrorBody:15000 ./cscclient:FuzzECDSA:20000 \
 	./rssp/server:FuzzV2Handlers:3000 ./rssp/server:FuzzV1Handlers:3000 ./rssp/server:FuzzOAuthForms:3000
 
-.PHONY: all deps test-deps build test check lint unit race fuzz keyring demo bench man packages package-test clean FORCE
+.PHONY: all deps test-deps build test check lint hydra unit race fuzz keyring demo bench man packages package-test clean FORCE
 
 all: build
 
@@ -71,6 +71,13 @@ test: test-deps check lint unit keyring race fuzz package-test
 TOOLS := build/tools/staticcheck build/tools/errcheck
 $(TOOLS): tools/go.mod tools/go.sum
 	cd tools && $(GO) build -o ../build/tools/ honnef.co/go/tools/cmd/staticcheck github.com/kisielk/errcheck
+
+# ORY Hydra, the external authorization server of the tests
+# (docs/external-as.md): built from tools/hydra (a module of its own) into
+# $${XDG_CACHE_HOME:-~/.cache}/csctoken/hydra-<hash of its go.mod and go.sum>
+# the first time (minutes), then reused.
+hydra:
+	@GO=$(GO) bash scripts/hydra.sh >/dev/null
 
 lint: $(TOOLS)
 	build/tools/staticcheck ./...

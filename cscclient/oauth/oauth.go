@@ -242,14 +242,17 @@ type metadata struct {
 
 // wellKnownURLs are where the metadata of issuer may be: RFC 8414 §3.1
 // inserts the well-known path between host and path; servers mounted under
-// a prefix often serve it below the prefix instead.
+// a prefix often serve it below the prefix instead; an OpenID provider
+// (ORY Hydra, Keycloak) serves OpenID Connect Discovery's, appended to
+// the issuer (Discovery §4), whose members used here are the same.
 func wellKnownURLs(issuer string) []string {
 	const wk = "/.well-known/oauth-authorization-server"
+	oidc := strings.TrimRight(issuer, "/") + "/.well-known/openid-configuration"
 	u, _ := url.Parse(issuer)
 	if u.Path == "" || u.Path == "/" {
-		return []string{u.Scheme + "://" + u.Host + wk}
+		return []string{u.Scheme + "://" + u.Host + wk, oidc}
 	}
-	return []string{u.Scheme + "://" + u.Host + wk + u.Path, issuer + wk}
+	return []string{u.Scheme + "://" + u.Host + wk + u.Path, issuer + wk, oidc}
 }
 
 // discover reads the metadata; a server without any (404 and the like)

@@ -227,14 +227,34 @@ func Open(ctx context.Context, c config.Config, log *slog.Logger) (_ *App, err e
 		return nil, err
 	}
 	a.Service = svc
-	if a.OAuth, err = oauth.New(svc, oauth.Options{Issuer: c.PublicURL, ServiceName: c.Name, FIDORPID: c.FIDO.RPID}, log); err != nil {
+	oopt := oauth.Options{Issuer: c.PublicURL, ServiceName: c.Name, FIDORPID: c.FIDO.RPID}
+	var mounted server.OAuthServer
+	if c.OAuth2.External() {
+		v, err := externalValidator(c, log)
+		if err != nil {
+			return nil, err
+		}
+		svc.SetExternal(service.External{Tokens: v, AutoCreateUsers: c.OAuth2.AutoCreateUsers, Leeway: c.OAuth2.Leeway.Duration})
+		if c.OAuth2.HydraAdminURL != "" {
+			hc, err := issuerClient(c)
+			if err != nil {
+				return nil, err
+			}
+			oopt.Hydra = &oauth.HydraOptions{AdminURL: c.OAuth2.HydraAdminURL, Audience: c.OAuth2.Audience, HTTPClient: hc}
+		}
+	}
+	if a.OAuth, err = oauth.New(svc, oopt, log); err != nil {
 		return nil, fmt.Errorf("OAuth2 authorization server: %w", err)
+	}
+	if !c.OAuth2.External() || oopt.Hydra != nil {
+		mounted = a.OAuth
 	}
 	a.Handler = server.New(svc, server.Options{
 		Info:           server.Info{Name: c.Name, Description: c.Description, Region: c.Region, Lang: c.Lang, Logo: c.Logo},
 		MaxBodyBytes:   c.Security.MaxBodyBytes,
 		RequestTimeout: c.Server.WriteTimeout.Duration,
-		OAuth:          a.OAuth,
+		OAuth:          mounted,
+		ExternalIssuer: c.OAuth2.Issuer,
 		Ready:          a.Ready,
 		Metrics:        a.Metrics,
 	}, log)

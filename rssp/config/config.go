@@ -64,6 +64,7 @@ type Config struct {
 	OOB      OOB      `toml:"oob"`
 	Metrics  Metrics  `toml:"metrics"`
 	FIDO     FIDO     `toml:"fido"`
+	OAuth2   OAuth2   `toml:"oauth2"`
 
 	dir string // directory of the file, for relative paths
 }
@@ -274,6 +275,7 @@ func (c *Config) applyDefaults() {
 		c.PublicURL = "http://" + strings.TrimPrefix(c.PublicURL, "https://")
 	}
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	c.oauth2Defaults()
 }
 
 // Load reads and validates the file at path.
@@ -361,6 +363,9 @@ func (c *Config) validate() error {
 	}
 	if c.Security.PINRetries < 1 || c.Security.MaxHashes < 1 || c.Security.MaxBodyBytes < 1024 || c.Security.MaxMultisign < 1 {
 		errs = append(errs, errors.New("security: pin_retries, max_hashes, max_multisign must be ≥ 1 and max_body_bytes ≥ 1024"))
+	}
+	if err := c.validateOAuth2(); err != nil {
+		errs = append(errs, err)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

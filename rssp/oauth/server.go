@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/csctoken/csctoken/csc"
 	"github.com/csctoken/csctoken/rssp/authserver"
@@ -35,6 +36,10 @@ type Options struct {
 	// Lifetimes of codes, pushed requests, pending authorizations and
 	// login sessions (defaults in service.OAuthOptions).
 	Lifetimes service.OAuthOptions
+	// Hydra, when set, serves only the login and consent pages of ORY
+	// Hydra (hydra.go) under /oauth2/hydra/, and none of the authorization
+	// server's own endpoints.
+	Hydra *HydraOptions
 }
 
 // Server is the authorization server's HTTP handler.
@@ -67,6 +72,24 @@ func New(svc *service.Service, opt Options, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	m := http.NewServeMux()
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, invalid("No such endpoint: %s %s", r.Method, r.URL.Path))
+	})
+	s.mux = m
+	if h := opt.Hydra; h != nil {
+		if h.AdminURL == "" || h.Audience == "" {
+			return nil, errors.New("oauth: Hydra needs its admin URL and the audience to grant")
+		}
+		if h.HTTPClient == nil {
+			h.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+		}
+		m.HandleFunc("GET /oauth2/hydra/login", s.hydraLoginPage)
+		m.HandleFunc("POST /oauth2/hydra/login", s.hydraLoginSubmit)
+		m.HandleFunc("GET /oauth2/hydra/consent", s.hydraConsentPage)
+		m.HandleFunc("POST /oauth2/hydra/consent", s.hydraConsentSubmit)
+		m.HandleFunc("GET /oauth2/hydra/status", s.hydraStatus)
+		return s, nil
+	}
 	m.HandleFunc("GET /oauth2/authorize", s.authorize)
 	m.HandleFunc("POST /oauth2/pushed_authorize", s.pushedAuthorize)
 	m.HandleFunc("POST /oauth2/token", s.token)
@@ -80,10 +103,6 @@ func New(svc *service.Service, opt Options, log *slog.Logger) (*Server, error) {
 	m.HandleFunc("GET /oauth2/status", s.status)
 	m.HandleFunc("POST /oauth2/abandon", s.abandon)
 	m.HandleFunc("GET /.well-known/oauth-authorization-server", s.metadata)
-	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, invalid("No such endpoint: %s %s", r.Method, r.URL.Path))
-	})
-	s.mux = m
 	return s, nil
 }
 

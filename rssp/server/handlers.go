@@ -23,8 +23,11 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) {
 // infoResponse is the v2 answer of info.
 func (s *Server) infoResponse() csc.InfoResponse {
 	i := s.opt.Info
-	authType, oauth2 := []string{"basic"}, ""
-	if s.opt.OAuth != nil {
+	authType, oauth2, issuer := []string{"basic"}, "", ""
+	switch {
+	case s.opt.ExternalIssuer != "":
+		authType, issuer = append(authType, "oauth2code"), s.opt.ExternalIssuer
+	case s.opt.OAuth != nil:
 		authType, oauth2 = append(authType, "oauth2code", "oauth2client"), s.opt.OAuth.BaseURL()
 	}
 	return csc.InfoResponse{
@@ -36,6 +39,7 @@ func (s *Server) infoResponse() csc.InfoResponse {
 		Description:               i.Description,
 		AuthType:                  authType,
 		OAuth2:                    oauth2,
+		OAuth2Issuer:              issuer,
 		AsynchronousOperationMode: s.svc.HasPending(),
 		Methods:                   s.methods(),
 		SignAlgorithms:            &csc.SignAlgorithms{Algos: service.SupportedSignAlgos()},

@@ -45,6 +45,11 @@ type Options struct {
 	// OAuth is the OAuth2 authorization server (rssp/oauth), served under
 	// /oauth2/ and /.well-known/ and advertised by info; nil: none.
 	OAuth OAuthServer
+	// ExternalIssuer, when set, is the external authorization server that
+	// issues the access tokens (docs/external-as.md): info advertises it
+	// as oauth2Issuer, and OAuth (if any) serves only login and consent
+	// pages for it, neither listed nor advertised.
+	ExternalIssuer string
 	// Ready answers GET /readyz: nil when the node can serve (database,
 	// key backend); nil Ready: always ready.
 	Ready func(ctx context.Context) error
@@ -131,7 +136,9 @@ func New(svc *service.Service, opt Options, log *slog.Logger) *Server {
 	}
 	if opt.OAuth != nil {
 		r.Mount("/oauth2", opt.OAuth)
-		r.Handle("/.well-known/oauth-authorization-server", opt.OAuth)
+		if opt.ExternalIssuer == "" {
+			r.Handle("/.well-known/oauth-authorization-server", opt.OAuth)
+		}
 	}
 	s.mux = r
 	return s
@@ -160,7 +167,7 @@ func (s *Server) methods() []string {
 	if s.svc.HasTimestamp() {
 		m = append(m, "signatures/timestamp")
 	}
-	if s.opt.OAuth != nil {
+	if s.opt.OAuth != nil && s.opt.ExternalIssuer == "" {
 		m = append(m, "oauth2/authorize", "oauth2/pushed_authorize", "oauth2/token", "oauth2/revoke")
 	}
 	return m

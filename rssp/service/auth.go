@@ -156,9 +156,20 @@ func (s *Service) Authenticate(ctx context.Context, bearer string) (Principal, e
 	if bearer == "" {
 		return Principal{}, fail(ErrInvalidToken, "Missing access token")
 	}
+	if s.isExternal(bearer, true) {
+		return s.authenticateExternal(ctx, bearer)
+	}
 	// One read for the token and its user, on every request: revocation
 	// and a disabled account take effect at once (nothing is cached).
 	t, u, err := s.store.TokenUser(ctx, secret.TokenHash(bearer))
+	if (errors.Is(err, store.ErrNotFound) && s.isExternal(bearer, false)) || (err == nil && isExternalFamily(t.Family) && s.external != nil) {
+		// An opaque token of the external server, seen before or not:
+		// checked there again (a revocation shows).
+		return s.authenticateExternal(ctx, bearer)
+	}
+	if err == nil && isExternalFamily(t.Family) {
+		return Principal{}, fail(ErrInvalidToken, "Invalid access token")
+	}
 	if errors.Is(err, store.ErrNotFound) || (err == nil && t.Kind != store.AccessToken) {
 		return Principal{}, fail(ErrInvalidToken, "Invalid access token")
 	}

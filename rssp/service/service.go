@@ -86,6 +86,7 @@ type Service struct {
 	tsa      Timestamper
 	sealer   Sealer
 	pending  store.PendingStore // nil: no out-of-band factors, no async signing
+	external *External          // nil: only the service's own tokens (external.go)
 	notifier notify.Notifier    // nil: no out-of-band factors
 	metrics  Metrics
 	opt      Options
