@@ -222,6 +222,7 @@ func Open(ctx context.Context, c config.Config, log *slog.Logger) (_ *App, err e
 		HashWait:        c.Security.PasswordHashWait.Duration,
 		AccountRate:     service.Rate{Burst: c.Security.ThrottleAccountBurst, Every: c.Security.ThrottleAccountEvery.Duration},
 		AddressRate:     service.Rate{Burst: c.Security.ThrottleAddressBurst, Every: c.Security.ThrottleAddressEvery.Duration},
+		FIDOForSCAL2:    c.FIDO.RequireForSCAL2,
 	})
 	if err != nil {
 		return nil, err

@@ -37,7 +37,7 @@ func (o *Server) ConsentCredential(ctx context.Context, userID string, a Authori
 		return ConsentCredential{}, err
 	}
 	cc := ConsentCredential{ID: c.ID, Description: c.Description, KeyType: c.KeyType, SCAL: c.SCAL,
-		Multisign: c.Multisign, NeedPIN: c.PINHash != "", NeedOTP: c.OTPType != "", NeedKey: c.FIDO}
+		Multisign: c.Multisign, NeedPIN: c.PINHash != "", NeedOTP: c.OTPType != "", NeedKey: o.csc.NeedsKey(c)}
 	if len(c.CertChain) > 0 {
 		if cert, err := x509.ParseCertificate(c.CertChain[0]); err == nil {
 			cc.Subject = cert.Subject.String()
@@ -109,7 +109,7 @@ func (o *Server) approve(ctx context.Context, userID, session, handle string, fa
 		if err != nil {
 			return "", a, err
 		}
-		if c.FIDO {
+		if o.csc.NeedsKey(c) {
 			if keyResponse == nil {
 				return "", a, fail(service.ErrAccessDenied, "This credential needs your security key")
 			}

@@ -19,6 +19,7 @@ import (
 	"github.com/csctoken/csctoken/rssp/authserver"
 	"github.com/csctoken/csctoken/rssp/keystore"
 	"github.com/csctoken/csctoken/rssp/service"
+	"github.com/csctoken/csctoken/rssp/service/servicetest"
 	"github.com/csctoken/csctoken/rssp/store"
 )
 
@@ -343,4 +344,61 @@ func TestSecurityKeyConsent(t *testing.T) {
 			t.Fatalf("explicit authorization of a fido credential: %v", err)
 		}
 	})
+}
+
+// TestSecurityKeyPolicy: with FIDOForSCAL2, an explicit SCAL 2 credential
+// reports auth/mode oauth2code, is refused by credentials/authorize and
+// needs the owner's key on the consent page; a SCAL 1 one is unchanged.
+func TestSecurityKeyPolicy(t *testing.T) {
+	e := servicetest.New(t, func(o *service.Options) { o.FIDOForSCAL2 = true })
+	as := authserver.New(e.Service, e.Store, service.OAuthOptions{})
+	alice := e.AddUser(t, "alice", password)
+	scal2, _ := e.AddCredential(t, service.CredentialSpec{User: "alice", KeyType: keystore.ECP256, PIN: pin, SCAL: 2})
+	scal1, _ := e.AddCredential(t, service.CredentialSpec{User: "alice", KeyType: keystore.ECP256, PIN: pin})
+	if _, _, err := e.Service.AddOAuthClient(t.Context(), service.ClientSpec{ID: "desktop",
+		RedirectURIs: []string{desktopRedirect}, Public: true}); err != nil {
+		t.Fatal(err)
+	}
+	p := service.Principal{UserID: alice.ID, Scope: service.ScopeService}
+	for _, tc := range []struct {
+		name     string
+		c        store.Credential
+		mode     string
+		needsKey bool
+	}{
+		{"scal2 needs the key", scal2, csc.AuthModeOAuth2Code, true},
+		{"scal1 unchanged", scal1, csc.AuthModeExplicit, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			info, err := e.Service.CredentialInfo(t.Context(), p, tc.c.ID, service.InfoOptions{AuthInfo: true})
+			if err != nil || info.Auth.Mode != tc.mode {
+				t.Fatalf("auth/mode %+v, %v; want %s", info.Auth, err, tc.mode)
+			}
+			if e.Service.NeedsKey(tc.c) != tc.needsKey {
+				t.Errorf("NeedsKey %v", !tc.needsKey)
+			}
+			r := service.AuthorizeRequest{CredentialID: tc.c.ID, NumSignatures: 1, AuthData: []csc.AuthData{pinFactor}}
+			if tc.c.SCAL == 2 {
+				r.Hashes, r.HashAlgorithm = [][]byte{digest("x")}, csc.OIDSHA256
+			}
+			_, err = e.Service.Authorize(t.Context(), p, r)
+			if tc.needsKey != (err != nil) {
+				t.Errorf("credentials/authorize: %v", err)
+			}
+			req, _ := request(digest("x"))
+			req.CredentialID = tc.c.ID
+			a, err := as.StartAuthorization(t.Context(), req, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cc, err := as.ConsentCredential(t.Context(), alice.ID, a)
+			if err != nil || cc.NeedKey != tc.needsKey {
+				t.Errorf("consent NeedKey %v, %v", cc.NeedKey, err)
+			}
+			_, _, err = as.Approve(t.Context(), alice.ID, a.Handle, []csc.AuthData{pinFactor})
+			if tc.needsKey != (err != nil) {
+				t.Errorf("Approve without a key: %v", err)
+			}
+		})
+	}
 }

@@ -34,6 +34,9 @@ type CSC interface {
 	UserCredential(ctx context.Context, userID, credentialID string) (store.Credential, error)
 	// CheckUsable refuses a disabled, locked or expired credential.
 	CheckUsable(c store.Credential) error
+	// NeedsKey reports whether the credential's authorization needs its
+	// owner's security key (on the consent page).
+	NeedsKey(c store.Credential) bool
 	// CheckFactors checks the credential's factors (PIN, OTP), counting
 	// failures and locking the credential at the limit.
 	CheckFactors(ctx context.Context, c store.Credential, factors []csc.AuthData) error

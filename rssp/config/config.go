@@ -185,6 +185,10 @@ type FIDO struct {
 	// When public_url's host is an IP address and RPID is empty, security
 	// keys are unavailable.
 	RPID string `toml:"rp_id"`
+	// RequireForSCAL2 makes every SCAL 2 credential need its owner's
+	// security key on the consent page, as if enrolled with --auth fido
+	// (default false).
+	RequireForSCAL2 bool `toml:"require_for_scal2"`
 }
 
 // OOB configures the out-of-band channel (PasswordOOB approvals, online

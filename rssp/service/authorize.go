@@ -56,8 +56,8 @@ func (s *Service) Authorize(ctx context.Context, p Principal, r AuthorizeRequest
 	if err != nil {
 		return SAD{}, err
 	}
-	if c.AuthMode != csc.AuthModeExplicit {
-		return SAD{}, badRequest("The credential is authorized with OAuth2 (auth/mode %s), not credentials/authorize", c.AuthMode)
+	if c.AuthMode != csc.AuthModeExplicit || s.NeedsKey(c) {
+		return SAD{}, badRequest("The credential is authorized with OAuth2 (auth/mode %s), not credentials/authorize", csc.AuthModeOAuth2Code)
 	}
 	if err := s.checkUsable(c); err != nil {
 		return SAD{}, err

@@ -25,6 +25,14 @@ const (
 // consent page with the owner's security key (and its other factors).
 const AuthFIDO = "fido"
 
+// NeedsKey reports whether a credential's authorization needs its owner's
+// security key: enrolled with AuthFIDO, or SCAL 2 under the policy
+// FIDOForSCAL2. Such a credential is authorized on the consent page only
+// (its auth/mode is oauth2code), never by credentials/authorize.
+func (s *Service) NeedsKey(c store.Credential) bool {
+	return c.FIDO || (s.opt.FIDOForSCAL2 && c.SCAL >= 2)
+}
+
 // SetRequireFIDO sets whether a user must present a security key at login
 // (rssp admin user require-fido).
 func (s *Service) SetRequireFIDO(ctx context.Context, name string, require bool) error {
@@ -372,7 +380,10 @@ func (s *Service) credentialInfo(c store.Credential, o InfoOptions) (csc.Credent
 	// auth.mode is always emitted (docs/mapping.md, "CSC notes"); the objects only
 	// with authInfo.
 	info.Auth = &csc.AuthInfo{Mode: c.AuthMode}
-	if o.AuthInfo && c.AuthMode == csc.AuthModeExplicit {
+	if s.NeedsKey(c) {
+		info.Auth.Mode = csc.AuthModeOAuth2Code
+	}
+	if o.AuthInfo && info.Auth.Mode == csc.AuthModeExplicit {
 		var ids []string
 		if c.PINHash != "" {
 			info.Auth.Objects = append(info.Auth.Objects, csc.AuthObject{

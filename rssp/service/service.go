@@ -69,6 +69,10 @@ type Options struct {
 	// secrets (see throttle.go); zero: the defaults, Burst < 0: off.
 	AccountRate Rate
 	AddressRate Rate
+	// FIDOForSCAL2: every SCAL 2 credential needs its owner's security key
+	// (as credentials enrolled with AuthFIDO do): authorized on the consent
+	// page only ([fido] require_for_scal2).
+	FIDOForSCAL2 bool
 }
 
 // Defaults of the password-hashing bound.
