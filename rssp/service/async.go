@@ -64,6 +64,7 @@ func (s *Service) SignHashAsync(ctx context.Context, p Principal, r SignRequest,
 			_ = s.pending.FinishOp(bg, op.IDHash, store.OpFailed, nil, resultCode(err), "The signature could not be made")
 			return
 		}
+		s.metrics.Signed(job.cred.KeyType, job.cred.SCAL, len(sigs))
 		if err := s.pending.FinishOp(bg, op.IDHash, store.OpDone, sigs, "", ""); err != nil {
 			s.log.Error("asynchronous signHash result lost", "err", err)
 		}

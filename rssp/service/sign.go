@@ -32,10 +32,15 @@ type SignRequest struct {
 // with enough signatures left. Nothing is consumed when the request is bad.
 //
 // The "sign" audit row is written together with the SAD's consumption, in
-// one atomic store operation before the key signs, so no signature is made
-// without its row. A failure is audited afterwards in a row of its own,
-// also when the backend fails after the consumption (the log then has the
-// consumption's "ok" row followed by the failure).
+// one atomic store operation, and the key signs while that commit is under
+// way (consumeAndSign): the signatures leave only once the commit has
+// succeeded, so no signature is returned without its durable row. When the
+// consumption fails (the SAD was used up meanwhile by a concurrent request,
+// or the database failed), the signatures already made are dropped: they
+// never leave the server, and the failure is audited. A failure is audited
+// afterwards in a row of its own, also when the backend fails after the
+// consumption (the log then has the consumption's "ok" row followed by the
+// failure).
 func (s *Service) SignHash(ctx context.Context, p Principal, r SignRequest) (sigs [][]byte, err error) {
 	defer func() {
 		if err != nil {
@@ -46,10 +51,7 @@ func (s *Service) SignHash(ctx context.Context, p Principal, r SignRequest) (sig
 	if err != nil {
 		return nil, err
 	}
-	if err := job.consume(ctx); err != nil {
-		return nil, err
-	}
-	return job.sign(ctx)
+	return job.consumeAndSign(ctx)
 }
 
 // signJob is a checked signHash request: consume takes its signatures
@@ -184,7 +186,30 @@ func (j *signJob) consume(ctx context.Context) error {
 	return nil
 }
 
-// sign makes the signatures, in the order of the hashes.
+// consumeAndSign runs consume and sign at the same time, the commit on a
+// goroutine of its own, so that a signature costs the longer of the two
+// instead of their sum, and returns the signatures only after consume has
+// succeeded. Signatures made for a consumption that failed are overwritten
+// and dropped.
+func (j *signJob) consumeAndSign(ctx context.Context) ([][]byte, error) {
+	consumed := make(chan error, 1)
+	go func() { consumed <- j.consume(ctx) }()
+	sigs, signErr := j.sign(ctx)
+	if err := <-consumed; err != nil {
+		for _, sig := range sigs {
+			clear(sig)
+		}
+		return nil, err
+	}
+	if signErr != nil {
+		return nil, signErr
+	}
+	j.s.metrics.Signed(j.cred.KeyType, j.cred.SCAL, len(sigs))
+	return sigs, nil
+}
+
+// sign makes the signatures, in the order of the hashes; the caller counts
+// them once they are returned (metrics.Signed).
 func (j *signJob) sign(ctx context.Context) ([][]byte, error) {
 	sigs := make([][]byte, len(j.r.Hashes))
 	for i, d := range j.r.Hashes {
@@ -194,7 +219,6 @@ func (j *signJob) sign(ctx context.Context) ([][]byte, error) {
 		}
 		sigs[i] = sig
 	}
-	j.s.metrics.Signed(j.cred.KeyType, j.cred.SCAL, len(sigs))
 	return sigs, nil
 }
 

@@ -251,3 +251,47 @@ func TestSigningSeesEveryChange(t *testing.T) {
 		wantKind(t, err, service.ErrInvalidRequest)
 	})
 }
+
+// failingConsume is a store whose ConsumeSAD fails while fail is set.
+type failingConsume struct {
+	store.Store
+	fail atomic.Bool
+}
+
+func (f *failingConsume) ConsumeSAD(ctx context.Context, hash []byte, n int, now time.Time, audit *store.AuditEvent) (store.SAD, error) {
+	if f.fail.Load() {
+		return store.SAD{}, errors.New("the disk is on fire")
+	}
+	return f.Store.ConsumeSAD(ctx, hash, n, now, audit)
+}
+
+// TestSignatureWaitsForItsCommit: the key signs while the consumption
+// commits, but a signature whose consumption (and audit row) failed is
+// never returned, and the SAD keeps its signatures.
+func TestSignatureWaitsForItsCommit(t *testing.T) {
+	var st *failingConsume
+	env := servicetest.NewWithDeps(t, nil, func(d *service.Deps) { st = &failingConsume{Store: d.Store}; d.Store = st })
+	f := &fixture{Env: env}
+	f.AddUser(t, "alice", password)
+	f.alice = f.login(t, "alice")
+	id, _ := f.credential(t, nil)
+	sad := f.mustAuthorize(t, id, 3)
+	x := digest("x")
+	if sigs, err := f.sign(t.Context(), f.alice, id, sad, x); err != nil || len(sigs) != 1 {
+		t.Fatalf("%d signatures, %v", len(sigs), err)
+	}
+	st.fail.Store(true)
+	sigs, err := f.sign(t.Context(), f.alice, id, sad, x)
+	if err == nil || sigs != nil {
+		t.Fatalf("consumption failed, yet %d signatures and error %v", len(sigs), err)
+	}
+	st.fail.Store(false)
+	for i := range 2 {
+		if _, err := f.sign(t.Context(), f.alice, id, sad, x); err != nil {
+			t.Fatalf("signature %d after the failed consumption: %v", i+2, err)
+		}
+	}
+	if _, err := f.sign(t.Context(), f.alice, id, sad, x); err == nil {
+		t.Error("the SAD for 3 gave a fourth signature")
+	}
+}
