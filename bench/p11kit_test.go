@@ -161,6 +161,96 @@ func BenchmarkP11Kit(b *testing.B) {
 		}
 	}
 	b.Logf("load average: %s", loadavg())
+	b.Logf("A = csctoken (C host → libcsctoken.so → HTTPS → rssp → SoftHSM2), B = p11-kit (C host → p11-kit-client.so → p11-kit server → SoftHSM2)\n%s", p11kitTable(results))
+}
+
+// p11kitTable is BenchmarkP11Kit's figures as the table of issue 15: A
+// (csctoken) against B (p11-kit) per key type, then the rssp's and the
+// module's own CPU per signature. Missing runs show as "-".
+func p11kitTable(results map[string]result) string {
+	type row struct {
+		name     string
+		sessions int
+		val      func(result) float64
+		unit     string
+	}
+	rows := []row{
+		{"p50, 1 session", 1, func(r result) float64 { return us(r.p50) }, "µs"},
+		{"p99, 1 session", 1, func(r result) float64 { return us(r.p99) }, "µs"},
+		{"throughput, 16 sessions", 16, func(r result) float64 { return r.tput() }, "/s"},
+		{"p99, 16 sessions", 16, func(r result) float64 { return ms(r.p99) }, "ms"},
+	}
+	var t strings.Builder
+	t.WriteString("| | RSA-2048 A | RSA-2048 B | A/B | P-256 A | P-256 B | A/B |\n|---|---|---|---|---|---|---|\n")
+	for _, rw := range rows {
+		t.WriteString("| " + rw.name)
+		for _, k := range keyCases() {
+			prefix := fmt.Sprintf("%s/sessions=%d/", k.name, rw.sessions)
+			a, okA := results[prefix+"csctoken"]
+			bb, okB := results[prefix+"p11kit"]
+			cell := func(ok bool, r result) string {
+				if !ok {
+					return "-"
+				}
+				return fmt.Sprintf("%.0f %s", rw.val(r), rw.unit)
+			}
+			ratio := "-"
+			if okA && okB && rw.val(bb) > 0 {
+				ratio = fmt.Sprintf("%.2f×", rw.val(a)/rw.val(bb))
+			}
+			fmt.Fprintf(&t, " | %s | %s | %s", cell(okA, a), cell(okB, bb), ratio)
+		}
+		t.WriteString(" |\n")
+	}
+	t.WriteString("\n| CPU per signature | RSA-2048 1 session | RSA-2048 16 sessions | P-256 1 session | P-256 16 sessions |\n|---|---|---|---|---|\n")
+	cpuRows := []struct {
+		name string
+		val  func(prefix string) (float64, bool)
+	}{
+		{"rssp (this process)", func(prefix string) (float64, bool) {
+			r, ok := results[prefix+"csctoken"]
+			return us(r.cpu-r.hostCPU) / float64(max(r.ops, 1)), ok
+		}},
+		{"its backend alone (rssp/keystore/p11)", func(prefix string) (float64, bool) {
+			r, ok := results[prefix+"backend"]
+			return us(r.cpu) / float64(max(r.ops, 1)), ok
+		}},
+		{"rssp over its backend", func(prefix string) (float64, bool) {
+			r, ok := results[prefix+"csctoken"]
+			be, okB := results[prefix+"backend"]
+			return us(r.cpu-r.hostCPU)/float64(max(r.ops, 1)) - us(be.cpu)/float64(max(be.ops, 1)), ok && okB
+		}},
+		{"module host per C_Sign (A)", func(prefix string) (float64, bool) {
+			r, ok := results[prefix+"csctoken"]
+			return us(r.hostCPU) / float64(max(r.ops, 1)), ok
+		}},
+		{"p11-kit client host per C_Sign (B)", func(prefix string) (float64, bool) {
+			r, ok := results[prefix+"p11kit"]
+			return us(r.hostCPU) / float64(max(r.ops, 1)), ok
+		}},
+		{"whole chain A", func(prefix string) (float64, bool) {
+			r, ok := results[prefix+"csctoken"]
+			return us(r.cpu) / float64(max(r.ops, 1)), ok
+		}},
+		{"whole chain B", func(prefix string) (float64, bool) {
+			r, ok := results[prefix+"p11kit"]
+			return us(r.cpu) / float64(max(r.ops, 1)), ok
+		}},
+	}
+	for _, cr := range cpuRows {
+		t.WriteString("| " + cr.name)
+		for _, k := range keyCases() {
+			for _, n := range []int{1, 16} {
+				if v, ok := cr.val(fmt.Sprintf("%s/sessions=%d/", k.name, n)); ok {
+					fmt.Fprintf(&t, " | %.0f µs", v)
+				} else {
+					t.WriteString(" | -")
+				}
+			}
+		}
+		t.WriteString(" |\n")
+	}
+	return t.String()
 }
 
 // runBackend signs b.N times with the credential's key through be from n

@@ -175,8 +175,9 @@ func BenchmarkSignPath(b *testing.B) {
 }
 
 // BenchmarkReads measures the reads of a signature (the bearer token and
-// its user, the credential, the SAD) one by one and together, in parallel
-// under a request's context, while nothing writes.
+// its user, the credential, the SAD) one by one and together (SignPath),
+// and the two reads the server makes for them (TokenUser+SigningState), in
+// parallel under a request's context, while nothing writes.
 func BenchmarkReads(b *testing.B) {
 	d := openBench(b, "FULL")
 	now := time.Now()
@@ -208,6 +209,16 @@ func BenchmarkReads(b *testing.B) {
 			}
 		}
 		return nil
+	}}, struct {
+		name string
+		read func(ctx context.Context) error
+	}{"TokenUser+SigningState", func(ctx context.Context) error {
+		// What the server reads per signature now: two reads for the four.
+		if _, _, err := d.TokenUser(ctx, h[:]); err != nil {
+			return err
+		}
+		_, err := d.SigningState(ctx, "c1", sad)
+		return err
 	}})
 	for _, r := range reads {
 		b.Run(r.name, func(b *testing.B) {
