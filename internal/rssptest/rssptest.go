@@ -73,6 +73,10 @@ func (s *Server) Stop() error {
 // Options tune the test server.
 type Options struct {
 	Backend Backend
+	// Name names the service and its CAs ("NAME Root CA", "NAME Issuing
+	// CA"); default "csctoken test RSSP". Two servers of one test with
+	// different names have CAs that a TLS CertificateRequest tells apart.
+	Name string
 	// Edit may change the config before the server opens.
 	Edit func(*config.Config)
 	// Localhost makes the public URL https://localhost:PORT instead of
@@ -101,7 +105,11 @@ func (b *syncBuf) Write(p []byte) (int, error) {
 func Start(t testing.TB, o Options) *Server {
 	t.Helper()
 	dir := t.TempDir()
-	init := app.InitOptions{Listen: "127.0.0.1:0", Name: "csctoken test RSSP"}
+	name := o.Name
+	if name == "" {
+		name = "csctoken test RSSP"
+	}
+	init := app.InitOptions{Listen: "127.0.0.1:0", Name: name}
 	var tok *softhsmtest.Token
 	if o.Backend == PKCS11 {
 		tok = softhsmtest.New(t)
