@@ -75,7 +75,24 @@ func (o *Server) ConsentKeyOptions(ctx context.Context, session, userID string, 
 	if err != nil {
 		return nil, err
 	}
-	return o.beginAssertion(ctx, session, purposeConsent, userID, a.Handle, c.SCAL >= 2)
+	return o.BeginCredentialKey(ctx, session, userID, a.Handle, c)
+}
+
+// BeginCredentialKey starts the check of the user's security key as a
+// factor of credential c (user verification for SCAL 2) on the browser
+// session, for the authorization named ref: a pending authorization's
+// handle here, or the consent challenge of an external authorization
+// server's consent page. It returns the options (JSON) for
+// navigator.credentials.get.
+func (o *Server) BeginCredentialKey(ctx context.Context, session, userID, ref string, c store.Credential) ([]byte, error) {
+	return o.beginAssertion(ctx, session, purposeConsent, userID, ref, c.SCAL >= 2)
+}
+
+// FinishCredentialKey checks the browser's answer to the check that
+// BeginCredentialKey started for the same user, ref and session, and
+// returns the key used (audited as "fido consent" with c's ID).
+func (o *Server) FinishCredentialKey(ctx context.Context, session, userID, ref string, c store.Credential, response []byte) (store.WebAuthnKey, error) {
+	return o.finishAssertion(ctx, session, purposeConsent, userID, ref, c.ID, response)
 }
 
 // Approve records the user's consent: for scope credential it checks the
@@ -113,7 +130,7 @@ func (o *Server) approve(ctx context.Context, userID, session, handle string, fa
 			if keyResponse == nil {
 				return "", a, fail(service.ErrAccessDenied, "This credential needs your security key")
 			}
-			k, err := o.finishAssertion(ctx, session, purposeConsent, userID, handle, c.ID, keyResponse)
+			k, err := o.FinishCredentialKey(ctx, session, userID, handle, c, keyResponse)
 			if err != nil {
 				return "", a, err
 			}
