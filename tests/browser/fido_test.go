@@ -72,7 +72,7 @@ timeout = "20s"
 	verify(t, e, cred, data, sig)
 
 	for _, ev := range []struct{ event, cred string }{{"fido login", ""}, {"fido consent", cred.id}} {
-		rows := rssptest.AuditEvents(t, srv.App.Config.Path(srv.App.Config.Database.Path), ev.event, ev.cred)
+		rows := rssptest.AuditEvents(t, srv.App.Config.Path(srv.App.Config.Store.Path), ev.event, ev.cred)
 		if len(rows) != 1 || rows[0].Result != "ok" || !strings.Contains(rows[0].Detail, `"Desk key"`) {
 			t.Errorf("audit %s: %+v", ev.event, rows)
 		}
