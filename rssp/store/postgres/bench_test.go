@@ -58,10 +58,17 @@ func BenchmarkConsumeSAD(b *testing.B) {
 			for _, clients := range []int{1, 16, 64} {
 				name := fmt.Sprintf("fsync=%v/audit=%v/clients=%d", fsync, audit, clients)
 				b.Run(name, func(b *testing.B) {
-					b.SetParallelism(max(1, clients/runtime.GOMAXPROCS(0)))
+					par := max(1, clients/runtime.GOMAXPROCS(0))
+					b.SetParallelism(par)
+					pool := make([][]byte, par*runtime.GOMAXPROCS(0))
+					for i := range pool {
+						pool[i] = newSAD()
+					}
+					var next atomic.Int64
+					b.ResetTimer()
 					cpu0 := cpuTime()
 					b.RunParallel(func(pb *testing.PB) {
-						sad := newSAD()
+						sad := pool[int(next.Add(1)-1)%len(pool)]
 						for pb.Next() {
 							var e *store.AuditEvent
 							if audit {

@@ -84,6 +84,11 @@ type DB struct {
 	// now is the clock for AppendAudit rows without a time.
 	now func() time.Time
 
+	// The chain writer (chain.go) takes ops from chainOps until closed is
+	// closed, then closes writerDone.
+	chainOps   chan *chainOp
+	writerDone chan struct{}
+
 	closeOnce sync.Once
 	closed    chan struct{}
 }
@@ -112,11 +117,13 @@ func Open(ctx context.Context, c Config) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open %s: %w", RedactDSN(c.DSN), err)
 	}
-	d := &DB{pool: pool, now: time.Now, closed: make(chan struct{})}
+	d := &DB{pool: pool, now: time.Now, closed: make(chan struct{}), chainOps: make(chan *chainOp),
+		writerDone: make(chan struct{})}
 	if err := d.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: open %s: %w", RedactDSN(c.DSN), err)
 	}
+	go d.chainWriter()
 	return d, nil
 }
 
@@ -231,7 +238,7 @@ func (d *DB) SchemaVersion(ctx context.Context) (int, error) {
 func (d *DB) Ping(ctx context.Context) error {
 	select {
 	case <-d.closed:
-		return errors.New("postgres: closed")
+		return errClosed
 	default:
 	}
 	if _, err := d.SchemaVersion(ctx); err != nil {
@@ -240,11 +247,13 @@ func (d *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the pool, waiting for the connections in use to come back.
+// Close waits for the audit appends under way, then closes the pool,
+// waiting for the connections in use to come back.
 // Calling it again is harmless.
 func (d *DB) Close() error {
 	d.closeOnce.Do(func() {
 		close(d.closed)
+		<-d.writerDone
 		d.pool.Close()
 	})
 	return nil

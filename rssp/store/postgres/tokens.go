@@ -203,17 +203,7 @@ func (d *DB) CreateSAD(ctx context.Context, s store.SAD, audit *store.AuditEvent
 			return fmt.Errorf("postgres: create SAD: audit: %w", err)
 		}
 	}
-	err = d.inTx(ctx, func(tx pgx.Tx) error {
-		if err := ins.exec(ctx, tx); err != nil {
-			return err
-		}
-		if row != nil {
-			if err := row.append(ctx, tx); err != nil {
-				return fmt.Errorf("audit: %w", err)
-			}
-		}
-		return nil
-	})
+	err = d.audited(ctx, row, ins.exec)
 	if err != nil {
 		return fmt.Errorf("postgres: create SAD: %w", err)
 	}
@@ -282,19 +272,11 @@ func (d *DB) ReplaceSAD(ctx context.Context, old []byte, n int, now time.Time, s
 			return fmt.Errorf("postgres: replace SAD: audit: %w", err)
 		}
 	}
-	err = d.inTx(ctx, func(tx pgx.Tx) error {
+	err = d.audited(ctx, row, func(ctx context.Context, tx pgx.Tx) error {
 		if _, err := consumeSAD(ctx, tx, old, n, nowN); err != nil {
 			return err
 		}
-		if err := ins.exec(ctx, tx); err != nil {
-			return err
-		}
-		if row != nil {
-			if err := row.append(ctx, tx); err != nil {
-				return fmt.Errorf("audit: %w", err)
-			}
-		}
-		return nil
+		return ins.exec(ctx, tx)
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: replace SAD: %w", err)
@@ -347,17 +329,10 @@ func (d *DB) ConsumeSAD(ctx context.Context, hash []byte, n int, now time.Time, 
 		}
 	}
 	var s store.SAD
-	err = d.inTx(ctx, func(tx pgx.Tx) error {
+	err = d.audited(ctx, row, func(ctx context.Context, tx pgx.Tx) error {
 		var err error
-		if s, err = consumeSAD(ctx, tx, hash, n, nowN); err != nil {
-			return err
-		}
-		if row != nil {
-			if err := row.append(ctx, tx); err != nil {
-				return fmt.Errorf("audit: %w", err)
-			}
-		}
-		return nil
+		s, err = consumeSAD(ctx, tx, hash, n, nowN)
+		return err
 	})
 	if err != nil {
 		return store.SAD{}, fmt.Errorf("postgres: consume SAD: %w", err)
@@ -452,43 +427,15 @@ func (d *DB) newAuditRow(e store.AuditEvent) (*auditRow, error) {
 	return &auditRow{e: e, t: t}, nil
 }
 
-// append takes the audit lock for the rest of tx, reads the last row's Seq
-// and Hash, chains r to it and inserts it; it sets r.e's Seq, PrevHash and
-// Hash. Every node appends under the same lock, and a statement after the
-// lock sees the rows of the transactions that held it before (READ
-// COMMITTED takes a snapshot per statement), so the chain has one order.
-// The lock is held until tx ends: appends are serialised, commit included.
-func (r *auditRow) append(ctx context.Context, tx pgx.Tx) error {
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, auditLockKey); err != nil {
-		return fmt.Errorf("audit lock: %w", err)
-	}
-	var (
-		last int64
-		prev []byte
-	)
-	err := tx.QueryRow(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&last, &prev)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		last, prev = 0, append([]byte(nil), store.GenesisHash[:]...)
-	case err != nil:
-		return fmt.Errorf("last row: %w", err)
-	}
-	e := &r.e
-	e.Seq = last + 1
-	e.PrevHash = prev
-	e.Hash = store.AuditHash(prev, *e)
-	_, err = tx.Exec(ctx, `INSERT INTO audit (`+auditCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-		e.Seq, r.t, e.Event, e.UserID, e.CredentialID, e.ClientAddr, list(e.Hashes), e.Result, e.Detail, e.PrevHash, e.Hash)
-	return err
-}
-
-// AppendAudit implements store.Store, in one transaction.
+// AppendAudit implements store.Store through the chain writer (chain.go).
 func (d *DB) AppendAudit(ctx context.Context, e store.AuditEvent) (store.AuditEvent, error) {
 	r, err := d.newAuditRow(e)
 	if err != nil {
 		return store.AuditEvent{}, fmt.Errorf("postgres: append audit: %w", err)
 	}
-	if err := d.inTx(ctx, func(tx pgx.Tx) error { return r.append(ctx, tx) }); err != nil {
+	if err := d.appendWith(ctx, func(ctx context.Context, tx pgx.Tx, head *chainHead) error {
+		return r.appendTo(ctx, tx, head)
+	}); err != nil {
 		return store.AuditEvent{}, fmt.Errorf("postgres: append audit: %w", err)
 	}
 	return r.e, nil
