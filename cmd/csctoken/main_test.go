@@ -184,7 +184,8 @@ func TestCLIFlow(t *testing.T) {
 	srv := rssptest.Start(t, rssptest.Options{})
 	srv.AddUser(t, user, password)
 	rsaID, _ := srv.AddCredential(t, service.CredentialSpec{User: user, KeyType: "rsa-2048", PIN: pin, Multisign: 5, Description: "RSA key"})
-	ecID, _ := srv.AddCredential(t, service.CredentialSpec{User: user, KeyType: "ec-p256", PIN: pin, Description: "EC key"})
+	ecID, _ := srv.AddCredential(t, service.CredentialSpec{User: user, KeyType: "ec-p256", PIN: pin, Description: "EC key",
+		SignatureQualifier: "eu_eidas_qes"})
 	conf := writeConfig(t, srv.URL, filepath.Join(srv.Dir, "tls-ca.pem"), "")
 	cfgFlag := "--config=" + conf
 
@@ -215,7 +216,8 @@ func TestCLIFlow(t *testing.T) {
 		`reachable: yes: "csctoken test RSSP", CSC 2.0.0.2`, "login: alice; access token valid until",
 		"token kept in: the file "+storeDir, "credentials: 2", rsaID+` "RSA key": certificate valid`, ecID+` "EC key": certificate valid`)
 	list := runCLI(t, "", "list", cfgFlag).must(t)
-	list.contains(t, "stdout", "Test RSSP ("+srv.URL, rsaID, ecID, "RSA 2048", "EC P-256", "PIN", "CN=alice")
+	list.contains(t, "stdout", "Test RSSP ("+srv.URL, rsaID, ecID, "RSA 2048", "EC P-256", "PIN", "CN=alice",
+		"credential:  "+ecID+"\n    key:         EC P-256, SCAL 1, authorized with PIN\n    qualifier:   eu_eidas_qes\n")
 	rsaBlock := regexp.MustCompile(`(?m)^  "RSA key"\n    credential:  ` + rsaID + `\n    key: +RSA 2048, SCAL 1, authorized with PIN\n    certificate: .*CN=alice.*\n    CKA_ID: +([0-9a-f]{40}) +\(pkcs11-tool --id ([0-9a-f]{40})\)\n    CKA_LABEL: +RSA key\n    URI: +(pkcs11:token=Test%20RSSP;id=(%[0-9A-F]{2}){20};type=private)\n`)
 	m := rsaBlock.FindStringSubmatch(list.stdout)
 	if m == nil || m[1] != m[2] {
