@@ -57,6 +57,11 @@ func (s *Service) Login(ctx context.Context, name, password string, rememberMe b
 	if u.Disabled {
 		return Tokens{}, fail(ErrAuthentication, "The account is disabled")
 	}
+	if u.RequireFIDO {
+		// A password alone is not this account's login: its security key
+		// is checked on the OAuth2 login page only.
+		return Tokens{}, fail(ErrAccessDenied, "This account logs in with a security key: use the OAuth2 login (browser mode), not auth/login")
+	}
 	return s.issueTokens(ctx, u.ID, secret.NewID(16), rememberMe)
 }
 

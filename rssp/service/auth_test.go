@@ -75,6 +75,27 @@ func TestAccessTokens(t *testing.T) {
 	})
 }
 
+// TestLoginRequireFIDO: auth/login (a password alone) is refused to a user
+// who must log in with a security key (rssp admin user require-fido), who
+// logs in on the OAuth2 login page only; a wrong password is refused as
+// for anyone, so the refusal tells nothing without the password.
+func TestLoginRequireFIDO(t *testing.T) {
+	f := newFixture(t)
+	if err := f.Service.SetRequireFIDO(t.Context(), "alice", true); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.Service.Login(t.Context(), "alice", "wrong password", false)
+	wantKind(t, err, service.ErrAuthentication)
+	_, err = f.Service.Login(t.Context(), "alice", password, true)
+	wantKind(t, err, service.ErrAccessDenied)
+	if err := f.Service.SetRequireFIDO(t.Context(), "alice", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Service.Login(t.Context(), "alice", password, false); err != nil {
+		t.Fatalf("require-fido lifted: %v", err)
+	}
+}
+
 // TestRefreshRotation: a refresh token serves once; its successor works;
 // presenting a spent one again revokes the whole family, successors
 // included; an expired one is refused.
