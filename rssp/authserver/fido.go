@@ -145,6 +145,13 @@ func (o *Server) RemoveSecurityKey(ctx context.Context, userID, idHex string) (e
 	if derr != nil || len(id) == 0 {
 		return badRequest("Invalid security key")
 	}
+	u, err := o.waUser(ctx, userID)
+	if err != nil {
+		return err
+	}
+	if u.u.RequireFIDO && len(u.keys) == 1 && bytes.Equal(u.keys[0].ID, id) {
+		return badRequest("Your account requires a security key: add another one before you remove this one")
+	}
 	if err := o.st.DeleteWebAuthnKey(ctx, userID, id); errors.Is(err, store.ErrNotFound) {
 		return badRequest("No such security key")
 	} else if err != nil {

@@ -262,10 +262,18 @@ func TestSecurityKeyLogin(t *testing.T) {
 		if err := f.as.RemoveSecurityKey(t.Context(), f.alice.ID, hex.EncodeToString(keys[0].ID)); err == nil {
 			t.Fatal("alice removed bob's key")
 		}
+		err := f.as.RemoveSecurityKey(t.Context(), f.bob.ID, hex.EncodeToString(keys[0].ID))
+		want(t, err, service.ErrInvalidRequest, "requires a security key") // the last one
+		if err := f.Store.SetUserRequireFIDO(t.Context(), f.bob.ID, false); err != nil {
+			t.Fatal(err)
+		}
 		if err := f.as.RemoveSecurityKey(t.Context(), f.bob.ID, hex.EncodeToString(keys[0].ID)); err != nil {
 			t.Fatal(err)
 		}
-		_, err := f.as.Login(t.Context(), "", "bob", password)
+		if err := f.Store.SetUserRequireFIDO(t.Context(), f.bob.ID, true); err != nil {
+			t.Fatal(err)
+		}
+		_, err = f.as.Login(t.Context(), "", "bob", password)
 		want(t, err, service.ErrAccessDenied, "security key is required")
 	})
 }
