@@ -161,7 +161,9 @@ func BenchmarkP11Kit(b *testing.B) {
 		}
 	}
 	b.Logf("load average: %s", loadavg())
-	b.Logf("A = csctoken (C host → libcsctoken.so → HTTPS → rssp → SoftHSM2), B = p11-kit (C host → p11-kit-client.so → p11-kit server → SoftHSM2)\n%s", p11kitTable(results))
+	// On stdout, so that `make bench` (no -v) shows it.
+	fmt.Printf("\nBenchmarkP11Kit: A = csctoken (C host → libcsctoken.so → HTTPS → rssp → SoftHSM2), "+
+		"B = p11-kit (C host → p11-kit-client.so → p11-kit server → SoftHSM2); load average %s\n\n%s\n", loadavg(), p11kitTable(results))
 }
 
 // p11kitTable is BenchmarkP11Kit's figures as the table of issue 15: A
