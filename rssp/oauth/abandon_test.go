@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -261,6 +262,51 @@ func TestAbandon(t *testing.T) {
 			}
 		case <-time.After(5 * time.Second):
 			t.Fatal("the hold did not end when the request was answered")
+		}
+	})
+
+	t.Run("holds bounded per user", func(t *testing.T) {
+		// Each hold keeps a connection and polls the store: a user may
+		// not open more than MaxHoldsPerUser at once (429); another
+		// user may, and a slot freed serves again.
+		limit := oauth.MaxHoldsPerUser
+		oauth.MaxHoldsPerUser = 2
+		t.Cleanup(func() { oauth.MaxHoldsPerUser = limit })
+		uri := push(t)
+		hold := func(ctx context.Context, bearer string) (int, error) {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.issuer+"/oauth2/abandon",
+				strings.NewReader(url.Values{"request_uri": {uri}, "hold": {"1"}}.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Authorization", "Bearer "+bearer)
+			resp, err := e.client.Do(req)
+			if err != nil {
+				return 0, err
+			}
+			resp.Body.Close()
+			return resp.StatusCode, nil
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Add(1)
+			go func() { defer wg.Done(); _, _ = hold(ctx, alice) }()
+		}
+		time.Sleep(500 * time.Millisecond)
+		quick, qcancel := context.WithTimeout(t.Context(), 3*time.Second)
+		defer qcancel()
+		if st, err := hold(quick, alice); err != nil || st != http.StatusTooManyRequests {
+			t.Errorf("a third hold of alice: %d %v, want 429", st, err)
+		}
+		if st, err := hold(quick, bob); err != nil || st != http.StatusOK {
+			t.Errorf("bob's hold (of a request not his): %d %v, want 200 gone", st, err)
+		}
+		cancel()
+		wg.Wait()
+		time.Sleep(100 * time.Millisecond)
+		again, acancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+		defer acancel()
+		if _, err := hold(again, alice); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("a hold after the others ended: %v, want it held", err)
 		}
 	})
 }

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/csctoken/csctoken/rssp/service"
 )
 
 // Holding a pushed credential request open (POST oauth2/abandon with
@@ -24,6 +26,13 @@ var (
 	HoldGrace = 3 * time.Second
 	// holdPoll is how often a hold looks at the request's state.
 	holdPoll = time.Second
+	// MaxHoldsPerUser and MaxHolds bound the hold calls open at once on
+	// this node, per user and in all: each keeps a connection and polls
+	// the store, and a program holds one per consent it waits for. A
+	// hold over the bound is refused (429; the program then only says
+	// when it stops waiting).
+	MaxHoldsPerUser = 8
+	MaxHolds        = 1024
 )
 
 // holds counts the hold calls in progress per request_uri, on this node.
@@ -31,6 +40,33 @@ type holds struct {
 	mu     sync.Mutex
 	active map[string]int
 	last   map[string]time.Time // when the last hold call began
+	users  map[string]int       // hold calls open per user
+	total  int
+}
+
+// slot takes one of the hold calls userID may have open, if the bounds
+// allow; release gives it back.
+func (h *holds) slot(userID string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.users == nil {
+		h.users = map[string]int{}
+	}
+	if h.total >= MaxHolds || h.users[userID] >= MaxHoldsPerUser {
+		return false
+	}
+	h.total++
+	h.users[userID]++
+	return true
+}
+
+func (h *holds) release(userID string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.total--
+	if h.users[userID]--; h.users[userID] <= 0 {
+		delete(h.users, userID)
+	}
 }
 
 func (h *holds) begin(uri string) {
@@ -70,6 +106,12 @@ type holdAnswer struct {
 // hold serves a hold call of userID for uri (see HoldSegment).
 func (s *Server) hold(w http.ResponseWriter, r *http.Request, userID, uri string) {
 	ctx := r.Context()
+	if !s.holds.slot(userID) {
+		s.writeError(w, r, &service.Problem{Kind: service.ErrThrottled, RetryAfter: HoldSegment,
+			Description: "Too many requests held open at once"})
+		return
+	}
+	defer s.holds.release(userID)
 	state, err := s.oauth.Held(ctx, userID, uri)
 	if err != nil {
 		s.writeError(w, r, err)
