@@ -3,11 +3,13 @@
 // `csctoken register --firefox` put the module, the person's keystrokes
 // typed with xdotool, TLS client authentication to a local HTTPS server
 // that requires a certificate from the rssp's CA, and the proof taken on
-// the server's side (the certificate it received). A failed test keeps a
+// the server's side (the certificate it received); and Debian's
+// Thunderbird ESR signing an S/MIME message with the token's key, sent to
+// an SMTP sink and verified by openssl. A failed test keeps a
 // screenshot and the module log under $CSCTOKEN_ARTIFACTS (default
 // build/test-artifacts). Every browser runs in its own process group
 // under a hard limit and is killed with it.
 //
-// CSCTOKEN_REQUIRE_FIREFOX=1 (CI) makes a missing firefox-esr, Xvfb or
-// xdotool a failure instead of a skip.
+// CSCTOKEN_REQUIRE_FIREFOX=1 (CI) makes a missing firefox-esr, Xvfb,
+// xdotool or thunderbird a failure instead of a skip.
 package firefox
