@@ -327,5 +327,5 @@ func AuditEvents(t testing.TB, dbPath, event, credID string) []store.AuditEvent 
 // result "ok".
 func (s *Server) AuditCount(t testing.TB, event, credID string) int {
 	t.Helper()
-	return len(AuditEvents(t, s.App.Config.Path(s.App.Config.Database.Path), event, credID))
+	return len(AuditEvents(t, s.App.Config.Path(s.App.Config.Store.Path), event, credID))
 }

@@ -44,7 +44,7 @@ func basicLogin(t *testing.T, s *rssptest.Server, name, pw string) rssptest.Resp
 func auditRows(t *testing.T, s *rssptest.Server, event string) []store.AuditEvent {
 	t.Helper()
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, s.App.Config.Path(s.App.Config.Database.Path))
+	db, err := sqlite.Open(ctx, s.App.Config.Path(s.App.Config.Store.Path))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +275,7 @@ func TestAuthorizeAuditAtomic(t *testing.T) {
 	srv.AddUser(t, user, password)
 	id, _ := srv.AddCredential(t, service.CredentialSpec{User: user, KeyType: keystore.ECP256, PIN: pin, Multisign: 5})
 	tok := srv.Login(t, user, password)
-	dbPath := srv.App.Config.Path(srv.App.Config.Database.Path)
+	dbPath := srv.App.Config.Path(srv.App.Config.Store.Path)
 	raw, err := sql.Open("sqlite", dbPath)
 	if err != nil {
 		t.Fatal(err)

@@ -44,7 +44,6 @@ type formUser struct {
 
 	mu   sync.Mutex
 	deny bool
-	idle bool // the user never comes back
 	// hold, when set, stops the user on the consent page (arrived is
 	// told) until it is closed, then the form is sent.
 	hold, arrived chan struct{}
@@ -68,12 +67,6 @@ func (u *formUser) set(deny bool, pin string) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.deny, u.pin = deny, pin
-}
-
-func (u *formUser) setIdle(idle bool) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.idle = idle
 }
 
 // holdAtConsent makes the next flows stop on the consent page until the
@@ -123,11 +116,8 @@ func (u *formUser) check() {
 func (u *formUser) Open(_ context.Context, raw string) error {
 	u.mu.Lock()
 	u.opened++
-	deny, p, idle := u.deny, u.pin, u.idle
+	deny, p := u.deny, u.pin
 	u.mu.Unlock()
-	if idle {
-		return nil
-	}
 	u.wg.Add(1)
 	go func() {
 		defer u.wg.Done()

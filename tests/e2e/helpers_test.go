@@ -130,7 +130,7 @@ func startRSSPTest(t *testing.T, o rssptest.Options) *server {
 	srv := rssptest.Start(t, o)
 	return &server{
 		URL: srv.URL, CAFile: filepath.Join(srv.Dir, "tls-ca.pem"),
-		DB: srv.App.Config.Path(srv.App.Config.Database.Path), Svc: srv.App.Service,
+		DB: srv.App.Config.Path(srv.App.Config.Store.Path), Svc: srv.App.Service,
 	}
 }
 

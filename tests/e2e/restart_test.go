@@ -73,7 +73,7 @@ func startRestartable(t *testing.T, backend rssptest.Backend) *restartable {
 	r := &restartable{t: t, cfg: cfg, logs: &lockedBuffer{}}
 	r.start()
 	r.server = &server{URL: "https://" + r.addr + "/csc/v2", CAFile: res.TLSCA,
-		DB: cfg.Path(cfg.Database.Path), Svc: r.app.Service}
+		DB: cfg.Path(cfg.Store.Path), Svc: r.app.Service}
 	t.Cleanup(func() {
 		r.stop()
 		if t.Failed() {
