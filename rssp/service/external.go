@@ -176,6 +176,10 @@ func (s *Service) bindExternal(ctx context.Context, p Principal, tok extauth.Tok
 	if err != nil {
 		return fail(ErrInvalidToken, "The access token authorizes a credential that is not the user's")
 	}
+	if c.SCAL >= 2 && len(d.Hashes) == 0 {
+		// Without them the SAD would sign any hash (see checkSAD).
+		return fail(ErrInvalidToken, "A credential-scope token for a SCAL 2 credential must carry the hashes (documentDigests) it authorizes")
+	}
 	n := d.NumSignatures
 	if n == 0 {
 		n = max(len(d.Hashes), 1)

@@ -60,6 +60,7 @@ func TestExternalTokens(t *testing.T) {
 	c1, _ := f.credential(t, nil)
 	c2, _ := f.credential(t, nil)
 	bobCred, _ := f.credential(t, func(s *service.CredentialSpec) { s.User = "bob" })
+	scal2, _ := f.credential(t, func(s *service.CredentialSpec) { s.SCAL = 2 })
 	fe := &fakeExternal{tokens: map[string]extauth.Token{}, errs: map[string]error{}, opaque: true}
 	f.Service.SetExternal(service.External{Tokens: fe, Leeway: 30 * time.Second})
 
@@ -88,6 +89,8 @@ func TestExternalTokens(t *testing.T) {
 	fe.set("a.nodetails.jwt", svcTok("sub-alice", "credential"), nil)
 	fe.set("a.badcount.jwt", credTok("sub-alice", c1, 3, h1), nil)
 	fe.set("opaque-alice", svcTok("sub-alice", "service"), nil)
+	fe.set("a.scal2nohash.jwt", credTok("sub-alice", scal2, 1), nil)
+	fe.set("a.scal2.jwt", credTok("sub-alice", scal2, 1, h1), nil)
 
 	auth := []struct {
 		name, token, method string
@@ -107,6 +110,9 @@ func TestExternalTokens(t *testing.T) {
 		{"fail credential of another user", "a.bobcred.jwt", "signatures/signHash", "", service.ErrInvalidToken},
 		{"fail credential scope without details", "a.nodetails.jwt", "signatures/signHash", "", service.ErrInvalidToken},
 		{"fail numSignatures not the hashes'", "a.badcount.jwt", "signatures/signHash", "", service.ErrInvalidToken},
+		// SCAL 2: the token binds the hashes, or it would sign any.
+		{"fail SCAL 2 credential token without hashes", "a.scal2nohash.jwt", "signatures/signHash", "", service.ErrInvalidToken},
+		{"ok SCAL 2 credential token with hashes", "a.scal2.jwt", "signatures/signHash", "alice", nil},
 	}
 	for _, tc := range auth {
 		t.Run(tc.name, func(t *testing.T) {
