@@ -93,7 +93,7 @@ version before the copy; its rows are not changed.`,
 			if err != nil {
 				return err
 			}
-			defer dst.Close()
+			defer func() { _ = dst.Close() }()
 			pg, ok := dst.(*postgres.DB)
 			if !ok {
 				return fmt.Errorf("store %T is not PostgreSQL", dst)

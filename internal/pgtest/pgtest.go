@@ -164,7 +164,7 @@ func (c *Cluster) NewDatabase(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("pgtest: connect: %v", err)
 	}
-	defer conn.Close(context.Background())
+	defer func() { _ = conn.Close(context.Background()) }()
 	if _, err := conn.Exec(ctx, `CREATE DATABASE `+name); err != nil {
 		t.Fatalf("pgtest: create database: %v", err)
 	}
@@ -176,7 +176,7 @@ func (c *Cluster) NewDatabase(t testing.TB) string {
 			t.Errorf("pgtest: connect: %v", err)
 			return
 		}
-		defer conn.Close(context.Background())
+		defer func() { _ = conn.Close(context.Background()) }()
 		if _, err := conn.Exec(ctx, `DROP DATABASE `+name+` WITH (FORCE)`); err != nil {
 			t.Errorf("pgtest: drop database %s: %v", name, err)
 		}
