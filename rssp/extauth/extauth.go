@@ -387,20 +387,29 @@ func decodeB64(s string) ([]byte, error) {
 // --- Keys ----------------------------------------------------------------
 
 // key returns the verification key of kid for alg, fetching the key set
-// when it is stale or (rate-limited) lacks kid. When a stale set cannot be
-// fetched again, its keys keep verifying (the issuer may be down briefly).
+// when it is stale or lacks kid, at most once per Config.KeyRefreshInterval
+// either way. When a stale set cannot be fetched again, its keys keep
+// verifying (the issuer may be down briefly).
 func (v *Validator) key(ctx context.Context, kid string, alg string) (any, error) {
 	v.mu.Lock()
 	now := v.cfg.Now()
 	stale := v.fetchedAt.IsZero() || now.Sub(v.fetchedAt) >= v.cfg.KeyCacheTTL
 	k, found := pick(v.keys, kid, alg)
 	mayRetry := v.lastAttempt.IsZero() || now.Sub(v.lastAttempt) >= v.cfg.KeyRefreshInterval
-	gen := v.gen
+	gen, lastErr := v.gen, v.lastErr
 	v.mu.Unlock()
 	if found && !stale {
 		return k, nil
 	}
-	if !stale && !mayRetry {
+	if !mayRetry {
+		// Asked lately (rate limit, also while the issuer is down and
+		// the set stale: not one fetch per token).
+		switch {
+		case found:
+			return k, nil
+		case stale && lastErr != nil:
+			return nil, lastErr
+		}
 		return nil, fmt.Errorf("%w: no key %q in the issuer's key set", ErrInvalid, kid)
 	}
 	if err := v.refresh(ctx, gen); err != nil {

@@ -316,9 +316,31 @@ func TestKeyRotation(t *testing.T) {
 	}
 	// The issuer down: the stale set keeps verifying its keys.
 	clk.add(11 * time.Minute)
-	is.srv.Config.Handler = http.NotFoundHandler()
+	var down atomic.Int64
+	is.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		down.Add(1)
+		http.NotFound(w, r)
+	})
 	if err := validate(k2); err != nil {
 		t.Fatalf("k2 with the issuer down: %v", err)
+	}
+	// ... and asking the issuer again is rate-limited as for an unknown
+	// kid: not one fetch per token while it is down.
+	asked := down.Load()
+	for range 5 {
+		if err := validate(k2); err != nil {
+			t.Fatalf("k2 with the issuer down: %v", err)
+		}
+		if err := validate(newRSAKey(t, "k-unknown")); err == nil {
+			t.Fatal("unknown kid accepted")
+		}
+	}
+	if n := down.Load(); n != asked {
+		t.Fatalf("%d requests to the issuer within the refresh interval, want none", n-asked)
+	}
+	clk.add(31 * time.Second)
+	if err := validate(k2); err != nil || down.Load() == asked {
+		t.Fatalf("after the interval: %v, %d requests to the issuer, want a new attempt", err, down.Load()-asked)
 	}
 }
 
