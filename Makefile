@@ -88,7 +88,7 @@ check:
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-unit: build
+unit: build hydra
 	$(GO) test -count=1 ./...
 	# the OAuth2 client against the real rssp (-tags rssp: the client's
 	# default tests build no server package)

@@ -28,6 +28,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/csctoken/csctoken/csc"
@@ -399,8 +400,14 @@ func (s *Server) hydraConsentSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	s.svc.Audit(r.Context(), "oauth2 consent", bs.UserID, a.Request.CredentialID, a.Request.Hashes, "ok",
 		fmt.Sprintf("hydra client %s scope %s numSignatures=%d", a.Client.ID, a.Request.Scope, a.Request.NumSignatures))
+	// The CSC scope (authorization_details imply credential without a
+	// scope parameter) is granted with what was requested.
+	grant := cr.RequestedScope
+	if !slices.Contains(grant, a.Request.Scope) {
+		grant = append(grant, a.Request.Scope)
+	}
 	s.hydraAnswer(w, r, "consent", "accept", challenge, map[string]any{
-		"grant_scope":                 cr.RequestedScope,
+		"grant_scope":                 grant,
 		"grant_access_token_audience": []string{s.opt.Hydra.Audience},
 		"remember":                    false,
 		"session":                     map[string]any{"access_token": session},
