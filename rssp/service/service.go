@@ -149,21 +149,26 @@ func New(d Deps, opt Options) (*Service, error) {
 	opt.AccountRate = opt.AccountRate.orDefault(DefaultAccountRate)
 	opt.AddressRate = opt.AddressRate.orDefault(DefaultAddressRate)
 	s := &Service{
-		store:     d.Store,
-		keys:      d.Keys,
-		backends:  map[string]keystore.Backend{d.Keys.Name(): d.Keys},
-		issuer:    d.Issuer,
-		tsa:       d.TSA,
-		sealer:    d.Sealer,
-		pending:   d.Pending,
-		notifier:  d.Notifier,
-		metrics:   d.Metrics,
-		opt:       opt,
-		log:       d.Logger,
-		now:       d.Now,
-		hashes:    secret.NewLimiter(opt.HashSlots, opt.HashWait),
-		passwords: newGuard("password", opt.AccountRate, opt.AddressRate),
-		clients:   newGuard("client secret", opt.AccountRate, opt.AddressRate),
+		store:    d.Store,
+		keys:     d.Keys,
+		backends: map[string]keystore.Backend{d.Keys.Name(): d.Keys},
+		issuer:   d.Issuer,
+		tsa:      d.TSA,
+		sealer:   d.Sealer,
+		pending:  d.Pending,
+		notifier: d.Notifier,
+		metrics:  d.Metrics,
+		opt:      opt,
+		log:      d.Logger,
+		now:      d.Now,
+		hashes:   secret.NewLimiter(opt.HashSlots, opt.HashWait),
+	}
+	var err error
+	if s.passwords, err = newGuard("password", opt.AccountRate, opt.AddressRate); err != nil {
+		return nil, fmt.Errorf("service: %w", err)
+	}
+	if s.clients, err = newGuard("client secret", opt.AccountRate, opt.AddressRate); err != nil {
+		return nil, fmt.Errorf("service: %w", err)
 	}
 	s.public.Store(&opt.PublicURL)
 	for _, b := range d.Backends {

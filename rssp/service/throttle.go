@@ -2,10 +2,13 @@ package service
 
 import (
 	"context"
-	"math"
+	"crypto/sha256"
+	"fmt"
+	"log/slog"
 	"net"
-	"sync"
 	"time"
+
+	"github.com/csctoken/csctoken/rssp/store"
 )
 
 // Throttling of password and client-secret guesses.
@@ -15,6 +18,13 @@ import (
 // IPv6 address by its /64). A check is refused without hashing (429 with
 // Retry-After) while either bucket is empty; buckets refill continuously.
 // Successful checks take nothing.
+//
+// The buckets live in the store (store.Store's ThrottleWait and
+// ThrottleFail), so every node over one database shares them: N nodes do
+// not give a guesser N times the budget. A bucket's key is a SHA-256 of
+// what it counts (the kind of secret, account or address, and the name or
+// the address), never the name itself; the audit row of a throttling keeps
+// the name, as the login's own row does.
 //
 // The trade-off: an attacker who keeps guessing one account's password
 // from anywhere also keeps its owner from logging in with a password while
@@ -49,107 +59,43 @@ var (
 	DefaultAddressRate = Rate{Burst: 30, Every: 2 * time.Second}
 )
 
-// maxBuckets bounds the memory of one throttle (see shrink).
-const maxBuckets = 100_000
-
-type bucket struct {
-	tokens float64
-	last   time.Time
-}
-
-// throttle is a set of token buckets of one rate, by key.
-type throttle struct {
-	rate Rate
-	mu   sync.Mutex // guards buckets
-	m    map[string]*bucket
-}
-
-func newThrottle(r Rate) *throttle {
-	return &throttle{rate: r, m: map[string]*bucket{}}
-}
-
-// level returns key's bucket refilled up to now (nil when it is full). The
-// caller holds t.mu.
-func (t *throttle) level(key string, now time.Time) *bucket {
-	b := t.m[key]
-	if b == nil {
-		return nil
-	}
-	if el := now.Sub(b.last); el > 0 {
-		b.tokens = math.Min(float64(t.rate.Burst), b.tokens+float64(el)/float64(t.rate.Every))
-		b.last = now
-	}
-	if b.tokens >= float64(t.rate.Burst) {
-		delete(t.m, key)
-		return nil
-	}
-	return b
-}
-
-// wait says how long until key may try again (0: now).
-func (t *throttle) wait(key string, now time.Time) time.Duration {
-	if t == nil || key == "" {
-		return 0
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	b := t.level(key, now)
-	if b == nil || b.tokens >= 1 {
-		return 0
-	}
-	return time.Duration((1 - b.tokens) * float64(t.rate.Every))
-}
-
-// fail takes one token from key's bucket and says whether this emptied it.
-func (t *throttle) fail(key string, now time.Time) (emptied bool) {
-	if t == nil || key == "" {
-		return false
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	b := t.level(key, now)
-	if b == nil {
-		if len(t.m) >= maxBuckets {
-			t.shrink(now)
-		}
-		b = &bucket{tokens: float64(t.rate.Burst), last: now}
-		t.m[key] = b
-	}
-	before := b.tokens
-	b.tokens = math.Max(0, b.tokens-1)
-	return before >= 1 && b.tokens < 1
-}
-
-// shrink drops full buckets; if half the limit is still used (a spray of
-// addresses or names), it forgets everything: memory stays bounded, and
-// the account buckets that matter fill again within a few failures. The
-// caller holds t.mu.
-func (t *throttle) shrink(now time.Time) {
-	for k := range t.m {
-		t.level(k, now)
-	}
-	if len(t.m) >= maxBuckets/2 {
-		clear(t.m)
-	}
-}
-
 // guard throttles the guesses of one kind of secret (passwords, client
 // secrets) by account and by address.
 type guard struct {
 	kind      string // "password" or "client secret", for the audit row
-	accounts  *throttle
-	addresses *throttle
+	accounts  *store.ThrottleRate
+	addresses *store.ThrottleRate
 }
 
-func newGuard(kind string, account, address Rate) *guard {
+// newGuard makes the guard of kind; a Rate with Burst or Every <= 0 is
+// off.
+func newGuard(kind string, account, address Rate) (*guard, error) {
 	g := &guard{kind: kind}
-	if account.Burst > 0 && account.Every > 0 {
-		g.accounts = newThrottle(account)
+	for _, r := range []struct {
+		rate Rate
+		dst  **store.ThrottleRate
+		what string
+	}{{account, &g.accounts, "account"}, {address, &g.addresses, "address"}} {
+		if r.rate.Burst <= 0 || r.rate.Every <= 0 {
+			continue
+		}
+		tr := store.ThrottleRate{Burst: r.rate.Burst, Every: r.rate.Every}
+		if _, _, err := store.ThrottleSpans(tr); err != nil {
+			return nil, fmt.Errorf("%s throttle of %ss (%d every %v): %w", r.what, kind, r.rate.Burst, r.rate.Every, err)
+		}
+		*r.dst = &tr
 	}
-	if address.Burst > 0 && address.Every > 0 {
-		g.addresses = newThrottle(address)
+	return g, nil
+}
+
+// throttleKey is the store's key of a bucket: what it counts, hashed.
+func throttleKey(kind, what, name string) []byte {
+	h := sha256.New()
+	for _, f := range []string{"csctoken throttle", kind, what, name} {
+		h.Write([]byte(f))
+		h.Write([]byte{0})
 	}
-	return g
+	return h.Sum(nil)
 }
 
 // addressKey is the throttling key of a client address: the IP, or an IPv6
@@ -169,7 +115,21 @@ func addressKey(addr string) string {
 // is empty: ErrThrottled with the time to wait.
 func (s *Service) check(ctx context.Context, g *guard, account string) error {
 	now := s.now()
-	d := max(g.accounts.wait(account, now), g.addresses.wait(addressKey(clientAddr(ctx)), now))
+	var d time.Duration
+	for _, b := range []struct {
+		rate *store.ThrottleRate
+		what string
+		name string
+	}{{g.accounts, "account", account}, {g.addresses, "address", addressKey(clientAddr(ctx))}} {
+		if b.rate == nil || b.name == "" {
+			continue
+		}
+		w, err := s.store.ThrottleWait(ctx, throttleKey(g.kind, b.what, b.name), now, *b.rate)
+		if err != nil {
+			return fmt.Errorf("%s throttle: %w", g.kind, err)
+		}
+		d = max(d, w)
+	}
 	if d <= 0 {
 		return nil
 	}
@@ -177,14 +137,29 @@ func (s *Service) check(ctx context.Context, g *guard, account string) error {
 }
 
 // failed counts a wrong secret for account from ctx's address, and writes
-// an audit row when this starts throttling either.
+// an audit row when this starts throttling either. A store error is
+// logged: the guess has failed anyway.
 func (s *Service) failed(ctx context.Context, g *guard, account, userID string) {
 	now := s.now()
-	addr := addressKey(clientAddr(ctx))
-	if g.accounts.fail(account, now) {
-		s.audit(ctx, "throttle", userID, "", nil, fail(ErrThrottled, ""), g.kind+" guesses on account "+account)
-	}
-	if g.addresses.fail(addr, now) {
-		s.audit(ctx, "throttle", userID, "", nil, fail(ErrThrottled, ""), g.kind+" guesses from address "+addr)
+	for _, b := range []struct {
+		rate *store.ThrottleRate
+		what string
+		name string
+	}{{g.accounts, "account", account}, {g.addresses, "address", addressKey(clientAddr(ctx))}} {
+		if b.rate == nil || b.name == "" {
+			continue
+		}
+		emptied, err := s.store.ThrottleFail(ctx, throttleKey(g.kind, b.what, b.name), now, *b.rate)
+		if err != nil {
+			s.log.LogAttrs(ctx, slog.LevelError, "counting a failed guess", slog.String("kind", g.kind), slog.Any("err", err))
+			continue
+		}
+		if emptied {
+			detail := g.kind + " guesses on account " + b.name
+			if b.what == "address" {
+				detail = g.kind + " guesses from address " + b.name
+			}
+			s.audit(ctx, "throttle", userID, "", nil, fail(ErrThrottled, ""), detail)
+		}
 	}
 }

@@ -150,6 +150,16 @@ func (o *observed) AuditEvents(ctx context.Context, after int64, limit int) ([]A
 	return v0, o.check("AuditEvents", err)
 }
 
+func (o *observed) ThrottleWait(ctx context.Context, key []byte, now time.Time, rate ThrottleRate) (time.Duration, error) {
+	v0, err := o.s.ThrottleWait(ctx, key, now, rate)
+	return v0, o.check("ThrottleWait", err)
+}
+
+func (o *observed) ThrottleFail(ctx context.Context, key []byte, now time.Time, rate ThrottleRate) (bool, error) {
+	v0, err := o.s.ThrottleFail(ctx, key, now, rate)
+	return v0, o.check("ThrottleFail", err)
+}
+
 func (o *observed) Purge(ctx context.Context, now time.Time) error {
 	return o.check("Purge", o.s.Purge(ctx, now))
 }

@@ -304,9 +304,24 @@ type Store interface {
 	// credential is missing.
 	SigningState(ctx context.Context, credentialID string, sadHash []byte) (SigningState, error)
 
-	// Purge deletes tokens and SADs whose ExpiresAt is not after now
-	// (housekeeping). Revoked tokens that have not expired stay, so a reused
-	// refresh token can still be recognised.
+	// Throttles of failed guesses (passwords, client secrets), shared by
+	// every process over the store. A key is a token bucket of rate (see
+	// ThrottleRate), kept as the time it is full again; the caller passes
+	// a hash as the key, never a user name or an address.
+	//
+	// ThrottleWait says how long from now key's bucket stays empty: 0 when
+	// one more failure may be tried now.
+	ThrottleWait(ctx context.Context, key []byte, now time.Time, rate ThrottleRate) (time.Duration, error)
+	// ThrottleFail takes one token from key's bucket at now, as one atomic
+	// step across processes and nodes; emptied: this call took the last
+	// one. A failure while the bucket is already empty takes nothing (the
+	// bucket refills however long the guessing lasts).
+	ThrottleFail(ctx context.Context, key []byte, now time.Time, rate ThrottleRate) (emptied bool, err error)
+
+	// Purge deletes tokens and SADs whose ExpiresAt is not after now, and
+	// throttles that are full again at now (housekeeping). Revoked tokens
+	// that have not expired stay, so a reused refresh token can still be
+	// recognised.
 	Purge(ctx context.Context, now time.Time) error
 
 	// The OAuth2 authorization server's state (oauth.go).
@@ -321,4 +336,31 @@ type Store interface {
 
 	// Close releases the store; calling it again is harmless.
 	Close() error
+}
+
+// ThrottleRate is a token bucket: Burst failures at once, then one more
+// every Every. Both must be positive, and Burst*Every at most 100 years.
+type ThrottleRate struct {
+	Burst int
+	Every time.Duration
+}
+
+// maxThrottleSpan bounds Burst*Every (and keeps the arithmetic in int64
+// nanoseconds).
+const maxThrottleSpan = 100 * 365 * 24 * time.Hour
+
+// ThrottleSpans checks r and returns, in nanoseconds, Every and the room
+// (Burst-1)*Every: a bucket is empty at now when it is full again later
+// than now+room. For implementations.
+func ThrottleSpans(r ThrottleRate) (every, room int64, err error) {
+	if r.Burst < 1 || r.Every <= 0 || time.Duration(r.Burst) > maxThrottleSpan/r.Every {
+		return 0, 0, errors.New("invalid throttle rate")
+	}
+	return int64(r.Every), int64(r.Burst-1) * int64(r.Every), nil
+}
+
+// ThrottleWaitOf is ThrottleWait's answer for a bucket full again at full
+// (Unix nanoseconds) at now. For implementations.
+func ThrottleWaitOf(full, now, room int64) time.Duration {
+	return time.Duration(max(0, full-now-room))
 }

@@ -166,6 +166,9 @@ func (d *DB) Purge(ctx context.Context, now time.Time) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM sads WHERE expires_at <= $1`, n); err != nil {
 			return fmt.Errorf("SADs: %w", err)
 		}
+		if _, err := tx.Exec(ctx, `DELETE FROM throttles WHERE full_at <= $1`, n); err != nil {
+			return fmt.Errorf("throttles: %w", err)
+		}
 		return nil
 	})
 	if err != nil {

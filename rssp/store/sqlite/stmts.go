@@ -53,6 +53,10 @@ const (
 	stTokenUser
 	stSigningState
 
+	stThrottle
+	stThrottleFail
+	stThrottlePurge
+
 	stAuditLast
 	stAuditInsert
 	stAuditEvents
@@ -106,6 +110,15 @@ var stmtSQL = [numStmts]string{
 	stSigningState: `SELECT c.id, c.user_id, c.disabled, c.pin_failures, c.locked, c.created_at,
 			s.hash, s.credential_id, s.user_id, s.hash_algo, s.hashes, s.remaining, s.expires_at, s.created_at
 		FROM credentials c LEFT JOIN sads s ON s.hash = ? WHERE c.id = ?`,
+
+	stThrottle: `SELECT full_at FROM throttles WHERE key = ?`,
+	// One failure: the bucket is full again one Every later, counted from
+	// now when it was full; nothing changes (no row returned) when it is
+	// already empty, i.e. full again later than now plus (Burst-1)*Every.
+	stThrottleFail: `INSERT INTO throttles (key, full_at) VALUES (?1, ?2 + ?3)
+		ON CONFLICT (key) DO UPDATE SET full_at = max(full_at, ?2) + ?3 WHERE full_at - ?2 <= ?4
+		RETURNING full_at`,
+	stThrottlePurge: `DELETE FROM throttles WHERE full_at <= ?`,
 
 	stAuditLast:   `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`,
 	stAuditInsert: `INSERT INTO audit (` + auditCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,

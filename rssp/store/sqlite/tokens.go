@@ -157,6 +157,9 @@ func (d *DB) Purge(ctx context.Context, now time.Time) error {
 		if _, err := w.exec(stSADPurge, n); err != nil {
 			return fmt.Errorf("SADs: %w", err)
 		}
+		if _, err := w.exec(stThrottlePurge, n); err != nil {
+			return fmt.Errorf("throttles: %w", err)
+		}
 		return nil
 	})
 	if err != nil {

@@ -54,6 +54,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("rotate token", func(t *testing.T) { testRotateToken(t, open) })
 	t.Run("rotate token concurrently", func(t *testing.T) { testRotateTokenConcurrently(t, open) })
 	t.Run("purge", func(t *testing.T) { testPurge(t, open) })
+	t.Run("throttle", func(t *testing.T) { testThrottle(t, open) })
+	t.Run("throttle concurrently", func(t *testing.T) { testThrottleConcurrently(t, open) })
 	t.Run("audit", func(t *testing.T) { testAudit(t, open) })
 	t.Run("audit concurrently", func(t *testing.T) { testAuditConcurrently(t, open) })
 	t.Run("webauthn keys", func(t *testing.T) { testWebAuthnKeys(t, open) })
