@@ -242,9 +242,20 @@ func TestRedactDSN(t *testing.T) {
 		"host=h user=u password=pw dbname=d":        "host=h user=u password=xxxxx dbname=d",
 		"host=h password = 'p w\\'x' dbname=d":      "host=h password = xxxxx dbname=d",
 		"postgres://u:pw@[bad":                      "(unparsable DSN)",
+		// sslpassword: the passphrase of the client's TLS key.
+		"postgres://u@h/db?sslpassword=pw":   "postgres://u@h/db?sslpassword=xxxxx",
+		"host=h sslpassword=pw dbname=d":     "host=h sslpassword=xxxxx dbname=d",
+		"host=h password=pw sslpassword=pw2": "host=h password=xxxxx sslpassword=xxxxx",
 	} {
 		if got := RedactDSN(in); got != want {
 			t.Errorf("RedactDSN(%q) = %q, want %q", in, got, want)
+		}
+	}
+	// A DSN pgx cannot parse: the error says why, and no password.
+	for _, dsn := range []string{"postgres://u:s3cret@h:badport/db", "host=h password=s3cret port=abc", "host=h sslpassword=s3cret connect_timeout=x"} {
+		_, err := Open(t.Context(), Config{DSN: dsn})
+		if err == nil || strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "%!") {
+			t.Errorf("Open(%q): %v", RedactDSN(dsn), err)
 		}
 	}
 }

@@ -103,8 +103,13 @@ var (
 func Open(ctx context.Context, c Config) (*DB, error) {
 	pc, err := pgxpool.ParseConfig(c.DSN)
 	if err != nil {
-		// pgx's parse errors redact the password; say no more than that.
-		return nil, fmt.Errorf("postgres: open %s: parsing the DSN: %w", RedactDSN(c.DSN), errors.Unwrap(err))
+		// pgx's parse errors quote the DSN (redacting password but not
+		// sslpassword): give their cause only, when they have one.
+		cause := errors.Unwrap(err)
+		if cause == nil {
+			cause = errors.New("not a valid connection string")
+		}
+		return nil, fmt.Errorf("postgres: open %s: parsing the DSN: %w", RedactDSN(c.DSN), cause)
 	}
 	if c.Password != "" {
 		pc.ConnConfig.Password = c.Password
@@ -134,9 +139,11 @@ func RedactDSN(dsn string) string {
 			u.User = url.UserPassword(u.User.Username(), "xxxxx")
 		}
 		q := u.Query()
-		if q.Has("password") {
-			q.Set("password", "xxxxx")
-			u.RawQuery = q.Encode()
+		for _, k := range []string{"password", "sslpassword"} {
+			if q.Has(k) {
+				q.Set(k, "xxxxx")
+				u.RawQuery = q.Encode()
+			}
 		}
 		return u.String()
 	} else if err != nil && strings.Contains(dsn, "://") {
@@ -145,9 +152,9 @@ func RedactDSN(dsn string) string {
 	return kvPassword.ReplaceAllString(dsn, "${1}xxxxx")
 }
 
-// kvPassword matches the password of a key=value connection string, quoted
-// or not.
-var kvPassword = regexp.MustCompile(`(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S*)`)
+// kvPassword matches the password (or sslpassword) of a key=value
+// connection string, quoted or not.
+var kvPassword = regexp.MustCompile(`(\b(?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'|\S*)`)
 
 // migration is one embedded schema file.
 type migration struct {
