@@ -184,8 +184,9 @@ func (s *Service) bindExternal(ctx context.Context, p Principal, tok extauth.Tok
 	if n == 0 {
 		n = max(len(d.Hashes), 1)
 	}
-	if n > s.opt.MaxMultisign || (len(d.Hashes) > 0 && n != len(d.Hashes)) {
-		return fail(ErrInvalidToken, "The access token's numSignatures (%d) does not fit its %d hashes or the limit %d", n, len(d.Hashes), s.opt.MaxMultisign)
+	if n > min(c.Multisign, s.opt.MaxMultisign) || (len(d.Hashes) > 0 && n != len(d.Hashes)) {
+		return fail(ErrInvalidToken, "The access token's numSignatures (%d) does not fit its %d hashes or the credential's multisign %d",
+			n, len(d.Hashes), min(c.Multisign, s.opt.MaxMultisign))
 	}
 	if len(d.Hashes) > 0 {
 		if _, err := checkHashes(d.Hashes, d.HashAlgorithmOID, s.opt.MaxHashes); err != nil {

@@ -91,6 +91,7 @@ func TestExternalTokens(t *testing.T) {
 	fe.set("opaque-alice", svcTok("sub-alice", "service"), nil)
 	fe.set("a.scal2nohash.jwt", credTok("sub-alice", scal2, 1), nil)
 	fe.set("a.scal2.jwt", credTok("sub-alice", scal2, 1, h1), nil)
+	fe.set("a.overmultisign.jwt", credTok("sub-alice", c1, 4), nil) // c1's multisign is 3
 
 	auth := []struct {
 		name, token, method string
@@ -110,6 +111,7 @@ func TestExternalTokens(t *testing.T) {
 		{"fail credential of another user", "a.bobcred.jwt", "signatures/signHash", "", service.ErrInvalidToken},
 		{"fail credential scope without details", "a.nodetails.jwt", "signatures/signHash", "", service.ErrInvalidToken},
 		{"fail numSignatures not the hashes'", "a.badcount.jwt", "signatures/signHash", "", service.ErrInvalidToken},
+		{"fail numSignatures over the credential's multisign", "a.overmultisign.jwt", "signatures/signHash", "", service.ErrInvalidToken},
 		// SCAL 2: the token binds the hashes, or it would sign any.
 		{"fail SCAL 2 credential token without hashes", "a.scal2nohash.jwt", "signatures/signHash", "", service.ErrInvalidToken},
 		{"ok SCAL 2 credential token with hashes", "a.scal2.jwt", "signatures/signHash", "alice", nil},
