@@ -231,6 +231,29 @@ timeout = "30s"
 		})
 	}
 
+	t.Run("RSA: the user denies on the consent page", func(t *testing.T) {
+		before := srv.AuditCount(t, "sign", rsaID)
+		data, sig := filepath.Join(e.dir, "unwanted.txt"), filepath.Join(e.dir, "unwanted.sig")
+		if err := os.WriteFile(data, []byte("not this one\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		p := e.start(t, "pkcs11-tool", "--module", lib, "--sign", "--id", ckaIDOf(t, e, cli, rsaID), "--mechanism", "SHA256-RSA-PKCS", "-i", data, "-o", sig)
+		// pkcs11-tool tries again multi-part when C_Sign fails: a second
+		// consent, denied too. Hydra sends the denial to the module.
+		for range 2 {
+			if out := e.browse(t, p, chromiumtest.Plan{Deny: true}); !strings.Contains(out.Message, "declined") {
+				t.Errorf("loopback page: %q", out.Message)
+			}
+		}
+		err := <-p.done
+		if err == nil || !strings.Contains(p.out.String(), "CKR_FUNCTION_CANCELED") {
+			t.Fatalf("pkcs11-tool: %v, want CKR_FUNCTION_CANCELED:\n%s", err, p.out.String())
+		}
+		if after := srv.AuditCount(t, "sign", rsaID); after != before {
+			t.Errorf("sign audit rows %d → %d after the user denied", before, after)
+		}
+	})
+
 	t.Run("refusals of Hydra's tokens", func(t *testing.T) {
 		// client_credentials tokens: the client is the subject.
 		for _, u := range []string{"robot", "robot-opaque"} {
