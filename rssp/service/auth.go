@@ -98,6 +98,10 @@ func (s *Service) Refresh(ctx context.Context, refresh string) (tok Tokens, err 
 	if err != nil || u.Disabled {
 		return Tokens{}, fail(ErrInvalidToken, "The account is no longer active")
 	}
+	if u.RequireFIDO {
+		// auth/login's refresh token, from a password alone (see Login).
+		return Tokens{}, fail(ErrAccessDenied, "This account logs in with a security key: use the OAuth2 login (browser mode)")
+	}
 	out, rows, err := s.newTokens(t.UserID, t.Family, true)
 	if err != nil {
 		return Tokens{}, err

@@ -81,10 +81,17 @@ func TestAccessTokens(t *testing.T) {
 // for anyone, so the refusal tells nothing without the password.
 func TestLoginRequireFIDO(t *testing.T) {
 	f := newFixture(t)
+	before, err := f.Service.Login(t.Context(), "alice", password, true)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := f.Service.SetRequireFIDO(t.Context(), "alice", true); err != nil {
 		t.Fatal(err)
 	}
-	_, err := f.Service.Login(t.Context(), "alice", "wrong password", false)
+	// A refresh token of a password login from before does not go on.
+	_, err = f.Service.Refresh(t.Context(), before.RefreshToken)
+	wantKind(t, err, service.ErrAccessDenied)
+	_, err = f.Service.Login(t.Context(), "alice", "wrong password", false)
 	wantKind(t, err, service.ErrAuthentication)
 	_, err = f.Service.Login(t.Context(), "alice", password, true)
 	wantKind(t, err, service.ErrAccessDenied)
