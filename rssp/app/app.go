@@ -250,6 +250,10 @@ func Open(ctx context.Context, c config.Config, log *slog.Logger) (_ *App, err e
 	if !c.OAuth2.External() || oopt.Hydra != nil {
 		mounted = a.OAuth
 	}
+	trusted, err := c.Server.TrustedPrefixes()
+	if err != nil {
+		return nil, err
+	}
 	a.Handler = server.New(svc, server.Options{
 		Info:           server.Info{Name: c.Name, Description: c.Description, Region: c.Region, Lang: c.Lang, Logo: c.Logo},
 		MaxBodyBytes:   c.Security.MaxBodyBytes,
@@ -258,6 +262,7 @@ func Open(ctx context.Context, c config.Config, log *slog.Logger) (_ *App, err e
 		ExternalIssuer: c.OAuth2.Issuer,
 		Ready:          a.Ready,
 		Metrics:        a.Metrics,
+		TrustedProxies: trusted,
 	}, log)
 	return a, nil
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -166,6 +167,32 @@ type Server struct {
 	// ShutdownTimeout for the requests under way. Default 0 (one node,
 	// no balancer).
 	DrainDelay Duration `toml:"drain_delay"`
+	// TrustedProxies are the load balancers and reverse proxies (CIDR
+	// prefixes or single addresses) whose X-Forwarded-For the server
+	// believes: when the direct peer is one of them, the client's address
+	// is the rightmost X-Forwarded-For address that is not. Empty
+	// (default): the header is ignored, the client is the TCP peer.
+	TrustedProxies []string `toml:"trusted_proxies"`
+}
+
+// TrustedPrefixes parses TrustedProxies (validate has checked them).
+func (s Server) TrustedPrefixes() ([]netip.Prefix, error) {
+	var ps []netip.Prefix
+	for _, v := range s.TrustedProxies {
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			a, aerr := netip.ParseAddr(v)
+			if aerr != nil {
+				return nil, fmt.Errorf("server.trusted_proxies: %q is neither a CIDR prefix nor an address", v)
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		if p.Addr().Is4In6() {
+			return nil, fmt.Errorf("server.trusted_proxies: %q: write an IPv4 prefix as such", v)
+		}
+		ps = append(ps, p.Masked())
+	}
+	return ps, nil
 }
 
 // Metrics configures the Prometheus metrics listener: plain HTTP, GET
@@ -325,6 +352,9 @@ func (c *Config) validate() error {
 	}
 	if c.Server.DrainDelay.Duration < 0 {
 		errs = append(errs, errors.New("server.drain_delay must not be negative"))
+	}
+	if _, err := c.Server.TrustedPrefixes(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Metrics.Listen != "" {
 		mhost, _, err := net.SplitHostPort(c.Metrics.Listen)

@@ -25,6 +25,9 @@ func TestMetricsAndDrain(t *testing.T) {
 		{"fail remote", "[metrics]\nlisten = \"192.0.2.1:9464\"\n", "metrics.allow_remote"},
 		{"fail no port", "[metrics]\nlisten = \"127.0.0.1\"\n", "metrics.listen"},
 		{"fail negative drain delay", "[server]\ndrain_delay = \"-1s\"\n", "drain_delay"},
+		{"ok trusted proxies", "[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.1\", \"2001:db8::/32\"]\n", ""},
+		{"fail trusted proxy not a prefix", "[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n", "trusted_proxies"},
+		{"fail trusted proxy a name", "[server]\ntrusted_proxies = [\"lb.example\"]\n", "trusted_proxies"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -383,3 +383,67 @@ func TestTLSAndHeaders(t *testing.T) {
 		t.Errorf("approval page X-Frame-Options %q, want DENY", h)
 	}
 }
+
+// TestTrustedProxies: behind a trusted balancer (here the test's client,
+// 127.0.0.1), the per-address throttle and the audit log's client address
+// take the client from X-Forwarded-For; without trusted_proxies the same
+// header is ignored, so a guesser cannot dodge the address throttle by
+// writing a new address into each request.
+func TestTrustedProxies(t *testing.T) {
+	login := func(s *rssptest.Server, xff, name, pw string) rssptest.Response {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, s.URL+"/auth/login", strings.NewReader("{}"))
+		req.SetBasicAuth(name, pw)
+		req.Header.Set("X-Forwarded-For", xff)
+		resp, err := s.Client.Do(req)
+		if err != nil {
+			t.Fatalf("login: %v", err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return rssptest.Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+	}
+	start := func(trusted []string) *rssptest.Server {
+		s := rssptest.Start(t, rssptest.Options{Edit: func(c *config.Config) {
+			c.Server.TrustedProxies = trusted
+			c.Security.ThrottleAccountBurst = -1
+			c.Security.ThrottleAddressBurst = 2
+			c.Security.ThrottleAddressEvery = config.Duration{Duration: time.Hour}
+		}})
+		s.AddUser(t, "bob", password)
+		return s
+	}
+
+	behind := start([]string{"127.0.0.0/8", "::1"})
+	for i := range 2 {
+		if r := login(behind, "198.51.100.7", fmt.Sprintf("user%d", i), "guess"); r.Status != http.StatusBadRequest {
+			t.Fatalf("guess %d: %d %s", i, r.Status, r.Body)
+		}
+	}
+	retryAfter(t, login(behind, "198.51.100.7", "bob", password), http.StatusTooManyRequests)
+	// Another client behind the same balancer is not concerned.
+	if r := login(behind, "192.0.2.99, 198.51.100.8", "bob", password); r.Status != http.StatusOK {
+		t.Errorf("bob from another client: %d %s", r.Status, r.Body)
+	}
+	var seen bool
+	for _, e := range auditRows(t, behind, "login") {
+		if e.Result == "ok" {
+			seen = true
+			if e.ClientAddr != "198.51.100.8" {
+				t.Errorf("audit client address %q, want 198.51.100.8", e.ClientAddr)
+			}
+		}
+	}
+	if !seen {
+		t.Error("no audit row of bob's login")
+	}
+
+	// Not trusted: each guess claims a new address, all count as 127.0.0.1.
+	direct := start(nil)
+	for i := range 2 {
+		if r := login(direct, fmt.Sprintf("198.51.100.%d", i), fmt.Sprintf("user%d", i), "guess"); r.Status != http.StatusBadRequest {
+			t.Fatalf("guess %d: %d %s", i, r.Status, r.Body)
+		}
+	}
+	retryAfter(t, login(direct, "198.51.100.50", "bob", password), http.StatusTooManyRequests)
+}

@@ -15,6 +15,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -56,6 +57,9 @@ type Options struct {
 	// Metrics counts requests and failures (package rssp/metrics); nil:
 	// none.
 	Metrics Metrics
+	// TrustedProxies are the balancers whose X-Forwarded-For is believed
+	// (see clientAddr); empty: the client is the TCP peer.
+	TrustedProxies []netip.Prefix
 }
 
 // Metrics receives what the HTTP front counts.
@@ -250,7 +254,8 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		start := time.Now()
 		st := &reqState{}
 		ctx := context.WithValue(r.Context(), stateKey{}, st)
-		ctx = service.WithClientAddr(ctx, clientIP(r))
+		addr := clientAddr(r, s.opt.TrustedProxies)
+		ctx = service.WithClientAddr(ctx, addr)
 		ctx, cancel := context.WithTimeout(ctx, s.opt.RequestTimeout)
 		defer cancel()
 		sw := &statusWriter{ResponseWriter: w}
@@ -267,7 +272,7 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 			level = slog.LevelDebug // a balancer asks every few seconds
 		}
 		attrs := []any{"method", r.Method, "path", r.URL.Path, "status", sw.status,
-			"duration", d.Round(time.Microsecond), "remote", clientIP(r)}
+			"duration", d.Round(time.Microsecond), "remote", addr}
 		if st.code != "" {
 			attrs = append(attrs, "error", st.code)
 		}
@@ -278,12 +283,58 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 	})
 }
 
-func clientIP(r *http.Request) string {
+// clientAddr is the client's address of r: the TCP peer's, unless the
+// peer is a trusted proxy; then the rightmost X-Forwarded-For address that
+// is not a trusted proxy (each proxy appends the address it was reached
+// from, so what is left of the last untrusted one may be the client's
+// invention). When every listed address is trusted, the leftmost; when an
+// entry does not parse, the trusted hop that appended it.
+func clientAddr(r *http.Request, trusted []netip.Prefix) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
 	}
-	return host
+	peer, err := netip.ParseAddr(host)
+	if err != nil || len(trusted) == 0 || !isTrusted(peer.Unmap(), trusted) {
+		return host
+	}
+	hop := peer.Unmap()
+	hops := r.Header.Values("X-Forwarded-For")
+	for i := len(hops) - 1; i >= 0; i-- {
+		entries := strings.Split(hops[i], ",")
+		for j := len(entries) - 1; j >= 0; j-- {
+			a, ok := parseForwarded(strings.TrimSpace(entries[j]))
+			if !ok {
+				return hop.String()
+			}
+			if !isTrusted(a, trusted) {
+				return a.String()
+			}
+			hop = a
+		}
+	}
+	return hop.String()
+}
+
+// parseForwarded parses one X-Forwarded-For entry: an address, possibly
+// with a port (IPv6 then in brackets).
+func parseForwarded(v string) (netip.Addr, bool) {
+	if a, err := netip.ParseAddr(v); err == nil && a.Zone() == "" {
+		return a.Unmap(), true
+	}
+	if ap, err := netip.ParseAddrPort(v); err == nil && ap.Addr().Zone() == "" {
+		return ap.Addr().Unmap(), true
+	}
+	return netip.Addr{}, false
+}
+
+func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
+	for _, p := range trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // hsts sends Strict-Transport-Security on every answer over TLS: a
