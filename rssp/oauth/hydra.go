@@ -51,8 +51,9 @@ type HydraOptions struct {
 
 // hydraClient is a Hydra client as the admin API describes it.
 type hydraClient struct {
-	ID   string `json:"client_id"`
-	Name string `json:"client_name"`
+	ID    string `json:"client_id"`
+	Name  string `json:"client_name"`
+	Scope string `json:"scope"` // the scopes it may be granted
 }
 
 // hydraRequest is a login or consent request of the admin API.
@@ -405,6 +406,13 @@ func (s *Server) hydraConsentSubmit(w http.ResponseWriter, r *http.Request) {
 	grant := cr.RequestedScope
 	if !slices.Contains(grant, a.Request.Scope) {
 		grant = append(grant, a.Request.Scope)
+	}
+	// A service login is renewed silently, as with the rssp's own server:
+	// Hydra issues a refresh token with offline_access, which a CSC client
+	// does not ask for, when the client may have it.
+	if a.Request.Scope == service.ScopeService && !slices.Contains(grant, "offline_access") &&
+		slices.Contains(strings.Fields(cr.Client.Scope), "offline_access") {
+		grant = append(grant, "offline_access")
 	}
 	s.hydraAnswer(w, r, "consent", "accept", challenge, map[string]any{
 		"grant_scope":                 grant,

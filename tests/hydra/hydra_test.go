@@ -192,6 +192,9 @@ timeout = "30s"
 		if res := p.wait(t); !strings.Contains(res, "Logged in to \""+svcName+"\"") {
 			t.Fatalf("login:\n%s", res)
 		}
+		if st := e.start(t, cli, "status").wait(t); !strings.Contains(st, "renewed silently (refresh token)") {
+			t.Errorf("status: no refresh token from Hydra:\n%s", st)
+		}
 		// The module lists the credentials with Hydra's token.
 		list := e.start(t, cli, "list").wait(t)
 		for _, want := range []string{"RSA key", "EC key"} {
