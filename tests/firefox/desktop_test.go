@@ -416,6 +416,18 @@ func startClientAuthServer(t *testing.T, rsspDir, host string, clientCAs []*x509
 	return s
 }
 
+// drainHellos forgets the handshakes seen so far, so that openSite waits
+// for a new one.
+func (s *clientAuthServer) drainHellos() {
+	for {
+		select {
+		case <-s.hellos:
+		default:
+			return
+		}
+	}
+}
+
 // received waits for the next client certificate the server saw.
 func (s *clientAuthServer) received(d *desktop, limit time.Duration) *x509.Certificate {
 	d.t.Helper()

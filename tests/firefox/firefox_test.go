@@ -367,7 +367,8 @@ func TestFirefoxBrowserMode(t *testing.T) {
 
 		// The reload signs at once with the kept approval.
 		reload := time.Now()
-		d.openTab(host, site.URL)
+		site.drainHellos()
+		d.openSite(host, site)
 		got := site.received(d, 30*time.Second)
 		if !sameCert(got, cert) {
 			t.Fatalf("the server got %s, want the token's certificate", got.Subject)

@@ -77,7 +77,8 @@ func TestFirefoxBrowserModeSCAL2(t *testing.T) {
 		// page abandoned); the reload is a new handshake and consent.
 		t.Logf("attempt %d: the handshake was lost (Firefox's 30 s limit, a loaded machine); reloading", attempt)
 		d.waitLog(lost, 60*time.Second)
-		d.openTab(d.browserWindow(), site.URL)
+		site.drainHellos()
+		d.openSite(d.browserWindow(), site)
 	}
 	if !sameCert(got, cert) {
 		t.Fatalf("the server got %s, want the token's SCAL 2 certificate", got.Subject)
