@@ -3,7 +3,8 @@
 // database (internal/pgtest, a throwaway cluster) and one SoftHSM2 token
 // (internal/softhsmtest), as docs/deployment.md describes with a network
 // HSM. It checks that every single-use and ordered thing is so across the
-// nodes, that a burst on both nodes leaves one verifiable audit chain with
+// nodes (the password throttle too), that a burst on both nodes leaves one
+// verifiable audit chain with
 // a row for every signature, that kill -9 of one node mid-burst leaves the
 // other serving and nothing half-written, and that libcsctoken.so with both
 // URLs (failover_urls) keeps signing while one node is killed.

@@ -2,6 +2,8 @@ package nodes
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -100,6 +102,36 @@ func TestSharedState(t *testing.T) {
 		}
 		if sad, a := c.a.authorize(ctx, tok, lock, pin, 1); sad != "" {
 			t.Errorf("right PIN after the race: %v, want locked", a)
+		}
+	})
+
+	// Last: it spends part of the address's budget (127.0.0.1, burst 30).
+	t.Run("ok wrong passwords alternated over A and B throttle the account on both", func(t *testing.T) {
+		basic := func(n *node, name, pw string) answer {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, n.url("auth/login"), strings.NewReader("{}"))
+			req.SetBasicAuth(name, pw)
+			resp, err := n.client.Do(req)
+			if err != nil {
+				return answer{err: err}
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+			return answer{status: resp.StatusCode, body: body, err: err}
+		}
+		// The default account burst is 10 (service.DefaultAccountRate):
+		// with a throttle in each process, each node allowed 10.
+		const guesser = "mallory" // unknown users are throttled alike
+		for i := range 10 {
+			n := []*node{c.a, c.b}[i%2]
+			if a := basic(n, guesser, "guess"); a.status != 400 {
+				t.Fatalf("wrong password %d on %s: %v, want 400", i+1, n.name, a)
+			}
+		}
+		for _, n := range []*node{c.a, c.b} {
+			a := basic(n, guesser, "guess")
+			if a.status != 429 {
+				t.Errorf("11th guess on %s: %v, want 429", n.name, a)
+			}
 		}
 	})
 }
