@@ -4,10 +4,10 @@
 // (internal/softhsmtest), as docs/deployment.md describes with a network
 // HSM. It checks that every single-use and ordered thing is so across the
 // nodes (the password throttle too), that a burst on both nodes leaves one
-// verifiable audit chain with
-// a row for every signature, that kill -9 of one node mid-burst leaves the
-// other serving and nothing half-written, and that libcsctoken.so with both
-// URLs (failover_urls) keeps signing while one node is killed.
+// verifiable audit chain with a row for every signature, that kill -9 of
+// one node mid-burst leaves the other serving and nothing half-written,
+// and that libcsctoken.so with both URLs (failover_urls) keeps signing
+// while one node is killed.
 //
 // Needs PostgreSQL's server programs, SoftHSM2, and for the module test
 // gcc and p11-kit's header; each is skipped when missing unless CI's
