@@ -51,6 +51,7 @@ type App struct {
 	Metrics *metrics.Metrics
 
 	store     store.Full
+	sqlite    *sqlite.DB       // the store, when it is SQLite (Serve releases stale factor leases)
 	keys      keystore.Backend // where new keys go: the one readiness checks
 	draining  atomic.Bool      // set when Serve begins to stop: /readyz fails
 	metricsLn net.Listener     // opened by Listen when [metrics] listen is set
@@ -147,6 +148,7 @@ func Open(ctx context.Context, c config.Config, log *slog.Logger) (_ *App, err e
 		return nil, err
 	}
 	a.closers = append(a.closers, db.Close)
+	a.sqlite, _ = db.(*sqlite.DB)
 	// Every failure of the database is counted (rssp_store_errors_total).
 	st := store.Observe(db, a.Metrics.StoreFailure)
 	a.store = st
@@ -386,6 +388,18 @@ func (a *App) MetricsAddr() string {
 // requests under way, logging how many it drained.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	c := a.Config
+	if a.sqlite != nil {
+		// One process serves a SQLite store: leases left by a killed
+		// predecessor would block those credentials' checks until they
+		// expire.
+		n, err := a.sqlite.ReleaseAllFactorLocks(ctx)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			a.Log.Warn("released factor-check leases left by a stopped rssp", "credentials", n)
+		}
+	}
 	var inFlight atomic.Int64
 	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		inFlight.Add(1)

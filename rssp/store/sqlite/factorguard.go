@@ -57,6 +57,20 @@ func (d *DB) ReleaseFactorLock(ctx context.Context, id, holder string) error {
 	return nil
 }
 
+// ReleaseAllFactorLocks drops every factor lease and returns how many
+// were held. A SQLite store is served by one rssp process, so when that
+// process starts, a lease still held was left by its predecessor, killed
+// while it checked a factor; kept, it would refuse that credential's
+// checks until it expires. (PostgreSQL, shared by several nodes, keeps
+// them: another node may hold one.)
+func (d *DB) ReleaseAllFactorLocks(ctx context.Context) (int64, error) {
+	n, err := d.exec(ctx, `UPDATE credentials SET factor_holder = '', factor_until = 0 WHERE factor_holder != ''`)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: release factor locks: %w", err)
+	}
+	return n, nil
+}
+
 // UseTOTPStep implements store.Store.
 func (d *DB) UseTOTPStep(ctx context.Context, id string, step int64) error {
 	err := d.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {

@@ -362,3 +362,33 @@ func TestOpenFailureRemovesNewFile(t *testing.T) {
 		t.Errorf("file left behind after a failed Open: %v", err)
 	}
 }
+
+// TestReleaseAllFactorLocks: a lease left by a killed process is dropped
+// at the next start; a credential without one is untouched.
+func TestReleaseAllFactorLocks(t *testing.T) {
+	ctx := t.Context()
+	d := openTemp(t)
+	if err := d.CreateUser(ctx, store.User{ID: "u1", Name: "alice", PasswordHash: "h", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"c1", "c2"} {
+		c := store.Credential{ID: id, UserID: "u1", KeyType: "ec-p256", CertChain: [][]byte{{1}}, SCAL: 1, Multisign: 1}
+		if err := d.CreateCredential(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now()
+	if _, err := d.TryFactorLock(ctx, "c1", "dead process", now, now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.TryFactorLock(ctx, "c1", "next process", now, now.Add(time.Hour)); !errors.Is(err, store.ErrBusy) {
+		t.Fatalf("lease held: %v, want ErrBusy", err)
+	}
+	n, err := d.ReleaseAllFactorLocks(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("ReleaseAllFactorLocks: %d, %v; want 1 released", n, err)
+	}
+	if _, err := d.TryFactorLock(ctx, "c1", "next process", now, now.Add(time.Minute)); err != nil {
+		t.Fatalf("after release: %v", err)
+	}
+}
