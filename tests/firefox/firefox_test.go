@@ -247,7 +247,27 @@ func TestFirefoxPINMode(t *testing.T) {
 	ff := d.firefox(profile, siteA.URL, 4*time.Minute)
 	// Firefox asks for the certificate, then for the token's PIN as it
 	// signs.
-	got := d.answerDialogs(siteA, nil, 180*time.Second)
+	got := d.tryDialogs(siteA, nil, 90*time.Second)
+	if got == nil {
+		// Seen about once in three runs on a loaded machine: the first
+		// answer reached Firefox before its dialog, which then sent no
+		// certificate and remembered that for the site (a blank page).
+		// The user would restart Firefox: so does the test, once, with
+		// the profile's remembered client-auth decisions removed.
+		d.screenshot("first-attempt")
+		t.Logf("site A got no certificate in 90 s; Firefox is started again once")
+		ff.kill()
+		for end := time.Now().Add(10 * time.Second); !ff.exited() && time.Now().Before(end); {
+			time.Sleep(100 * time.Millisecond)
+		}
+		remembered, _ := filepath.Glob(filepath.Join(profile, "ClientAuthRememberList*"))
+		for _, f := range remembered {
+			_ = os.Remove(f)
+		}
+		siteA.drainHellos()
+		ff = d.firefox(profile, siteA.URL, 4*time.Minute)
+		got = d.answerDialogs(siteA, nil, 150*time.Second)
+	}
 	t.Logf("site A got the %v certificate after %v", got.PublicKeyAlgorithm, time.Since(begin).Round(time.Millisecond))
 	d.openSite(d.browserWindow(), siteB)
 	got2 := d.answerDialogs(siteB, nil, 90*time.Second)
@@ -267,6 +287,16 @@ func TestFirefoxPINMode(t *testing.T) {
 // browser window) with keys then Return, and the token's "Password
 // Required" window with the PIN.
 func (d *desktop) answerDialogs(s *clientAuthServer, keys []string, limit time.Duration) *x509.Certificate {
+	d.t.Helper()
+	if c := d.tryDialogs(s, keys, limit); c != nil {
+		return c
+	}
+	return s.received(d, time.Second)
+}
+
+// tryDialogs is answerDialogs that returns nil when the server got no
+// certificate within limit.
+func (d *desktop) tryDialogs(s *clientAuthServer, keys []string, limit time.Duration) *x509.Certificate {
 	d.t.Helper()
 	deadline := time.Now().Add(limit)
 	picked, answered := false, time.Time{}
@@ -303,7 +333,12 @@ func (d *desktop) answerDialogs(s *clientAuthServer, keys []string, limit time.D
 		}
 		picked, answered = true, time.Now()
 	}
-	return s.received(d, time.Second)
+	select {
+	case c := <-s.certs:
+		return c
+	case <-time.After(time.Second):
+		return nil
+	}
 }
 
 // TestFirefoxBrowserMode: browser mode with Firefox as the user's browser
