@@ -352,6 +352,10 @@ func (o *Server) takeCeremony(ctx context.Context, session, purpose, userID, han
 
 // keyDetail names a key in the audit log: its name, the first bytes of its
 // ID, its AAGUID and counter.
+// KeyDetail names a security key for an audit row: its name, ID (the
+// first 16 hex digits), AAGUID and signature counter; empty for no key.
+func KeyDetail(k store.WebAuthnKey) string { return keyDetail(k) }
+
 func keyDetail(k store.WebAuthnKey) string {
 	if k.ID == nil {
 		return ""

@@ -14,9 +14,12 @@ package oauth
 // credential, the number of signatures and each hash with its label, read
 // from the authorization request's URL as Hydra received it (the CSC query
 // parameters or authorization_details), collects the credential's PIN or
-// OTP, and accepts with the binding in the access token's claims:
-// authorization_details of type credential (ORY Hydra puts the consent's
-// access_token session claims under "ext"), which rssp/extauth reads.
+// OTP (and, for a credential with that factor, the user's security key,
+// tied to the consent challenge), and accepts with the binding in the
+// access token's claims: authorization_details of type credential (ORY
+// Hydra puts the consent's access_token session claims under "ext"),
+// which rssp/extauth reads. The rssp's security keys page is served too,
+// where users register their keys.
 
 import (
 	"bytes"
@@ -319,7 +322,7 @@ func (s *Server) hydraConsentPage(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, err)
 		return
 	}
-	d, err := s.hydraConsentData(r, bs, v, a)
+	d, err := s.hydraConsentData(r, bs, v, a, true)
 	if err != nil {
 		s.hydraReject(w, r, "consent", challenge, err)
 		return
@@ -371,18 +374,25 @@ func (s *Server) hydraConsentSubmit(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, invalid("Choose to sign or deny"))
 		return
 	}
-	d, err := s.hydraConsentData(r, bs, v, a)
+	d, err := s.hydraConsentData(r, bs, v, a, false)
 	if err != nil {
 		s.hydraReject(w, r, "consent", challenge, err)
 		return
 	}
 	session := map[string]any{}
+	keyUsed := ""
 	if d.Cred != nil {
-		if err := s.hydraCheckFactors(r.Context(), bs.UserID, a, d, form); err != nil {
-			if errors.Is(err, service.ErrInvalidPIN) || errors.Is(err, service.ErrInvalidOTP) || errors.Is(err, service.ErrLocked) {
-				_, _, desc := s.classify(r, err)
+		keyUsed, err = s.hydraCheckFactors(r.Context(), bs.UserID, v, a, d, form)
+		if err != nil {
+			if errors.Is(err, service.ErrInvalidPIN) || errors.Is(err, service.ErrInvalidOTP) || errors.Is(err, service.ErrLocked) ||
+				d.NeedKey && errors.Is(err, service.ErrAccessDenied) {
+				status, _, desc := s.classify(r, err)
+				if d, err = s.hydraConsentData(r, bs, v, a, true); err != nil { // a new security key check
+					s.hydraReject(w, r, "consent", challenge, err)
+					return
+				}
 				d.Error = desc
-				s.render(w, r, http.StatusBadRequest, "consent.html", d)
+				s.render(w, r, status, "consent.html", d)
 				return
 			}
 			s.hydraReject(w, r, "consent", challenge, err)
@@ -400,7 +410,7 @@ func (s *Server) hydraConsentSubmit(w http.ResponseWriter, r *http.Request) {
 		session["authorization_details"] = []AuthorizationDetail{detail}
 	}
 	s.svc.Audit(r.Context(), "oauth2 consent", bs.UserID, a.Request.CredentialID, a.Request.Hashes, "ok",
-		fmt.Sprintf("hydra client %s scope %s numSignatures=%d", a.Client.ID, a.Request.Scope, a.Request.NumSignatures))
+		fmt.Sprintf("hydra client %s scope %s numSignatures=%d%s", a.Client.ID, a.Request.Scope, a.Request.NumSignatures, keyUsed))
 	// The CSC scope (authorization_details imply credential without a
 	// scope parameter) is granted with what was requested.
 	grant := cr.RequestedScope
@@ -423,14 +433,23 @@ func (s *Server) hydraConsentSubmit(w http.ResponseWriter, r *http.Request) {
 }
 
 // hydraConsentData is consentData for a Hydra consent. A credential whose
-// factor is a security key is refused here: its WebAuthn ceremony is bound
-// to the rssp's own pending authorizations.
-func (s *Server) hydraConsentData(r *http.Request, bs authserver.BrowserSession, session string, a authserver.Authorization) (pageData, error) {
+// factor is a security key is checked with a key ceremony tied to the
+// consent challenge and the browser session (startKey: a new one).
+func (s *Server) hydraConsentData(r *http.Request, bs authserver.BrowserSession, session string, a authserver.Authorization, startKey bool) (pageData, error) {
 	d, err := s.consentData(r, bs, session, a, false)
-	if err == nil && d.NeedKey {
-		err = problem(service.ErrAccessDenied, "This credential is authorized with a security key, which this service does not collect through the external authorization server")
+	if err != nil || !d.NeedKey || !startKey {
+		return d, err
 	}
-	return d, err
+	c, err := s.svc.UserCredential(r.Context(), bs.UserID, a.Request.CredentialID)
+	if err != nil {
+		return d, err
+	}
+	opts, err := s.oauth.BeginCredentialKey(r.Context(), session, bs.UserID, a.Handle, c)
+	if err != nil {
+		return d, err
+	}
+	d.KeyOptions = string(opts)
+	return d, nil
 }
 
 // hydraStatus answers the pages' status poll: a Hydra request is never
@@ -439,15 +458,24 @@ func (s *Server) hydraStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"state": "gone"})
 }
 
-// hydraCheckFactors checks the credential's PIN and OTP of the consent
-// form, as the rssp's own consent does.
-func (s *Server) hydraCheckFactors(ctx context.Context, userID string, a authserver.Authorization, d pageData, form url.Values) error {
+// hydraCheckFactors checks the credential's security key, PIN and OTP of
+// the consent form, as the rssp's own consent does; it returns the key
+// used for the audit row (" key ..."), or "".
+func (s *Server) hydraCheckFactors(ctx context.Context, userID, session string, a authserver.Authorization, d pageData, form url.Values) (string, error) {
 	c, err := s.svc.UserCredential(ctx, userID, a.Request.CredentialID)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if err := s.svc.CheckUsable(c); err != nil {
-		return err
+		return "", err
+	}
+	keyUsed := ""
+	if d.NeedKey {
+		k, err := s.oauth.FinishCredentialKey(ctx, session, userID, a.Handle, c, []byte(form.Get("webauthn")))
+		if err != nil {
+			return "", err
+		}
+		keyUsed = " " + authserver.KeyDetail(k)
 	}
 	var factors []csc.AuthData
 	if d.NeedPIN {
@@ -456,5 +484,5 @@ func (s *Server) hydraCheckFactors(ctx context.Context, userID string, a authser
 	if d.NeedOTP {
 		factors = append(factors, csc.AuthData{ID: service.FactorOTP, Value: strings.TrimSpace(form.Get("otp"))})
 	}
-	return s.svc.CheckFactors(ctx, c, factors)
+	return keyUsed, s.svc.CheckFactors(ctx, c, factors)
 }

@@ -27,6 +27,22 @@ func (s *Server) keysPage(w http.ResponseWriter, r *http.Request) {
 	s.renderKeys(w, r, http.StatusOK, bs, v, "", "")
 }
 
+// keysLoginSubmit is POST oauth2/login when Hydra is the authorization
+// server: only the security keys page's login (then=keys), as there are
+// no pending authorizations of the rssp's own.
+func (s *Server) keysLoginSubmit(w http.ResponseWriter, r *http.Request) {
+	form, err := s.readForm(w, r)
+	if err != nil {
+		s.errorPage(w, r, err)
+		return
+	}
+	if form.Get("then") != "keys" {
+		s.errorPage(w, r, invalid("Sign in from the application, or at the security keys page"))
+		return
+	}
+	s.loginSubmit(w, r)
+}
+
 // renderKeys shows the user's keys, with an error or a notice.
 func (s *Server) renderKeys(w http.ResponseWriter, r *http.Request, status int, bs authserver.BrowserSession, session, errText, notice string) {
 	keys, err := s.oauth.SecurityKeys(r.Context(), bs.UserID)

@@ -37,8 +37,8 @@ type Options struct {
 	// login sessions (defaults in service.OAuthOptions).
 	Lifetimes service.OAuthOptions
 	// Hydra, when set, serves only the login and consent pages of ORY
-	// Hydra (hydra.go) under /oauth2/hydra/, and none of the authorization
-	// server's own endpoints.
+	// Hydra (hydra.go) under /oauth2/hydra/ and the security keys page,
+	// and none of the authorization server's own endpoints.
 	Hydra *HydraOptions
 }
 
@@ -88,6 +88,11 @@ func New(svc *service.Service, opt Options, log *slog.Logger) (*Server, error) {
 		m.HandleFunc("GET /oauth2/hydra/consent", s.hydraConsentPage)
 		m.HandleFunc("POST /oauth2/hydra/consent", s.hydraConsentSubmit)
 		m.HandleFunc("GET /oauth2/hydra/status", s.hydraStatus)
+		// The security keys page, and its login (then=keys): where a
+		// user registers the key Hydra's login and consent then ask for.
+		m.HandleFunc("GET /oauth2/keys", s.keysPage)
+		m.HandleFunc("POST /oauth2/keys", s.keysSubmit)
+		m.HandleFunc("POST /oauth2/login", s.keysLoginSubmit)
 		return s, nil
 	}
 	m.HandleFunc("GET /oauth2/authorize", s.authorize)

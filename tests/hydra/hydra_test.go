@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/csctoken/csctoken/csc"
 	"github.com/csctoken/csctoken/internal/chromiumtest"
 	"github.com/csctoken/csctoken/internal/hydratest"
@@ -105,7 +106,9 @@ func (p *proc) wait(t *testing.T) string {
 // browse waits for p to open the browser and plays the user there.
 func (e *env) browse(t *testing.T, p *proc, pl chromiumtest.Plan) chromiumtest.Outcome {
 	t.Helper()
-	pl.User, pl.Password, pl.PIN = user, password, pin
+	if pl.User == "" {
+		pl.User, pl.Password, pl.PIN = user, password, pin
+	}
 	if pl.Timeout == 0 {
 		pl.Timeout = 40 * time.Second
 	}
@@ -137,13 +140,14 @@ func TestHydra(t *testing.T) {
 	lib, cli := testbin.Library(t), testbin.CLI(t)
 
 	ports := hydratest.FreePorts(t)
-	srv := rssptest.Start(t, rssptest.Options{Edit: func(c *config.Config) {
+	// Localhost: the pages at a host name, WebAuthn's relying party.
+	srv := rssptest.Start(t, rssptest.Options{Localhost: true, Edit: func(c *config.Config) {
 		c.OAuth2 = config.OAuth2{Issuer: ports.Issuer(), Audience: audience, HydraAdminURL: ports.AdminURL(),
 			IntrospectionEndpoint: ports.AdminURL() + "/admin/oauth2/introspect",
 			IntrospectionCacheTTL: config.Duration{Duration: -1}, KeyCacheTTL: config.Duration{Duration: time.Second},
 			KeyRefreshInterval: config.Duration{Duration: time.Second}}
 	}})
-	base := strings.TrimSuffix(srv.URL, "/csc/v2")
+	base := srv.App.Config.PublicURL
 	h := hydratest.Start(t, hydratest.Options{Ports: ports, AccessTokenStrategy: "jwt",
 		LoginURL: base + "/oauth2/hydra/login", ConsentURL: base + "/oauth2/hydra/consent"})
 	h.CreateClient(t, map[string]any{"client_id": clientID, "client_name": "csctoken desktop",
@@ -254,6 +258,113 @@ timeout = "30s"
 		}
 		if after := srv.AuditCount(t, "sign", rsaID); after != before {
 			t.Errorf("sign audit rows %d → %d after the user denied", before, after)
+		}
+	})
+
+	t.Run("FIDO: password and key at Hydra's login, key and PIN at its consent, pkcs11-tool signs", func(t *testing.T) {
+		const dave, davePW, davePIN = "dave", "dave's passphrase 2718", "27182818"
+		if _, err := svc.AddUserWithSubject(t.Context(), dave, davePW, "3f9d-dave"); err != nil {
+			t.Fatal(err)
+		}
+		fidoID, _ := srv.AddCredential(t, service.CredentialSpec{User: dave, KeyType: "ec-p256", PIN: davePIN, SCAL: 2,
+			AuthMode: service.AuthFIDO, Description: "Key-protected seal"})
+		chromiumtest.VirtualAuthenticator(t, e.browser)
+		// alice's sessions end first (the rssp's and Hydra's), and dave's
+		// with the registration.
+		if err := chromedp.Do(e.browser, chromedp.Navigate("about:blank"), chromiumtest.ClearCookies); err != nil {
+			t.Fatal(err)
+		}
+		if err := chromiumtest.RegisterKey(e.browser, base+"/oauth2/keys", dave, davePW, "Desk key"); err != nil {
+			t.Fatal(err)
+		}
+		de := newEnv(t, config, e.browser)
+		plan := chromiumtest.Plan{User: dave, Password: davePW, PIN: davePIN}
+		p := de.start(t, cli, "login")
+		out := de.browse(t, p, plan)
+		if strings.Join(out.Pages, " ") != "login key consent done" {
+			t.Errorf("pages %v: want the password, the key, then the consent", out.Pages)
+		}
+		if res := p.wait(t); !strings.Contains(res, "Logged in to \""+svcName+"\"") {
+			t.Fatalf("login:\n%s", res)
+		}
+		text := "sealed with a key\n"
+		data, sig := filepath.Join(de.dir, "fido.txt"), filepath.Join(de.dir, "fido.sig")
+		if err := os.WriteFile(data, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		before := srv.AuditCount(t, "sign", fidoID)
+		p = de.start(t, "pkcs11-tool", "--module", lib, "--sign", "--id", ckaIDOf(t, de, cli, fidoID), "--mechanism", "ECDSA-SHA256",
+			"-i", data, "-o", sig, "--signature-format", "openssl")
+		d := sha256.Sum256([]byte(text))
+		plan.WantShown = []string{base64.StdEncoding.EncodeToString(d[:]), fidoID, "security key is asked for", "with its PIN or fingerprint"}
+		de.browse(t, p, plan)
+		p.wait(t)
+		verify(t, de, cli, fidoID, data, sig)
+		if after := srv.AuditCount(t, "sign", fidoID); after != before+1 {
+			t.Errorf("sign audit rows %d → %d", before, after)
+		}
+		evs, err := svc.Store().AuditEvents(t.Context(), 0, 100000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fidoConsent, consent []string
+		for _, ev := range evs {
+			switch {
+			case ev.Event == "fido consent" && ev.CredentialID == fidoID:
+				fidoConsent = append(fidoConsent, ev.Result+" "+ev.Detail)
+			case ev.Event == "oauth2 consent" && ev.CredentialID == fidoID:
+				consent = append(consent, ev.Result+" "+ev.Detail)
+			}
+		}
+		if len(fidoConsent) != 1 || !strings.HasPrefix(fidoConsent[0], "ok ") || !strings.Contains(fidoConsent[0], `"Desk key"`) {
+			t.Errorf("fido consent audit: %q", fidoConsent)
+		}
+		if len(consent) != 1 || !strings.HasPrefix(consent[0], "ok ") || !strings.Contains(consent[0], `key "Desk key"`) {
+			t.Errorf("the consent's audit row does not name the key: %q", consent)
+		}
+	})
+
+	t.Run("FIDO: fail login through Hydra without the required key", func(t *testing.T) {
+		const carol, carolPW = "carol", "carol's passphrase 1618"
+		if _, err := svc.AddUserWithSubject(t.Context(), carol, carolPW, "5e21-carol"); err != nil {
+			t.Fatal(err)
+		}
+		if err := svc.SetRequireFIDO(t.Context(), carol, true); err != nil {
+			t.Fatal(err)
+		}
+		ce := newEnv(t, config, e.browser)
+		p := ce.start(t, cli, "login")
+		defer func() { _ = p.cmd.Process.Kill(); <-p.done }()
+		var u string
+		select {
+		case u = <-ce.urls:
+		case <-time.After(40 * time.Second):
+			t.Fatalf("csctoken login did not open the browser:\n%s", p.out.String())
+		}
+		ctx, cancel := context.WithTimeout(e.browser, 40*time.Second)
+		defer cancel()
+		if err := chromedp.Do(ctx, chromedp.Navigate("about:blank"), chromiumtest.ClearCookies, chromedp.Navigate(u),
+			chromedp.WaitVisible(chromedp.ID("username")), chromedp.SendKeys(chromedp.ID("username"), carol),
+			chromedp.SendKeys(chromedp.ID("password"), carolPW), chromedp.Click(chromedp.ID("sign-in")),
+			chromedp.WaitVisible(chromedp.ID("form-error"))); err != nil {
+			body, _ := chromedp.Run(e.browser, chromedp.Text(chromedp.CSS("body")))
+			t.Fatalf("login page: %v\n%s", err, body)
+		}
+		msg, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("form-error")))
+		if err != nil || !strings.Contains(msg, "security key is required") {
+			t.Fatalf("login without the required key: %q %v", msg, err)
+		}
+		evs, err := svc.Store().AuditEvents(t.Context(), 0, 100000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs {
+			if ev.Event == "oauth2 login" && strings.Contains(ev.Detail, "5e21-carol") {
+				t.Errorf("Hydra's login was accepted for carol: %+v", ev)
+			}
+		}
+		if last := evs[len(evs)-1]; last.Event != "fido login" || last.Result != "access_denied" {
+			t.Errorf("last audit row %+v, want fido login access_denied", last)
 		}
 	})
 
