@@ -137,11 +137,14 @@ func (cl *Client) order() []*node {
 }
 
 // nodeFailure reports whether e says the node itself failed (rather than
-// refusing the request): no response, or 502, 503, 504.
+// refusing the request): no response, a response cut short (a status
+// line, then the connection lost: the node died mid-answer), or 502,
+// 503, 504.
 func nodeFailure(e *Error) bool {
+	if errors.Is(e, ErrTransport) && !errors.Is(e, ErrRedirect) {
+		return true
+	}
 	switch e.StatusCode {
-	case 0:
-		return errors.Is(e, ErrTransport) && !errors.Is(e, ErrRedirect)
 	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 		return true
 	}

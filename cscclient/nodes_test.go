@@ -25,6 +25,7 @@ const (
 	node503             // 503 with a CSC error body
 	nodeSADUsed         // 400 invalid_request: the SAD was used up
 	nodeWrongPIN        // 400 invalid_request: wrong PIN
+	nodeCut             // 200 and part of the body, then the connection closes (the node died mid-answer)
 )
 
 // testNode is one node of a service, its behaviour switchable.
@@ -63,6 +64,19 @@ func newTestNode(t *testing.T, mode int) *testNode {
 			}
 			c, _, err := hj.Hijack()
 			if err == nil {
+				c.Close()
+			}
+		case nodeCut:
+			w.Header().Set("Content-Length", "100")
+			w.WriteHeader(http.StatusOK)
+			io.WriteString(w, `{"signa`)
+			w.(http.Flusher).Flush()
+			hj, ok := w.(http.Hijacker)
+			if !ok {
+				t.Error("no hijacker")
+				return
+			}
+			if c, _, err := hj.Hijack(); err == nil {
 				c.Close()
 			}
 		case nodeHang:
@@ -160,6 +174,8 @@ func TestFailover(t *testing.T) {
 		{name: "ok list: reset on the first", call: listCall, a: nodeReset, b: nodeOK, wantHits: [2]int32{1, 1}},
 		{name: "ok list: 502 from the balancer of the first", call: listCall, a: node502, b: nodeOK, wantHits: [2]int32{1, 1}},
 		{name: "ok signHash: reset after the first received it, the second signs with the same SAD", call: signHashCall, a: nodeReset, b: nodeOK, wantHits: [2]int32{1, 1}},
+		{name: "ok signHash: the first died mid-answer (200, body cut), the second signs with the same SAD", call: signHashCall, a: nodeCut, b: nodeOK, wantHits: [2]int32{1, 1}},
+		{name: "ok list: the first died mid-answer", call: listCall, a: nodeCut, b: nodeOK, wantHits: [2]int32{1, 1}},
 		{name: "ok signHash: 504 on the first", call: signHashCall, a: node502, b: nodeOK, wantHits: [2]int32{1, 1}},
 		{name: "fail signHash: the first may have consumed the SAD, the second refuses it", call: signHashCall, a: nodeReset, b: nodeSADUsed,
 			wantErr: ErrOutcomeUnknown, wantHits: [2]int32{1, 1}},
