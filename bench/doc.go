@@ -28,5 +28,6 @@
 //	                          "perf record -e cpu-clock -g -o /tmp/p.data --"
 //	CSCTOKEN_BENCH_LOG=dir    the C hosts' module log goes to dir/module.log
 //	CSCTOKEN_BENCH_SESSIONS=n BenchmarkP11Kit with n sessions only
+//	CSCTOKEN_BENCH_ROUNDS=n   BenchmarkP11Kit runs its variants in n turns (3)
 //	CSCTOKEN_REQUIRE_TOOLS=1  fail instead of skipping when a tool is missing
 package bench
