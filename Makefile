@@ -12,7 +12,7 @@ RACE_PKGS := ./csc/... ./module/... ./cscclient/... ./rssp/service/... ./rssp/st
 
 # Fuzz targets run briefly in make test: package:target:executions.
 FUZZ := ./csc:FuzzDecodeBase64:200000 ./csc:FuzzParsePSSParams:150000 \
-	./module/objects:FuzzDigestInfo:100000 ./module/objects:FuzzMatch:100000 ./module/objects:FuzzDecodeCache:80000 \
+	./csc:FuzzUniqueNames:100000 ./module/objects:FuzzDigestInfo:100000 ./module/objects:FuzzMatch:100000 ./module/objects:FuzzDecodeCache:80000 \
 	./module/config:FuzzLoad:2000 \
 	./cscclient:FuzzDecodeInfo:20000 ./cscclient:FuzzDecodeCredentialInfo:20000 \
 	./cscclient:FuzzDecodeSignHash:20000 ./cscclient:FuzzErrorBody:15000 ./cscclient:FuzzECDSA:20000 \

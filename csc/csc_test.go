@@ -3,6 +3,7 @@ package csc
 import (
 	"bytes"
 	"crypto"
+	"encoding/json"
 	"errors"
 	"testing"
 )
@@ -65,6 +66,13 @@ func TestDecode(t *testing.T) {
 		{"fail array", `[1]`, false},
 		{"fail trailing", `{"a":"x"} {}`, false},
 		{"fail truncated", `{"a":`, false},
+		{"fail repeated escaped", `{"a":"x","\u0061":"y"}`, false},
+		{"fail repeated in object of many", `{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10,"k11":11,"k12":12,"k13":13,"k14":14,"k15":15,"k16":16,"k17":17,"k5":5}`, false},
+		{"ok many members", `{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10,"k11":11,"k12":12,"k13":13,"k14":14,"k15":15,"k16":16,"k17":17,"a":"x"}`, true},
+		{"ok name as a value", `{"a":"a","o":{"x":"a","a":"x"}}`, true},
+		{"ok quote and comma in strings", `{"a":"x\",\"a\":","o":{"x":"}"},"z":"{"}`, true},
+		{"ok deep", `{"z":[[[{"a":1,"b":[{"a":2}]}]]],"a":"x"}`, true},
+		{"fail repeated after nested", `{"a":"x","o":{"a":1},"a":"y"}`, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -114,4 +122,36 @@ func FuzzParsePSSParams(f *testing.F) {
 	der, _ := MarshalPSSParams(PSSParams{Hash: crypto.SHA256, SaltLength: 32})
 	f.Add(der)
 	f.Fuzz(func(t *testing.T, b []byte) { _, _ = ParsePSSParams(b) })
+}
+
+// FuzzUniqueNames checks the one-scan duplicate check of Decode against
+// encoding/json's token stream on every valid JSON object.
+func FuzzUniqueNames(f *testing.F) {
+	for _, s := range []string{`{"a":1,"a":2}`, `{"a":{"b":[1,{"c":"\\\"","c":0}]}}`, `{"\u0061":1,"a":2}`,
+		`{"credentialID":"x","SAD":"y","hashes":["AQ=="],"signAlgo":"1.2.840.10045.4.3.2"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		data = bytes.TrimSpace(data)
+		if len(data) == 0 || data[0] != '{' || !json.Valid(data) {
+			return
+		}
+		fast, slow := uniqueNames(data), checkDuplicates(data)
+		if (fast == nil) != (slow == nil) {
+			t.Fatalf("%q: one scan says %v, the token stream %v", data, fast, slow)
+		}
+	})
+}
+
+// BenchmarkDecode decodes a signatures/signHash request body, the hot path
+// of a signature on the server.
+func BenchmarkDecode(b *testing.B) {
+	body := []byte(`{"credentialID":"4f1c2b8e-93d0-4a51-8c77-2e6f0b9d1a34","SAD":"c2FkLXRva2VuLXdpdGgtc29tZS1sZW5ndGgtdG8tbWF0Y2gtYS1yZWFsLW9uZQ","hashes":["n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg="],"hashAlgorithmOID":"2.16.840.1.101.3.4.2.1","signAlgo":"1.2.840.10045.4.3.2","operationMode":"S"}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		var r SignHashRequest
+		if err := Decode(body, &r); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
