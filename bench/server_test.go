@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -51,6 +52,9 @@ type server struct {
 	inflight atomic.Int64
 	mu       sync.Mutex
 	byPath   map[string]int64
+	// handled holds how long the rssp's handler took for each request
+	// (the first million of a run; see handledSince).
+	handled []time.Duration
 }
 
 type serverOptions struct {
@@ -110,7 +114,14 @@ func startServer(b *testing.B, o serverOptions) *server {
 		s.mu.Lock()
 		s.byPath[strings.TrimPrefix(r.URL.Path, "/csc/v2/")]++
 		s.mu.Unlock()
+		t0 := time.Now()
 		inner.ServeHTTP(w, r)
+		d := time.Since(t0)
+		s.mu.Lock()
+		if len(s.handled) < 1<<20 {
+			s.handled = append(s.handled, d)
+		}
+		s.mu.Unlock()
 	})
 	ln, err := a.Listen()
 	if err != nil {
@@ -171,6 +182,25 @@ func (s *server) addCredential(b *testing.B, kt keystore.KeyType, multisign int)
 
 // requests returns how many CSC requests the server has answered.
 func (s *server) requests() int64 { return s.total.Load() }
+
+// handledMark starts a new record of handler times; handledP50 is the
+// median of those recorded since.
+func (s *server) handledMark() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.handled = s.handled[:0]
+}
+
+func (s *server) handledP50() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.handled) == 0 {
+		return 0
+	}
+	v := slices.Clone(s.handled)
+	slices.Sort(v)
+	return v[len(v)/2]
+}
 
 // countsByPath returns a copy of the per-method counts.
 func (s *server) countsByPath() map[string]int64 {
