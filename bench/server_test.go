@@ -183,23 +183,23 @@ func (s *server) addCredential(b *testing.B, kt keystore.KeyType, multisign int)
 // requests returns how many CSC requests the server has answered.
 func (s *server) requests() int64 { return s.total.Load() }
 
-// handledMark starts a new record of handler times; handledP50 is the
-// median of those recorded since.
+// handledMark starts a new record of handler times; handledPct is the
+// median and the 99th percentile of those recorded since.
 func (s *server) handledMark() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.handled = s.handled[:0]
 }
 
-func (s *server) handledP50() time.Duration {
+func (s *server) handledPct() (p50, p99 time.Duration) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.handled) == 0 {
-		return 0
-	}
 	v := slices.Clone(s.handled)
+	s.mu.Unlock()
+	if len(v) == 0 {
+		return 0, 0
+	}
 	slices.Sort(v)
-	return v[len(v)/2]
+	return v[len(v)/2], v[len(v)*99/100]
 }
 
 // countsByPath returns a copy of the per-method counts.

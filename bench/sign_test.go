@@ -38,10 +38,10 @@ type result struct {
 	hostCPU       time.Duration // the C host alone; 0 in process
 	p50, p90, p99 time.Duration
 	reqs          int64 // CSC requests the server answered
-	// handledP50 is the median time the rssp's handler took for a request
-	// (0 when no request reached it): of p50, what is not the module, the
-	// connection or net/http.
-	handledP50 time.Duration
+	// handledP50 and handledP99 are the median and 99th percentile of the
+	// time the rssp's handler took for a request (0 when no request reached
+	// it): what is not the module, the connection or net/http.
+	handledP50, handledP99 time.Duration
 }
 
 func (r result) tput() float64 { return float64(r.ops) / r.wall.Seconds() }
@@ -59,6 +59,7 @@ func (r result) report(b *testing.B, base, one *result) {
 	b.ReportMetric(float64(r.reqs)/float64(r.ops), "req/op")
 	if r.handledP50 > 0 {
 		b.ReportMetric(us(r.handledP50), "handler-p50-µs")
+		b.ReportMetric(us(r.handledP99), "handler-p99-µs")
 	}
 	if base != nil {
 		b.ReportMetric(float64(r.p50)/float64(base.p50), "p50/direct")
@@ -151,12 +152,12 @@ func runSignHost(b *testing.B, srv *server, env []string, extra func() time.Dura
 	f := h.expect(b, "RESULT")
 	b.StopTimer()
 	cpu, reqs := cpuTime()-cpu0+extra()-x0, srv.requests()-r0
-	handled := srv.handledP50()
+	handled50, handled99 := srv.handledPct()
 	h.wait(b)
 	host := time.Duration(f.int(b, "cpu_ns"))
 	return result{
 		ops: int(f.int(b, "ops")), wall: time.Duration(f.int(b, "wall_ns")),
-		cpu: cpu + host, hostCPU: host, reqs: reqs, handledP50: handled,
+		cpu: cpu + host, hostCPU: host, reqs: reqs, handledP50: handled50, handledP99: handled99,
 		p50: time.Duration(f.int(b, "p50_ns")), p90: time.Duration(f.int(b, "p90_ns")), p99: time.Duration(f.int(b, "p99_ns")),
 	}
 }
