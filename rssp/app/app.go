@@ -110,7 +110,7 @@ func OpenStore(ctx context.Context, c config.Config) (store.Full, error) {
 		}
 		return db, nil
 	case "sqlite", "":
-		db, err := sqlite.Open(ctx, c.Path(sc.Path))
+		db, err := sqlite.OpenOptions(ctx, c.Path(sc.Path), sqlite.Options{Synchronous: sc.Synchronous})
 		if err != nil {
 			return nil, fmt.Errorf("database: %w", err)
 		}
@@ -149,6 +149,10 @@ func Open(ctx context.Context, c config.Config, log *slog.Logger) (_ *App, err e
 	}
 	a.closers = append(a.closers, db.Close)
 	a.sqlite, _ = db.(*sqlite.DB)
+	if a.sqlite != nil && c.Store.Synchronous == "normal" {
+		log.Warn("store.synchronous = \"normal\": a commit survives a crash of the rssp but not a power cut or an OS crash, which may lose the last signatures' audit rows and SAD consumptions after their signatures were sent",
+			"store", StoreName(c))
+	}
 	// Every failure of the database is counted (rssp_store_errors_total).
 	st := store.Observe(db, a.Metrics.StoreFailure)
 	a.store = st

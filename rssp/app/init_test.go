@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -211,5 +212,60 @@ func TestReloadTLS(t *testing.T) {
 	}
 	if got := served(); !got.Equal(renewed.Certificate.Leaf) {
 		t.Fatal("a failed reload changed the certificate served")
+	}
+}
+
+// TestStoreSynchronous: store.synchronous in rssp.toml reaches the SQLite
+// file's connections, and "normal" is announced by a warning at start.
+func TestStoreSynchronous(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		line     string // added under [store]
+		want     int    // PRAGMA synchronous: 1 NORMAL, 2 FULL
+		wantWarn bool
+	}{
+		{"default", "", 2, false},
+		{"full", "synchronous = \"full\"\n", 2, false},
+		{"normal", "synchronous = \"normal\"\n", 1, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "rssp")
+			r, err := Init(context.Background(), dir, InitOptions{Listen: "127.0.0.1:0"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.ReadFile(r.Config)
+			if err != nil {
+				t.Fatal(err)
+			}
+			const driver = "driver = \"sqlite\"\n"
+			if !strings.Contains(string(b), driver) {
+				t.Fatalf("%s has no %q", r.Config, driver)
+			}
+			if err := os.WriteFile(r.Config, []byte(strings.Replace(string(b), driver, driver+tt.line, 1)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := config.Load(r.Config)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var logs strings.Builder
+			a, err := Open(context.Background(), cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			var got int
+			if err := a.sqlite.SQL().QueryRow("PRAGMA synchronous").Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Errorf("PRAGMA synchronous = %d, want %d", got, tt.want)
+			}
+			warned := strings.Contains(logs.String(), "level=WARN") && strings.Contains(logs.String(), "store.synchronous")
+			if warned != tt.wantWarn {
+				t.Errorf("warning logged: %v, want %v; log:\n%s", warned, tt.wantWarn, logs.String())
+			}
+		})
 	}
 }

@@ -92,6 +92,12 @@ type Store struct {
 	// MaxConns bounds the PostgreSQL connection pool of this node; 0: the
 	// larger of 4 and the number of CPUs.
 	MaxConns int `toml:"max_conns"`
+	// Synchronous is the SQLite file's durability: "full" (default: every
+	// commit is on disk before the write returns) or "normal" (a commit
+	// survives a crash of the process, but the last ones may be lost on a
+	// power cut or an OS crash). PostgreSQL has its own knob
+	// (synchronous_commit), so postgres refuses it.
+	Synchronous string `toml:"synchronous"`
 }
 
 // Database is the old name of Store.
@@ -265,6 +271,7 @@ func (c *Config) applyDefaults() {
 	def(&c.Store.Driver, "sqlite")
 	if c.Store.Driver == "sqlite" {
 		def(&c.Store.Path, "rssp.db")
+		def(&c.Store.Synchronous, "full")
 	}
 	c.Database = c.Store
 	def(&c.Keystore.Backend, "soft")
@@ -371,6 +378,9 @@ func (c *Config) validate() error {
 		if c.Store.DSN != "" || c.Store.PasswordFile != "" || c.Store.MaxConns != 0 {
 			errs = append(errs, errors.New("store: dsn, password_file and max_conns are for driver \"postgres\""))
 		}
+		if c.Store.Synchronous != "full" && c.Store.Synchronous != "normal" {
+			errs = append(errs, fmt.Errorf("store.synchronous %q: want \"full\" (the default) or \"normal\"", c.Store.Synchronous))
+		}
 	case "postgres":
 		if c.Store.DSN == "" {
 			errs = append(errs, errors.New("store.driver \"postgres\" needs store.dsn"))
@@ -382,6 +392,9 @@ func (c *Config) validate() error {
 		}
 		if c.Store.MaxConns < 0 {
 			errs = append(errs, errors.New("store.max_conns must not be negative"))
+		}
+		if c.Store.Synchronous != "" {
+			errs = append(errs, errors.New("store.synchronous is for driver \"sqlite\": a PostgreSQL server's durability is its own synchronous_commit setting"))
 		}
 	default:
 		errs = append(errs, fmt.Errorf("store.driver %q: want \"sqlite\" or \"postgres\"", c.Store.Driver))

@@ -9,9 +9,11 @@
 // Concurrency: a *DB is safe for concurrent use. Reads run in parallel on a
 // small pool of connections (WAL readers do not block the writer). Writes go
 // through one writer goroutine, so goroutines queue in Go instead of
-// spinning in SQLite's busy handler. Every commit is durable
+// spinning in SQLite's busy handler. Every commit is durable by default
 // (synchronous=FULL: a signature's SAD consumption and audit row survive a
-// power cut), and an fsync costs far more than the statements, so the writer
+// power cut; OpenOptions may relax it to synchronous=NORMAL, which survives
+// a crash of the process only), and an fsync costs far more than the
+// statements, so the writer
 // commits the writes that queued up meanwhile together (group commit): each
 // in a SAVEPOINT of its own, so one failing leaves the others alone, and
 // each caller returns only after the commit that made its write durable.
@@ -91,11 +93,35 @@ type options struct {
 	synchronous string // PRAGMA synchronous: "FULL" (default) or "NORMAL"
 }
 
+// Options are the operator's choices for OpenOptions.
+type Options struct {
+	// Synchronous is the durability of a commit: "full" (or empty, the
+	// default): PRAGMA synchronous=FULL, a write returns only once its
+	// commit is on disk, so a power cut or an OS crash loses nothing that
+	// was answered; "normal": PRAGMA synchronous=NORMAL, which in WAL mode
+	// does not wait for the disk on each commit: a commit survives a crash
+	// of the process, but the last commits before a power cut or an OS
+	// crash may be lost.
+	Synchronous string
+}
+
 // Open opens the database file at path, creating it (mode 0600) and its
 // schema when missing. path is a file system path, not a URI; ":memory:" is
 // refused because each pooled connection would see a database of its own.
+// Every commit is durable (Options.Synchronous "full").
 func Open(ctx context.Context, path string) (*DB, error) {
 	return open(ctx, path, options{synchronous: "FULL"})
+}
+
+// OpenOptions is Open with the operator's choices o.
+func OpenOptions(ctx context.Context, path string, o Options) (*DB, error) {
+	switch o.Synchronous {
+	case "", "full":
+		return open(ctx, path, options{synchronous: "FULL"})
+	case "normal":
+		return open(ctx, path, options{synchronous: "NORMAL"})
+	}
+	return nil, fmt.Errorf("sqlite: open %q: synchronous %q: want \"full\" or \"normal\"", path, o.Synchronous)
 }
 
 func open(ctx context.Context, path string, o options) (*DB, error) {
@@ -143,7 +169,7 @@ func open(ctx context.Context, path string, o options) (*DB, error) {
 		closing:    make(chan struct{}),
 		writerDone: make(chan struct{}),
 	}
-	if err := d.init(ctx); err != nil {
+	if err := d.init(ctx, o); err != nil {
 		_ = sdb.Close()
 		undo()
 		return nil, fmt.Errorf("sqlite: open %s: %w", abs, err)
@@ -181,13 +207,20 @@ func dsn(abs string, o options) string {
 
 // init checks the connection settings, brings the schema up to date and
 // prepares the statements.
-func (d *DB) init(ctx context.Context) error {
+func (d *DB) init(ctx context.Context, o options) error {
 	var mode string
 	if err := d.db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
 		return fmt.Errorf("journal mode: %w", err)
 	}
 	if !strings.EqualFold(mode, "wal") {
 		return fmt.Errorf("journal mode is %q, want wal", mode)
+	}
+	var sync int
+	if err := d.db.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&sync); err != nil {
+		return fmt.Errorf("synchronous: %w", err)
+	}
+	if want := map[string]int{"NORMAL": 1, "FULL": 2}[o.synchronous]; sync != want {
+		return fmt.Errorf("synchronous is %d, want %d (%s)", sync, want, o.synchronous)
 	}
 	var fk bool
 	if err := d.db.QueryRowContext(ctx, "PRAGMA foreign_keys").Scan(&fk); err != nil {

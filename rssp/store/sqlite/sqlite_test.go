@@ -392,3 +392,78 @@ func TestReleaseAllFactorLocks(t *testing.T) {
 		t.Fatalf("after release: %v", err)
 	}
 }
+
+// TestSynchronous: OpenOptions' durability is in effect on every pooled
+// connection (the writer's and the readers'), together with the other
+// per-connection settings; anything but "full" and "normal" is refused.
+func TestSynchronous(t *testing.T) {
+	tests := []struct {
+		name    string
+		sync    string
+		want    int // PRAGMA synchronous: 1 NORMAL, 2 FULL
+		wantErr string
+	}{
+		{"ok default", "", 2, ""},
+		{"ok full", "full", 2, ""},
+		{"ok normal", "normal", 1, ""},
+		{"fail off", "off", 0, `synchronous "off"`},
+		{"fail upper case", "NORMAL", 0, `synchronous "NORMAL"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			path := filepath.Join(t.TempDir(), "rssp.db")
+			d, err := OpenOptions(ctx, path, Options{Synchronous: tt.sync})
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("OpenOptions = %v, want an error with %q", err, tt.wantErr)
+				}
+				if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("refused options left a file: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("OpenOptions: %v", err)
+			}
+			defer d.Close()
+			// A write first, so the writer's connection has been used.
+			if err := d.CreateUser(ctx, store.User{ID: "u1", Name: "alice", PasswordHash: "h"}); err != nil {
+				t.Fatal(err)
+			}
+			// Hold every connection the pool may open at once: each is a
+			// distinct connection, the writer's among them.
+			n := d.db.Stats().MaxOpenConnections
+			conns := make([]*sql.Conn, 0, n)
+			defer func() {
+				for _, c := range conns {
+					_ = c.Close()
+				}
+			}()
+			for i := range n {
+				c, err := d.db.Conn(ctx)
+				if err != nil {
+					t.Fatalf("connection %d: %v", i, err)
+				}
+				conns = append(conns, c)
+				var sync, fk, busy int
+				var mode string
+				for _, p := range []struct {
+					pragma string
+					dest   any
+				}{{"synchronous", &sync}, {"foreign_keys", &fk}, {"busy_timeout", &busy}, {"journal_mode", &mode}} {
+					if err := c.QueryRowContext(ctx, "PRAGMA "+p.pragma).Scan(p.dest); err != nil {
+						t.Fatalf("connection %d: PRAGMA %s: %v", i, p.pragma, err)
+					}
+				}
+				if sync != tt.want || fk != 1 || busy != int(busyTimeout.Milliseconds()) || mode != "wal" {
+					t.Errorf("connection %d: synchronous=%d foreign_keys=%d busy_timeout=%d journal_mode=%s; want synchronous=%d foreign_keys=1 busy_timeout=%d journal_mode=wal",
+						i, sync, fk, busy, mode, tt.want, busyTimeout.Milliseconds())
+				}
+			}
+			if got := d.db.Stats().OpenConnections; got != n {
+				t.Errorf("%d connections open, want %d", got, n)
+			}
+		})
+	}
+}
