@@ -22,8 +22,9 @@ import (
 )
 
 // Client calls one CSC service. It is safe for concurrent use; its one
-// *http.Client keeps connections alive between calls (HTTP/2 when the server
-// offers it), so make one Client per service and share it.
+// *http.Client keeps connections alive between calls (HTTP/1.1, one
+// connection per call under way), so make one Client per service and share
+// it.
 type Client struct {
 	base    *url.URL // ends in /csc/v1 or /csc/v2; nodes[0].base
 	nodes   []*node  // base, then the failover URLs

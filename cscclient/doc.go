@@ -38,8 +38,9 @@
 //
 // One *http.Client per Client: per-attempt timeout, TLS 1.2 or later, system
 // roots plus an optional CA file, optional SPKI pinning, TLS session
-// resumption, keep-alive with 64 idle connections per host, HTTP/2 when
-// offered. With a CA file the system roots are loaded only when a server's
+// resumption, keep-alive with 64 idle connections per host, HTTP/1.1 even
+// when the server offers HTTP/2 (less CPU per call on both sides; see
+// newTransport). With a CA file the system roots are loaded only when a server's
 // chain does not verify against the CA file alone (loading them costs tens
 // of milliseconds at a process's first connection); the servers trusted
 // are the same. Bodies are read through

@@ -90,8 +90,7 @@ func systemPlus(extra *x509.CertPool, caFile string) *x509.CertPool {
 
 // newTransport builds the HTTP transport of a client: TLS 1.2+, the given
 // roots, optional SPKI pinning, TLS session resumption, keep-alive with
-// enough idle connections for parallel signers, HTTP/2 when the server
-// offers it. With a CA file over the system roots it is a lazyRoots.
+// enough idle connections for parallel signers, HTTP/1.1. With a CA file over the system roots it is a lazyRoots.
 func newTransport(cfg *config) (transport, error) {
 	roots, withSystem, err := rootPool(cfg.roots, cfg.caFile)
 	if err != nil {
@@ -135,11 +134,24 @@ func httpTransport(cfg *config, roots *x509.CertPool) *http.Transport {
 	if maxIdle <= 0 {
 		maxIdle = DefaultMaxIdleConnsPerHost
 	}
+	// HTTP/1.1 only, although most CSC services offer HTTP/2 too: a CSC
+	// call is one small request and answer, which HTTP/1.1 sends in one
+	// write each way, on the calling goroutine, and which the server
+	// answers on its connection's goroutine; HTTP/2 starts a goroutine per
+	// request on both sides and hands frames between goroutines. Measured
+	// through the module with the rssp (docs/performance.md): less CPU per
+	// signature in the host and in the server. The price is a connection
+	// per call under way (HTTP/2 multiplexes them): concurrent calls open
+	// connections as needed (no MaxConnsPerHost, so a consent page's
+	// long poll never queues a signature behind it), and up to maxIdle of
+	// them stay open between calls.
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
 	return &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           dialer.DialContext,
 		TLSClientConfig:       tlsConf,
-		ForceAttemptHTTP2:     true,
+		Protocols:             &protocols,
 		MaxIdleConns:          2 * maxIdle,
 		MaxIdleConnsPerHost:   maxIdle,
 		IdleConnTimeout:       90 * time.Second,
