@@ -7,16 +7,18 @@
 // and refuses a file written by a newer program.
 //
 // Concurrency: a *DB is safe for concurrent use. Reads run in parallel on a
-// small pool of connections (WAL readers do not block the writer). Writes go
-// through one writer goroutine, so goroutines queue in Go instead of
-// spinning in SQLite's busy handler. Every commit is durable by default
-// (synchronous=FULL: a signature's SAD consumption and audit row survive a
-// power cut; OpenOptions may relax it to synchronous=NORMAL, which survives
-// a crash of the process only), and an fsync costs far more than the
-// statements, so the writer
-// commits the writes that queued up meanwhile together (group commit): each
-// in a SAVEPOINT of its own, so one failing leaves the others alone, and
-// each caller returns only after the commit that made its write durable.
+// small pool of connections (WAL readers do not block the writer). Writes
+// run one transaction at a time, so goroutines queue in Go instead of
+// spinning in SQLite's busy handler: the caller that finds no write under
+// way runs its own at once, and the writes that queued up meanwhile run
+// together in the next transaction, led by one of their callers (write.go).
+// Every commit is durable by default (synchronous=FULL: a signature's SAD
+// consumption and audit row survive a power cut; OpenOptions may relax it
+// to synchronous=NORMAL, which survives a crash of the process only), and
+// an fsync costs far more than the statements, so sharing it pays (group
+// commit): each write runs in a SAVEPOINT of its own, so one failing leaves
+// the others alone, and each caller returns only after the commit that made
+// its write durable.
 // Write transactions start with BEGIN IMMEDIATE, so another process on the
 // same file (rssp admin while rssp serve runs) waits up to busyTimeout for
 // the write lock instead of failing half-way.
@@ -70,11 +72,18 @@ type DB struct {
 	// now is the clock for AppendAudit rows without a time.
 	now func() time.Time
 
-	// The writer goroutine (write.go) takes operations from writes until
-	// closing is closed, then closes writerDone.
-	writes     chan *writeOp
-	closing    chan struct{}
-	writerDone chan struct{}
+	// closing is closed when Close begins.
+	closing chan struct{}
+	// The write queue and the leader's turn (write.go), guarded by wmu:
+	// wqueue holds the ops waiting for the next batch, oldest first;
+	// wbusy is set while a batch runs or its leader has been chosen;
+	// wclosed refuses new writes; widle, made by Close while a batch
+	// runs, is closed when the last one ends.
+	wmu     sync.Mutex
+	wqueue  []*writeOp
+	wbusy   bool
+	wclosed bool
+	widle   chan struct{}
 	// Batches and ops run so far, for tests and benchmarks.
 	batches, ops atomic.Int64
 
@@ -162,19 +171,16 @@ func open(ctx context.Context, path string, o options) (*DB, error) {
 	sdb.SetConnMaxIdleTime(0)
 
 	d := &DB{
-		db:         sdb,
-		path:       abs,
-		now:        time.Now,
-		writes:     make(chan *writeOp),
-		closing:    make(chan struct{}),
-		writerDone: make(chan struct{}),
+		db:      sdb,
+		path:    abs,
+		now:     time.Now,
+		closing: make(chan struct{}),
 	}
 	if err := d.init(ctx, o); err != nil {
 		_ = sdb.Close()
 		undo()
 		return nil, fmt.Errorf("sqlite: open %s: %w", abs, err)
 	}
-	go d.writer()
 	return d, nil
 }
 
@@ -273,7 +279,7 @@ func (d *DB) migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// The writer is not running yet: one transaction of our own.
+	// No write can run yet: one transaction of our own.
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -335,7 +341,7 @@ func (d *DB) Ping(ctx context.Context) error {
 func (d *DB) Close() error {
 	d.closeOnce.Do(func() {
 		close(d.closing)
-		<-d.writerDone
+		d.closeWrites()
 		if err := errors.Join(d.closeStmts(), d.db.Close()); err != nil {
 			d.closeErr = fmt.Errorf("sqlite: close: %w", err)
 		}
