@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"unicode/utf8"
 )
 
 // ErrMalformed is wrapped by every error of Decode.
@@ -61,10 +62,11 @@ func malformed(data []byte) error {
 }
 
 // uniqueNames fails on a member name repeated in one object of data, which
-// must be valid JSON (json.Valid). Names are compared after unescaping
-// ("a" and "\u0061" are the same name). An object's names are compared one
-// by one while it has a few, and looked up in a map beyond that, so that a
-// body of many members costs linear time.
+// must be valid JSON (json.Valid). Names are compared as encoding/json
+// reads them: unescaped ("a" and "\u0061" are the same name), with each
+// byte that is not UTF-8 read as U+FFFD. An object's names are compared
+// one by one while it has a few, and looked up in a map beyond that, so
+// that a body of many members costs linear time.
 func uniqueNames(data []byte) error {
 	type frame struct {
 		obj    bool            // an object (else an array)
@@ -96,8 +98,11 @@ func uniqueNames(data []byte) error {
 			top := &open[len(open)-1]
 			if top.obj && top.expect {
 				top.expect = false
-				name := string(data[i+1 : end])
-				if escaped {
+				raw := data[i+1 : end]
+				name := string(raw)
+				if escaped || !utf8.Valid(raw) {
+					// encoding/json reads escapes, and bytes that are not
+					// UTF-8 as U+FFFD: compare what it reads.
 					if err := json.Unmarshal(data[i:end+1], &name); err != nil {
 						return fmt.Errorf("%w: %w", ErrMalformed, err)
 					}
