@@ -186,26 +186,40 @@ func (j *signJob) consume(ctx context.Context) error {
 	return nil
 }
 
-// consumeAndSign runs consume and sign at the same time, the commit on a
-// goroutine of its own, so that a signature costs the longer of the two
-// instead of their sum, and returns the signatures only after consume has
-// succeeded. Signatures made for a consumption that failed are overwritten
-// and dropped.
+// consumeAndSign runs consume and sign at the same time, the HSM's
+// operation on a goroutine of its own, so that a signature costs the
+// longer of the two instead of their sum, and returns the signatures only
+// after consume has succeeded. Signatures made for a consumption that
+// failed are overwritten and dropped.
+//
+// The commit runs on the request's goroutine, whose stack is already grown
+// (net/http serves an HTTP/1.1 connection on one goroutine), since with the
+// SQLite store that goroutine may lead a batch of commits: SQLite's calls
+// run deep, and a new goroutine's stack would be copied to grow on each
+// signature. The HSM's cgo calls run on the system stack.
 func (j *signJob) consumeAndSign(ctx context.Context) ([][]byte, error) {
-	consumed := make(chan error, 1)
-	go func() { consumed <- j.consume(ctx) }()
-	sigs, signErr := j.sign(ctx)
-	if err := <-consumed; err != nil {
-		for _, sig := range sigs {
+	type signed struct {
+		sigs [][]byte
+		err  error
+	}
+	done := make(chan signed, 1)
+	go func() {
+		sigs, err := j.sign(ctx)
+		done <- signed{sigs, err}
+	}()
+	consumeErr := j.consume(ctx)
+	res := <-done
+	if consumeErr != nil {
+		for _, sig := range res.sigs {
 			clear(sig)
 		}
-		return nil, err
+		return nil, consumeErr
 	}
-	if signErr != nil {
-		return nil, signErr
+	if res.err != nil {
+		return nil, res.err
 	}
-	j.s.metrics.Signed(j.cred.KeyType, j.cred.SCAL, len(sigs))
-	return sigs, nil
+	j.s.metrics.Signed(j.cred.KeyType, j.cred.SCAL, len(res.sigs))
+	return res.sigs, nil
 }
 
 // sign makes the signatures, in the order of the hashes; the caller counts
