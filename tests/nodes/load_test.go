@@ -27,19 +27,28 @@ func (r *loadResult) fail(format string, args ...any) {
 	}
 }
 
-// burst runs clients until ctx ends: client i logs in on node i%2 and signs
-// with SADs of count sadCount, each signature on the next node in turn
-// (A's SADs on B and back). With retry, a signature whose node fails (no
-// answer, 5xx) is sent to the other node with the same SAD, and when that
-// one has been used up there, with a fresh SAD from the other node.
-func (c *cluster) burst(ctx context.Context, t *testing.T, cred string, clients, sadCount int, retry bool) *loadResult {
+// logins logs a client in on each node in turn, one per client. It runs
+// on the test's goroutine (login fails with t.Fatal, which must not run on
+// another goroutine: the burst would never return).
+func (c *cluster) logins(t *testing.T, clients int) []string {
 	t.Helper()
-	r := &loadResult{}
 	nodes := []*node{c.a, c.b}
 	toks := make([]string, clients)
 	for i := range clients {
 		toks[i] = nodes[i%2].login(t)
 	}
+	return toks
+}
+
+// burst runs a client per token (logins) until ctx ends: client i signs
+// with SADs of count sadCount, each signature on the next node in turn
+// (A's SADs on B and back). With retry, a signature whose node fails (no
+// answer, 5xx) is sent to the other node with the same SAD, and when that
+// one has been used up there, with a fresh SAD from the other node.
+func (c *cluster) burst(ctx context.Context, t *testing.T, cred string, toks []string, sadCount int, retry bool) *loadResult {
+	r := &loadResult{}
+	nodes := []*node{c.a, c.b}
+	clients := len(toks)
 	var wg sync.WaitGroup
 	for i := range clients {
 		wg.Add(1)
@@ -130,10 +139,11 @@ func (c *cluster) checkAudited(t *testing.T, n *node, cred string, received []st
 func TestBurst(t *testing.T) {
 	c := newCluster(t)
 	cred := c.credential(t, c.a, 10, "burst EC")
+	toks := c.logins(t, 16)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
 	defer cancel()
 	start := time.Now()
-	r := c.burst(ctx, t, cred, 16, 10, false)
+	r := c.burst(ctx, t, cred, toks, 10, false)
 	took := time.Since(start)
 	t.Logf("16 clients over 2 nodes: %d signatures in %v (%.0f/s)", len(r.received), took.Round(time.Millisecond),
 		float64(len(r.received))/took.Seconds())
@@ -153,10 +163,11 @@ func TestBurst(t *testing.T) {
 func TestKill9(t *testing.T) {
 	c := newCluster(t)
 	cred := c.credential(t, c.a, 10, "kill EC")
+	toks := c.logins(t, 16)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
 	defer cancel()
 	done := make(chan *loadResult)
-	go func() { done <- c.burst(ctx, t, cred, 16, 10, true) }()
+	go func() { done <- c.burst(ctx, t, cred, toks, 10, true) }()
 	time.Sleep(1500 * time.Millisecond)
 	c.a.kill9()
 	killedAt := time.Now()
