@@ -7,9 +7,13 @@ import (
 	"hash"
 	"slices"
 
+	"github.com/csctoken/csctoken/internal/workers"
 	"github.com/csctoken/csctoken/module/ck"
 	"github.com/csctoken/csctoken/module/objects"
 )
+
+// signWorkers runs the remote part of every C_Sign and C_SignFinal.
+var signWorkers = workers.New()
 
 // maxRawInput caps what SignUpdate/VerifyUpdate buffer for the mechanisms
 // whose input is a hash or DigestInfo (a few dozen bytes in practice).
@@ -249,7 +253,7 @@ func (m *Module) sign(h SessionHandle, data, out []byte, final bool) (int, error
 	// a worker of signWorkers, whose stack has already grown to what TLS
 	// and HTTP need, rather than a new one per signature.
 	var sig []byte
-	signWorkers.run(func() { sig, err = m.safeRemoteSign(st, s, op, job) })
+	signWorkers.Run(func() { sig, err = m.safeRemoteSign(st, s, op, job) })
 	if errors.Is(err, ErrNotLoggedIn) && !s.tok.browserMode() {
 		// The service token expired and cannot be refreshed: log the
 		// token out so the program's next C_Login authenticates again.

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/csctoken/csctoken/csc"
+	"github.com/csctoken/csctoken/internal/workers"
 	"github.com/csctoken/csctoken/rssp/keystore"
 	"github.com/csctoken/csctoken/rssp/secret"
 	"github.com/csctoken/csctoken/rssp/store"
@@ -186,6 +187,9 @@ func (j *signJob) consume(ctx context.Context) error {
 	return nil
 }
 
+// hsmWorkers run the HSM's operations of signatures (consumeAndSign).
+var hsmWorkers = workers.New()
+
 // consumeAndSign runs consume and sign at the same time, the HSM's
 // operation on a goroutine of its own, so that a signature costs the
 // longer of the two instead of their sum, and returns the signatures only
@@ -196,30 +200,28 @@ func (j *signJob) consume(ctx context.Context) error {
 // (net/http serves an HTTP/1.1 connection on one goroutine), since with the
 // SQLite store that goroutine may lead a batch of commits: SQLite's calls
 // run deep, and a new goroutine's stack would be copied to grow on each
-// signature. The HSM's cgo calls run on the system stack.
+// signature. The HSM's operation runs on a worker of hsmWorkers, whose
+// stack has grown to what the backend's calls need (cgo wrappers, the
+// conversion of ECDSA signatures), rather than on a new goroutine.
 func (j *signJob) consumeAndSign(ctx context.Context) ([][]byte, error) {
-	type signed struct {
-		sigs [][]byte
-		err  error
-	}
-	done := make(chan signed, 1)
-	go func() {
-		sigs, err := j.sign(ctx)
-		done <- signed{sigs, err}
-	}()
+	var (
+		sigs    [][]byte
+		signErr error
+	)
+	signing := hsmWorkers.Start(func() { sigs, signErr = j.sign(ctx) })
 	consumeErr := j.consume(ctx)
-	res := <-done
+	signing.Wait()
 	if consumeErr != nil {
-		for _, sig := range res.sigs {
+		for _, sig := range sigs {
 			clear(sig)
 		}
 		return nil, consumeErr
 	}
-	if res.err != nil {
-		return nil, res.err
+	if signErr != nil {
+		return nil, signErr
 	}
-	j.s.metrics.Signed(j.cred.KeyType, j.cred.SCAL, len(res.sigs))
-	return res.sigs, nil
+	j.s.metrics.Signed(j.cred.KeyType, j.cred.SCAL, len(sigs))
+	return sigs, nil
 }
 
 // sign makes the signatures, in the order of the hashes; the caller counts

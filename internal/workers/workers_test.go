@@ -1,4 +1,4 @@
-package module
+package workers
 
 import (
 	"sync"
@@ -8,12 +8,12 @@ import (
 )
 
 func TestWorkerPool(t *testing.T) {
-	p := newWorkerPool()
+	p := New()
 	// Sequential jobs: run returns once f has run, and one worker serves
 	// them all.
 	var n int
 	for range 100 {
-		p.run(func() { n++ })
+		p.Run(func() { n++ })
 	}
 	if n != 100 {
 		t.Fatalf("ran %d jobs, want 100", n)
@@ -30,7 +30,7 @@ func TestWorkerPool(t *testing.T) {
 	all := make(chan struct{})
 	for range k {
 		wg.Go(func() {
-			p.run(func() {
+			p.Run(func() {
 				if arrived.Add(1) == k {
 					close(all)
 				}
@@ -49,12 +49,32 @@ func TestWorkerPool(t *testing.T) {
 }
 
 func TestWorkerPoolIdle(t *testing.T) {
-	p := newWorkerPool()
+	p := New()
 	p.idleFor = 10 * time.Millisecond
-	p.run(func() {})
+	p.Run(func() {})
 	time.Sleep(100 * time.Millisecond) // the worker has ended
-	p.run(func() {})
+	p.Run(func() {})
 	if s := p.started.Load(); s != 2 {
 		t.Errorf("%d workers started, want 2 (the first ended when idle)", s)
+	}
+}
+
+func TestStartReturnsAtOnce(t *testing.T) {
+	p := New()
+	release := make(chan struct{})
+	var ran atomic.Bool
+	s := p.Start(func() {
+		<-release // Start must return before this job can end
+		ran.Store(true)
+	})
+	close(release)
+	s.Wait()
+	if !ran.Load() {
+		t.Fatal("Wait returned before the job ended")
+	}
+	// The worker is idle again and serves the next job.
+	p.Run(func() {})
+	if n := p.started.Load(); n != 1 {
+		t.Errorf("%d workers started, want 1", n)
 	}
 }
