@@ -260,7 +260,8 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		defer cancel()
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r.WithContext(ctx))
-		d := time.Since(start)
+		end := time.Now()
+		d := end.Sub(start)
 		if sw.status == 0 {
 			sw.status = http.StatusOK // net/http's answer to a handler that wrote nothing
 		}
@@ -271,16 +272,31 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
 			level = slog.LevelDebug // a balancer asks every few seconds
 		}
-		attrs := []any{"method", r.Method, "path", r.URL.Path, "status", sw.status,
-			"duration", d.Round(time.Microsecond), "remote", addr}
-		if st.code != "" {
-			attrs = append(attrs, "error", st.code)
-		}
-		if st.user != "" {
-			attrs = append(attrs, "user", st.user)
-		}
-		s.log.Log(r.Context(), level, "request", attrs...)
+		s.logRequest(r, level, end, d, addr, sw.status, st)
 	})
+}
+
+// logRequest writes the line of one request. It hands the record to the
+// handler itself rather than through Logger.Log, which records the
+// caller's program counter (a stack walk per request, for a source
+// location no handler of the rssp prints) and boxes every attribute.
+func (s *Server) logRequest(r *http.Request, level slog.Level, end time.Time, d time.Duration, addr string, status int, st *reqState) {
+	ctx := r.Context()
+	h := s.log.Handler()
+	if !h.Enabled(ctx, level) {
+		return
+	}
+	rec := slog.NewRecord(end, level, "request", 0)
+	rec.AddAttrs(slog.String("method", r.Method), slog.String("path", r.URL.Path),
+		slog.Int("status", status), slog.Duration("duration", d.Round(time.Microsecond)),
+		slog.String("remote", addr))
+	if st.code != "" {
+		rec.AddAttrs(slog.String("error", st.code))
+	}
+	if st.user != "" {
+		rec.AddAttrs(slog.String("user", st.user))
+	}
+	_ = h.Handle(ctx, rec) // as Logger.Log does: a handler's error has nowhere to go
 }
 
 // clientAddr is the client's address of r: the TCP peer's, unless the
