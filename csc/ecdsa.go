@@ -6,10 +6,12 @@ package csc
 // module, the CLI and the RSSP's PKCS#11 backend.
 
 import (
-	"encoding/asn1"
 	"errors"
 	"fmt"
 	"math/big"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // ErrECDSASignature is wrapped when a signature is neither DER nor r‖s.
@@ -23,29 +25,40 @@ const maxECDSAHalf = 66
 // brainpoolP512, P-521.
 var rawSizes = map[int]bool{28: true, 32: true, 48: true, 64: true, 66: true}
 
-type ecdsaSig struct {
-	R, S *big.Int
-}
-
 // ParseECDSADER parses a strict DER Ecdsa-Sig-Value with positive r and s.
+// cryptobyte (not encoding/asn1, whose reflection costs the RSSP's PKCS#11
+// backend more than the rest of an ECDSA signature's conversion) refuses
+// non-minimal lengths and integers; the re-encoding refuses what is left
+// (e.g. a long form where the short one fits).
 func ParseECDSADER(sig []byte) (r, s *big.Int, ok bool) {
 	if len(sig) < 8 || sig[0] != 0x30 {
 		return nil, nil, false
 	}
-	var v ecdsaSig
-	rest, err := asn1.Unmarshal(sig, &v)
-	if err != nil || len(rest) != 0 || v.R == nil || v.S == nil || v.R.Sign() <= 0 || v.S.Sign() <= 0 {
+	in := cryptobyte.String(sig)
+	var seq cryptobyte.String
+	r, s = new(big.Int), new(big.Int)
+	if !in.ReadASN1(&seq, cbasn1.SEQUENCE) || !in.Empty() ||
+		!seq.ReadASN1Integer(r) || !seq.ReadASN1Integer(s) || !seq.Empty() {
 		return nil, nil, false
 	}
-	if (v.R.BitLen()+7)/8 > maxECDSAHalf || (v.S.BitLen()+7)/8 > maxECDSAHalf {
+	if r.Sign() <= 0 || s.Sign() <= 0 || (r.BitLen()+7)/8 > maxECDSAHalf || (s.BitLen()+7)/8 > maxECDSAHalf {
 		return nil, nil, false
 	}
-	// Re-encode: asn1.Unmarshal accepts some non-canonical forms.
-	again, err := asn1.Marshal(v)
+	again, err := marshalECDSA(r, s)
 	if err != nil || string(again) != string(sig) {
 		return nil, nil, false
 	}
-	return v.R, v.S, true
+	return r, s, true
+}
+
+// marshalECDSA encodes r and s as a DER Ecdsa-Sig-Value.
+func marshalECDSA(r, s *big.Int) ([]byte, error) {
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1BigInt(r)
+		b.AddASN1BigInt(s)
+	})
+	return b.Bytes()
 }
 
 // ecdsaHalves reads sig as DER, or else as r‖s (size bytes each when size
@@ -76,7 +89,7 @@ func ECDSAToDER(sig []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return asn1.Marshal(ecdsaSig{R: r, S: s})
+	return marshalECDSA(r, s)
 }
 
 // ECDSAToRaw returns sig, DER or raw r‖s, as r‖s with each half size bytes

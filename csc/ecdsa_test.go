@@ -6,7 +6,10 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/asn1"
 	"errors"
+	"math/big"
+	mrand "math/rand/v2"
 	"testing"
 )
 
@@ -92,4 +95,52 @@ func mustDER(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return der
+}
+
+// TestECDSADERAsEncodingASN1 holds the cryptobyte encoding and parsing to
+// what encoding/asn1 (the reference, used before) makes and accepts: the
+// same bytes for every r and s, and the same verdict on DER mutated byte
+// by byte.
+func TestECDSADERAsEncodingASN1(t *testing.T) {
+	type sigValue struct{ R, S *big.Int }
+	rnd := mrand.New(mrand.NewPCG(1, 2))
+	for i := 0; i < 2000; i++ {
+		size := []int{1, 28, 32, 48, 66}[i%5]
+		half := func() *big.Int {
+			b := make([]byte, 1+rnd.IntN(size))
+			for j := range b {
+				b[j] = byte(rnd.Uint32())
+			}
+			if i%7 == 0 {
+				b[0] |= 0x80 // a high bit that DER pads with a zero byte
+			}
+			v := new(big.Int).SetBytes(b)
+			if v.Sign() == 0 {
+				v.SetInt64(1)
+			}
+			return v
+		}
+		r, s := half(), half()
+		want, err := asn1.Marshal(sigValue{r, s})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := marshalECDSA(r, s)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("marshalECDSA(%x, %x) = %x, %v; encoding/asn1: %x", r, s, got, err, want)
+		}
+		mutated := bytes.Clone(want)
+		if i%3 != 0 {
+			mutated[rnd.IntN(len(mutated))] ^= byte(1 << rnd.IntN(8))
+		}
+		var v sigValue
+		rest, err := asn1.Unmarshal(mutated, &v)
+		again, _ := asn1.Marshal(v)
+		refOK := len(mutated) >= 8 && err == nil && len(rest) == 0 && v.R.Sign() > 0 && v.S.Sign() > 0 &&
+			(v.R.BitLen()+7)/8 <= maxECDSAHalf && (v.S.BitLen()+7)/8 <= maxECDSAHalf && bytes.Equal(again, mutated)
+		pr, ps, ok := ParseECDSADER(mutated)
+		if ok != refOK || ok && (pr.Cmp(v.R) != 0 || ps.Cmp(v.S) != 0) {
+			t.Fatalf("ParseECDSADER(%x) = %v, encoding/asn1 says %v", mutated, ok, refOK)
+		}
+	}
 }
