@@ -37,16 +37,24 @@ func DecodeBase64(s string) ([]byte, error) {
 // standard padded alphabet and unmarshals either alphabet, padded or not.
 type Bytes []byte
 
-// MarshalJSON implements json.Marshaler.
+// MarshalJSON implements json.Marshaler: the standard padded alphabet,
+// whose characters JSON never escapes, so the string is written as it is.
 func (b Bytes) MarshalJSON() ([]byte, error) {
-	return json.Marshal(base64.StdEncoding.EncodeToString(b))
+	out := make([]byte, 0, base64.StdEncoding.EncodedLen(len(b))+2)
+	out = append(out, '"')
+	out = base64.StdEncoding.AppendEncode(out, b)
+	return append(out, '"'), nil
 }
 
-// UnmarshalJSON implements json.Unmarshaler.
+// UnmarshalJSON implements json.Unmarshaler. A string of printable ASCII
+// without escapes (every base64 string) is decoded from data directly;
+// anything else is read as encoding/json reads a string first.
 func (b *Bytes) UnmarshalJSON(data []byte) error {
-	var s string
-	if err := json.Unmarshal(data, &s); err != nil {
-		return fmt.Errorf("%w: not a string", ErrBase64)
+	s, plain := plainJSONString(data)
+	if !plain {
+		if err := json.Unmarshal(data, &s); err != nil {
+			return fmt.Errorf("%w: not a string", ErrBase64)
+		}
 	}
 	v, err := DecodeBase64(s)
 	if err != nil {
@@ -54,6 +62,21 @@ func (b *Bytes) UnmarshalJSON(data []byte) error {
 	}
 	*b = v
 	return nil
+}
+
+// plainJSONString returns the value of data, a JSON string, when it holds
+// only printable ASCII and no backslash (then its bytes are its value).
+func plainJSONString(data []byte) (string, bool) {
+	if len(data) < 2 || data[0] != '"' || data[len(data)-1] != '"' {
+		return "", false
+	}
+	in := data[1 : len(data)-1]
+	for _, c := range in {
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return "", false
+		}
+	}
+	return string(in), true
 }
 
 // String returns the standard base64 form.

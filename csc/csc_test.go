@@ -3,6 +3,7 @@ package csc
 import (
 	"bytes"
 	"crypto"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"testing"
@@ -153,5 +154,51 @@ func BenchmarkDecode(b *testing.B) {
 		if err := Decode(body, &r); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestBytesJSON holds Bytes' JSON forms to encoding/json's: the marshalled
+// string is what json.Marshal makes of the base64 text, and what
+// unmarshals (directly or through the escaped form) is what the string
+// json.Unmarshal reads decodes to.
+func TestBytesJSON(t *testing.T) {
+	for _, v := range [][]byte{nil, {}, {1}, {0xfb, 0xff}, bytes.Repeat([]byte{0xfe, 0x3e, 0x80}, 100)} {
+		got, err := json.Marshal(Bytes(v))
+		want, _ := json.Marshal(base64.StdEncoding.EncodeToString(v))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("Marshal(%x) = %s, %v; want %s", v, got, err, want)
+		}
+	}
+	tests := []struct {
+		name, in string
+		want     []byte // nil: an error
+	}{
+		{"plain", `"AQID"`, []byte{1, 2, 3}},
+		{"padded", `"AQ=="`, []byte{1}},
+		{"url-safe", `"-_8"`, []byte{0xfb, 0xff}},
+		{"spaces", `" AQID "`, []byte{1, 2, 3}},
+		{"empty", `""`, []byte{}},
+		{"escaped padding", `"AQ\u003d\u003d"`, []byte{1}},
+		{"escaped slash", `"\/\/8"`, []byte{0xff, 0xff}},
+		{"escaped newline", `"AQ\nID"`, []byte{1, 2, 3}},
+		{"null", `null`, []byte{}},
+		{"bad", `"%%%"`, nil},
+		{"not a string", `12`, nil},
+		{"non-ASCII", `"AQ€"`, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var b Bytes
+			err := json.Unmarshal([]byte(tc.in), &b)
+			if tc.want == nil {
+				if !errors.Is(err, ErrBase64) {
+					t.Fatalf("err = %v, want ErrBase64", err)
+				}
+				return
+			}
+			if err != nil || !bytes.Equal(b, tc.want) {
+				t.Fatalf("got %x, %v; want %x", []byte(b), err, tc.want)
+			}
+		})
 	}
 }
