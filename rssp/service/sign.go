@@ -179,7 +179,7 @@ func (s *Service) signingCredential(ctx context.Context, st store.CredentialStat
 // row in the same atomic step.
 func (j *signJob) consume(ctx context.Context) error {
 	ok := j.s.auditEvent(ctx, "sign", j.p.UserID, j.r.CredentialID, j.r.Hashes, nil, "signAlgo "+j.r.SignAlgo)
-	_, err := j.s.store.ConsumeSAD(ctx, j.sad.Hash, len(j.r.Hashes), j.s.now(), &ok)
+	err := j.s.store.ConsumeSAD(ctx, j.sad.Hash, len(j.r.Hashes), j.s.now(), &ok)
 	j.s.countAuditStep(err)
 	if err != nil {
 		return sadError(err)

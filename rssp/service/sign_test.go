@@ -258,9 +258,9 @@ type failingConsume struct {
 	fail atomic.Bool
 }
 
-func (f *failingConsume) ConsumeSAD(ctx context.Context, hash []byte, n int, now time.Time, audit *store.AuditEvent) (store.SAD, error) {
+func (f *failingConsume) ConsumeSAD(ctx context.Context, hash []byte, n int, now time.Time, audit *store.AuditEvent) error {
 	if f.fail.Load() {
-		return store.SAD{}, errors.New("the disk is on fire")
+		return errors.New("the disk is on fire")
 	}
 	return f.Store.ConsumeSAD(ctx, hash, n, now, audit)
 }

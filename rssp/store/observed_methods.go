@@ -131,9 +131,8 @@ func (o *observed) ReplaceSAD(ctx context.Context, old []byte, n int, now time.T
 	return o.check("ReplaceSAD", o.s.ReplaceSAD(ctx, old, n, now, s, audit))
 }
 
-func (o *observed) ConsumeSAD(ctx context.Context, hash []byte, n int, now time.Time, audit *AuditEvent) (SAD, error) {
-	v0, err := o.s.ConsumeSAD(ctx, hash, n, now, audit)
-	return v0, o.check("ConsumeSAD", err)
+func (o *observed) ConsumeSAD(ctx context.Context, hash []byte, n int, now time.Time, audit *AuditEvent) error {
+	return o.check("ConsumeSAD", o.s.ConsumeSAD(ctx, hash, n, now, audit))
 }
 
 func (o *observed) DeleteSAD(ctx context.Context, hash []byte) error {

@@ -262,8 +262,9 @@ type Store interface {
 	// ErrExpired (at now) or ErrExhausted (Remaining < n) leave it unchanged.
 	// A SAD is expired when now is not before ExpiresAt; expiry is reported
 	// before exhaustion. A SAD whose Remaining reaches 0 is deleted (later
-	// calls: ErrNotFound); the returned SAD then has Remaining 0. n must be
-	// >= 1.
+	// calls: ErrNotFound). n must be >= 1. It returns nothing else: the
+	// caller has read the SAD before (SigningState), and a write that
+	// returns no row costs the SQLite store far less than one that does.
 	//
 	// With a non-nil audit, the same atomic step appends *audit to the
 	// audit log exactly as AppendAudit would, so the consumption and its
@@ -272,7 +273,7 @@ type Store interface {
 	// Time). When ConsumeSAD fails, for any reason, neither the SAD nor
 	// the audit log changes and *audit is left as it was. A nil audit
 	// appends nothing.
-	ConsumeSAD(ctx context.Context, hash []byte, n int, now time.Time, audit *AuditEvent) (SAD, error)
+	ConsumeSAD(ctx context.Context, hash []byte, n int, now time.Time, audit *AuditEvent) error
 	// ReplaceSAD takes n signatures from the SAD old exactly as ConsumeSAD
 	// does (same errors; n is normally all it has left, which deletes it),
 	// creates s as CreateSAD does (same errors) and appends *audit (may be

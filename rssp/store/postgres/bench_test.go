@@ -75,7 +75,7 @@ func BenchmarkConsumeSAD(b *testing.B) {
 								e = &store.AuditEvent{Event: "sign", UserID: "u1", CredentialID: "c1", Result: "ok",
 									Hashes: []string{"aGFzaA=="}}
 							}
-							if _, err := d.ConsumeSAD(ctx, sad, 1, time.Now(), e); err != nil {
+							if err := d.ConsumeSAD(ctx, sad, 1, time.Now(), e); err != nil {
 								b.Error(err)
 								return
 							}

@@ -44,7 +44,7 @@ func fillAll(t *testing.T, s store.Full) {
 	must("SAD", s.CreateSAD(ctx, store.SAD{Hash: sum("sad"), CredentialID: "c1", UserID: "u1", HashAlgo: "2.16.840.1.101.3.4.2.1",
 		Hashes: [][]byte{sum("d1"), sum("d2")}, Remaining: 2, ExpiresAt: exp, CreatedAt: t0},
 		&store.AuditEvent{Event: "authorize", UserID: "u1", CredentialID: "c1", Result: "ok"}))
-	_, err := s.ConsumeSAD(ctx, sum("sad"), 1, time.Now(), &store.AuditEvent{Event: "sign", UserID: "u1", CredentialID: "c1",
+	err := s.ConsumeSAD(ctx, sum("sad"), 1, time.Now(), &store.AuditEvent{Event: "sign", UserID: "u1", CredentialID: "c1",
 		ClientAddr: "127.0.0.1:1", Hashes: []string{"ZDE=", ""}, Result: "ok", Detail: "1 signature"})
 	must("consume", err)
 	must("client", s.CreateOAuthClient(ctx, store.OAuthClient{ID: "cl", Name: "App", SecretHash: "$argon2id$s",

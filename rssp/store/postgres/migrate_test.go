@@ -89,7 +89,7 @@ func TestUpgradeFromVersion1(t *testing.T) {
 	if err != nil || c.PINFailures != 2 || c.UserID != "u1" || len(c.CertChain) != 1 {
 		t.Errorf("Credential = %+v, %v", c, err)
 	}
-	if _, err := d.ConsumeSAD(t.Context(), []byte{0xbb}, 1, time.Date(2025, 6, 1, 12, 1, 0, 0, time.UTC),
+	if err := d.ConsumeSAD(t.Context(), []byte{0xbb}, 1, time.Date(2025, 6, 1, 12, 1, 0, 0, time.UTC),
 		&store.AuditEvent{Event: "sign", UserID: "u1", CredentialID: "c1", Result: "ok"}); err != nil {
 		t.Errorf("ConsumeSAD: %v", err)
 	}

@@ -276,7 +276,7 @@ func (d *DB) ReplaceSAD(ctx context.Context, old []byte, n int, now time.Time, s
 		}
 	}
 	err = d.audited(ctx, row, func(ctx context.Context, tx pgx.Tx) error {
-		if _, err := consumeSAD(ctx, tx, old, n, nowN); err != nil {
+		if err := consumeSAD(ctx, tx, old, n, nowN); err != nil {
 			return err
 		}
 		return ins.exec(ctx, tx)
@@ -317,51 +317,49 @@ func (d *DB) DeleteSAD(ctx context.Context, hash []byte) error {
 // SAD left with none is deleted, and the audit row, if any, is appended;
 // when the UPDATE matched nothing a SELECT says why. Without an audit row
 // and with signatures left, the UPDATE is the whole transaction.
-func (d *DB) ConsumeSAD(ctx context.Context, hash []byte, n int, now time.Time, audit *store.AuditEvent) (store.SAD, error) {
+func (d *DB) ConsumeSAD(ctx context.Context, hash []byte, n int, now time.Time, audit *store.AuditEvent) error {
 	if n < 1 {
-		return store.SAD{}, fmt.Errorf("postgres: consume SAD: count %d < 1", n)
+		return fmt.Errorf("postgres: consume SAD: count %d < 1", n)
 	}
 	nowN, err := requiredNanos(now)
 	if err != nil {
-		return store.SAD{}, fmt.Errorf("postgres: consume SAD: now: %w", err)
+		return fmt.Errorf("postgres: consume SAD: now: %w", err)
 	}
 	var row *auditRow
 	if audit != nil {
 		if row, err = d.newAuditRow(*audit); err != nil {
-			return store.SAD{}, fmt.Errorf("postgres: consume SAD: audit: %w", err)
+			return fmt.Errorf("postgres: consume SAD: audit: %w", err)
 		}
 	}
-	var s store.SAD
 	err = d.audited(ctx, row, func(ctx context.Context, tx pgx.Tx) error {
-		var err error
-		s, err = consumeSAD(ctx, tx, hash, n, nowN)
-		return err
+		return consumeSAD(ctx, tx, hash, n, nowN)
 	})
 	if err != nil {
-		return store.SAD{}, fmt.Errorf("postgres: consume SAD: %w", err)
+		return fmt.Errorf("postgres: consume SAD: %w", err)
 	}
 	if row != nil {
 		*audit = row.e
 	}
-	return s, nil
+	return nil
 }
 
 // consumeSAD takes n signatures from the SAD in tx.
-func consumeSAD(ctx context.Context, tx pgx.Tx, hash []byte, n int, now int64) (store.SAD, error) {
-	s, err := scanSAD(tx.QueryRow(ctx, `UPDATE sads SET remaining = remaining - $1
+func consumeSAD(ctx context.Context, tx pgx.Tx, hash []byte, n int, now int64) error {
+	var left int
+	err := tx.QueryRow(ctx, `UPDATE sads SET remaining = remaining - $1
 		WHERE hash = $2 AND remaining >= $1 AND expires_at > $3
-		RETURNING `+sadCols, n, hash, now))
+		RETURNING remaining`, n, hash, now).Scan(&left)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		return store.SAD{}, whyNotConsumed(ctx, tx, hash, n, now)
+		return whyNotConsumed(ctx, tx, hash, n, now)
 	case err != nil:
-		return store.SAD{}, err
-	case s.Remaining == 0:
+		return err
+	case left == 0:
 		if _, err := tx.Exec(ctx, `DELETE FROM sads WHERE hash = $1`, hash); err != nil {
-			return store.SAD{}, fmt.Errorf("deleting used SAD: %w", err)
+			return fmt.Errorf("deleting used SAD: %w", err)
 		}
 	}
-	return s, nil
+	return nil
 }
 
 // whyNotConsumed tells why the conditional UPDATE of ConsumeSAD matched no

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -55,10 +56,42 @@ func (d *DB) newAuditRow(e store.AuditEvent) (*auditRow, error) {
 	return &auditRow{e: e, t: t, hashes: encodeList(e.Hashes)}, nil
 }
 
-// append reads the last row's Seq and Hash, chains r to it and inserts it,
-// in w; it sets r.e's Seq, PrevHash and Hash. The single writer and BEGIN
-// IMMEDIATE make that atomic against other goroutines and other processes.
+// auditHead is the audit log's last row (Seq and Hash) as the last write
+// left it, kept by the writer (DB.head): only a batch's leader uses it.
+type auditHead struct {
+	seq  int64
+	hash []byte
+	ok   bool // seq and hash are known
+}
+
+// append chains r to the log's last row and inserts it, in w; it sets r.e's
+// Seq, PrevHash and Hash. The single writer and BEGIN IMMEDIATE make that
+// atomic against other goroutines and other processes.
+//
+// The last row is the one the previous append left (w.d.head), when known:
+// the INSERT then checks, in the same statement, that it still is the last
+// row, and inserts nothing otherwise (another process appended meanwhile, or
+// a transaction that appended was rolled back). Only then is the last row
+// read, so a signature's audit row costs one statement, not two, and a
+// stale head costs a read, never a broken chain.
 func (r *auditRow) append(w *wtx) error {
+	h := &w.d.head
+	if h.ok {
+		h.ok = false // until the insert succeeds
+		r.chain(h.seq, bytes.Clone(h.hash))
+		res, err := w.exec(stAuditInsertAfter, r.values(h.seq, h.hash)...)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 1 {
+			h.set(r.e)
+			return nil
+		}
+	}
 	var (
 		last int64
 		prev []byte
@@ -70,13 +103,32 @@ func (r *auditRow) append(w *wtx) error {
 	case err != nil:
 		return fmt.Errorf("last row: %w", err)
 	}
+	r.chain(last, prev)
+	if _, err := w.exec(stAuditInsert, r.values()...); err != nil {
+		return err
+	}
+	h.set(r.e)
+	return nil
+}
+
+// chain makes r the row after the one with Seq last and Hash prev.
+func (r *auditRow) chain(last int64, prev []byte) {
 	e := &r.e
 	e.Seq = last + 1
 	e.PrevHash = prev
 	e.Hash = store.AuditHash(prev, *e)
-	_, err = w.exec(stAuditInsert, e.Seq, r.t, e.Event, e.UserID, e.CredentialID, e.ClientAddr, r.hashes, e.Result,
-		e.Detail, e.PrevHash, e.Hash)
-	return err
+}
+
+// values returns the columns of r (auditCols), then more.
+func (r *auditRow) values(more ...any) []any {
+	e := &r.e
+	return append([]any{e.Seq, r.t, e.Event, e.UserID, e.CredentialID, e.ClientAddr, r.hashes, e.Result,
+		e.Detail, e.PrevHash, e.Hash}, more...)
+}
+
+// set records e as the last row.
+func (h *auditHead) set(e store.AuditEvent) {
+	h.seq, h.hash, h.ok = e.Seq, bytes.Clone(e.Hash), true
 }
 
 // AppendAudit implements store.Store, in one write operation.

@@ -145,8 +145,7 @@ func BenchmarkConsumeSAD(b *testing.B) {
 		now := time.Now()
 		h := benchSAD(b, d, now)
 		return func(ctx context.Context) error {
-			_, err := d.ConsumeSAD(ctx, h, 1, now, nil)
-			return err
+			return d.ConsumeSAD(ctx, h, 1, now, nil)
 		}
 	})
 }
@@ -168,8 +167,7 @@ func BenchmarkSignPath(b *testing.B) {
 		h := benchSAD(b, d, now)
 		return func(ctx context.Context) error {
 			e := benchEvent()
-			_, err := d.ConsumeSAD(ctx, h, 1, now, &e)
-			return err
+			return d.ConsumeSAD(ctx, h, 1, now, &e)
 		}
 	})
 }

@@ -121,7 +121,7 @@ func (d *DB) ReplaceSAD(ctx context.Context, old []byte, n int, now time.Time, s
 		}
 	}
 	err = d.write(ctx, func(w *wtx) error {
-		if _, err := consumeSAD(w, old, n, nowN); err != nil {
+		if err := consumeSAD(w, old, n, nowN); err != nil {
 			return err
 		}
 		if err := ins.exec(w); err != nil {
@@ -165,29 +165,27 @@ func (d *DB) DeleteSAD(ctx context.Context, hash []byte) error {
 }
 
 // ConsumeSAD implements store.Store: in one write operation, a conditional
-// UPDATE ... RETURNING takes the signatures, a SAD left with none is
-// deleted, and the audit row, if any, is appended; when the UPDATE matched
-// nothing a SELECT says why. The op fails as a whole, so a failed
-// consumption or a failed audit row leaves both the SAD and the log as they
-// were.
-func (d *DB) ConsumeSAD(ctx context.Context, hash []byte, n int, now time.Time, audit *store.AuditEvent) (store.SAD, error) {
+// UPDATE takes the signatures (a SAD left with none is deleted by the
+// trigger sads_used_up), and the audit row, if any, is appended; when the
+// UPDATE matched nothing a SELECT says why. The op fails as a whole, so a
+// failed consumption or a failed audit row leaves both the SAD and the log
+// as they were.
+func (d *DB) ConsumeSAD(ctx context.Context, hash []byte, n int, now time.Time, audit *store.AuditEvent) error {
 	if n < 1 {
-		return store.SAD{}, fmt.Errorf("sqlite: consume SAD: count %d < 1", n)
+		return fmt.Errorf("sqlite: consume SAD: count %d < 1", n)
 	}
 	nowN, err := requiredNanos(now)
 	if err != nil {
-		return store.SAD{}, fmt.Errorf("sqlite: consume SAD: now: %w", err)
+		return fmt.Errorf("sqlite: consume SAD: now: %w", err)
 	}
 	var row *auditRow
 	if audit != nil {
 		if row, err = d.newAuditRow(*audit); err != nil {
-			return store.SAD{}, fmt.Errorf("sqlite: consume SAD: audit: %w", err)
+			return fmt.Errorf("sqlite: consume SAD: audit: %w", err)
 		}
 	}
-	var s store.SAD
 	err = d.write(ctx, func(w *wtx) error {
-		var err error
-		if s, err = consumeSAD(w, hash, n, nowN); err != nil || row == nil {
+		if err := consumeSAD(w, hash, n, nowN); err != nil || row == nil {
 			return err
 		}
 		if err := row.append(w); err != nil {
@@ -196,28 +194,31 @@ func (d *DB) ConsumeSAD(ctx context.Context, hash []byte, n int, now time.Time, 
 		return nil
 	})
 	if err != nil {
-		return store.SAD{}, fmt.Errorf("sqlite: consume SAD: %w", err)
+		return fmt.Errorf("sqlite: consume SAD: %w", err)
 	}
 	if row != nil {
 		*audit = row.e
 	}
-	return s, nil
+	return nil
 }
 
-// consumeSAD takes n signatures from the SAD in w.
-func consumeSAD(w *wtx, hash []byte, n int, now int64) (store.SAD, error) {
-	s, err := scanSAD(w.queryRow(stSADConsume, n, hash, n, now))
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return store.SAD{}, whyNotConsumed(w, hash, n, now)
-	case err != nil:
-		return store.SAD{}, err
-	case s.Remaining == 0:
-		if _, err := w.exec(stSADDelete, hash); err != nil {
-			return store.SAD{}, fmt.Errorf("deleting used SAD: %w", err)
-		}
+// consumeSAD takes n signatures from the SAD in w. The UPDATE returns no
+// row, so it runs as an exec: a statement that returns rows costs several
+// times more (database/sql's Rows, and a goroutine per query inside a
+// transaction).
+func consumeSAD(w *wtx, hash []byte, n int, now int64) error {
+	res, err := w.exec(stSADConsume, n, hash, now)
+	if err != nil {
+		return err
 	}
-	return s, nil
+	changed, err := res.RowsAffected()
+	switch {
+	case err != nil:
+		return err
+	case changed == 0:
+		return whyNotConsumed(w, hash, n, now)
+	}
+	return nil
 }
 
 // whyNotConsumed tells why the conditional UPDATE of ConsumeSAD matched no

@@ -86,6 +86,9 @@ type DB struct {
 	widle   chan struct{}
 	// Batches and ops run so far, for tests and benchmarks.
 	batches, ops atomic.Int64
+	// head is the audit log's last row as the last write left it (see
+	// auditRow.append); only a batch's leader uses it.
+	head auditHead
 
 	// stmts are the prepared statements (stmts.go), made by Open, closed
 	// by Close.

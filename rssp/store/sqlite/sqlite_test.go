@@ -467,3 +467,57 @@ func TestSynchronous(t *testing.T) {
 		})
 	}
 }
+
+// TestStaleAuditHead: the writer's remembered last audit row (DB.head) may
+// be wrong (another process appended, a transaction was rolled back); the
+// append after it must then find the real last row, never break the chain.
+func TestStaleAuditHead(t *testing.T) {
+	tests := []struct {
+		name string
+		head func(rows []store.AuditEvent) auditHead
+	}{
+		{"ok current", func(rows []store.AuditEvent) auditHead {
+			last := rows[len(rows)-1]
+			return auditHead{seq: last.Seq, hash: last.Hash, ok: true}
+		}},
+		{"ok not the last row", func(rows []store.AuditEvent) auditHead {
+			return auditHead{seq: rows[0].Seq, hash: rows[0].Hash, ok: true}
+		}},
+		{"ok a row rolled back", func(rows []store.AuditEvent) auditHead {
+			return auditHead{seq: rows[len(rows)-1].Seq + 1, hash: make([]byte, 32), ok: true}
+		}},
+		{"ok the last seq with another hash", func(rows []store.AuditEvent) auditHead {
+			return auditHead{seq: rows[len(rows)-1].Seq, hash: rows[0].Hash, ok: true}
+		}},
+		{"ok unknown", func([]store.AuditEvent) auditHead { return auditHead{} }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := openTemp(t)
+			defer d.Close()
+			for range 3 {
+				if _, err := d.AppendAudit(t.Context(), store.AuditEvent{Event: "login", Result: "ok"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rows, err := d.AuditEvents(t.Context(), 0, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.head = tc.head(rows)
+			e, err := d.AppendAudit(t.Context(), store.AuditEvent{Event: "sign", Result: "ok"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.Seq != 4 || !bytes.Equal(e.PrevHash, rows[2].Hash) {
+				t.Errorf("appended row %d after %x, want 4 after %x", e.Seq, e.PrevHash, rows[2].Hash)
+			}
+			if n, err := store.VerifyAudit(t.Context(), d); n != 4 || err != nil {
+				t.Errorf("VerifyAudit = %d, %v; want 4, nil", n, err)
+			}
+			if !d.head.ok || d.head.seq != 4 || !bytes.Equal(d.head.hash, e.Hash) {
+				t.Errorf("head = %+v, want row 4", d.head)
+			}
+		})
+	}
+}

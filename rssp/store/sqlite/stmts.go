@@ -59,6 +59,7 @@ const (
 
 	stAuditLast
 	stAuditInsert
+	stAuditInsertAfter
 	stAuditEvents
 
 	// The writer's savepoints (write.go).
@@ -99,9 +100,9 @@ var stmtSQL = [numStmts]string{
 	stSADInsert: `INSERT INTO sads (` + sadCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 	stSAD:       `SELECT ` + sadCols + ` FROM sads WHERE hash = ?`,
 	stSADDelete: `DELETE FROM sads WHERE hash = ?`,
-	stSADConsume: `UPDATE sads SET remaining = remaining - ?
-		WHERE hash = ? AND remaining >= ? AND expires_at > ?
-		RETURNING ` + sadCols,
+	// A SAD left with no signature is deleted by the trigger sads_used_up.
+	stSADConsume: `UPDATE sads SET remaining = remaining - ?1
+		WHERE hash = ?2 AND remaining >= ?1 AND expires_at > ?3`,
 	stSADState: `SELECT remaining, expires_at FROM sads WHERE hash = ?`,
 	stSADPurge: `DELETE FROM sads WHERE expires_at <= ?`,
 
@@ -122,6 +123,11 @@ var stmtSQL = [numStmts]string{
 
 	stAuditLast:   `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`,
 	stAuditInsert: `INSERT INTO audit (` + auditCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	// The insert after a known last row (seq ?12, hash ?13): it inserts
+	// nothing unless that row is the last one.
+	stAuditInsertAfter: `INSERT INTO audit (` + auditCols + `)
+		SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11
+		WHERE (SELECT max(seq) FROM audit) = ?12 AND (SELECT hash FROM audit WHERE seq = ?12) = ?13`,
 	stAuditEvents: `SELECT ` + auditCols + ` FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`,
 
 	stSavepoint:  `SAVEPOINT op`,

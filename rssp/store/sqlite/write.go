@@ -301,6 +301,7 @@ func (d *DB) runBatch(batch []*writeOp) {
 	defer func() {
 		if r := recover(); r != nil {
 			_ = tx.Rollback()
+			d.head.ok = false
 			for _, op := range batch {
 				op.err = fmt.Errorf("transaction rolled back: a write panicked: %v", r)
 			}
@@ -311,6 +312,7 @@ func (d *DB) runBatch(batch []*writeOp) {
 	// their changes, and ops not yet run do not run.
 	fail := func(err error, from int) {
 		_ = tx.Rollback()
+		d.head.ok = false
 		for _, op := range batch[:from] {
 			if op.err == nil {
 				op.err = fmt.Errorf("transaction rolled back: %w", err)
@@ -331,6 +333,7 @@ func (d *DB) runBatch(batch []*writeOp) {
 		if len(batch) == 1 {
 			if op.err = op.fn(w); op.err != nil {
 				_ = tx.Rollback()
+				d.head.ok = false
 				return
 			}
 			changed = true
@@ -341,6 +344,7 @@ func (d *DB) runBatch(batch []*writeOp) {
 			return
 		}
 		if op.err = op.fn(w); op.err != nil {
+			d.head.ok = false
 			if _, err := w.exec(stRollbackTo); err != nil {
 				fail(err, i+1)
 				return
@@ -358,6 +362,7 @@ func (d *DB) runBatch(batch []*writeOp) {
 		return
 	}
 	if err := tx.Commit(); err != nil {
+		d.head.ok = false
 		for _, op := range batch {
 			if op.err == nil {
 				op.err = fmt.Errorf("commit: %w", err)

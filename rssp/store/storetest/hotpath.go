@@ -103,7 +103,7 @@ func testSigningState(t *testing.T, open func(t *testing.T) store.Store) {
 		if _, _, err := s.RecordPINFailure(ctx, "c1", 1); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.ConsumeSAD(ctx, scal1.Hash, 1, t0, nil); err != nil {
+		if err := s.ConsumeSAD(ctx, scal1.Hash, 1, t0, nil); err != nil {
 			t.Fatal(err)
 		}
 		got, err := s.SigningState(ctx, "c1", scal1.Hash)
