@@ -34,7 +34,7 @@ const (
 // The host program sets how long C_Sign may wait for a person
 // (hostapp: Firefox cannot wait).
 var mod = module.New(module.Options{LoadConfig: loadConfig, NewService: newService, FirstListingWait: 3 * time.Second,
-	SignWait: host.SignWait(), HandshakeLimit: host.HandshakeLimit()})
+	SignWait: host.SignWait(), HandshakeLimit: host.HandshakeLimit(), RemoteOnCaller: remoteOnCaller})
 
 var host = hostapp.Current()
 

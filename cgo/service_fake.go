@@ -48,6 +48,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/csctoken/csctoken/cscclient"
 	"github.com/csctoken/csctoken/module"
 	"github.com/csctoken/csctoken/module/config"
 	"github.com/csctoken/csctoken/module/fakeservice"
@@ -67,6 +68,10 @@ var loadConfig = func() (*config.Config, error) {
 		ListTimeout:    config.DefaultListTimeout,
 	}}}, nil
 }
+
+// remoteOnCaller is as in the real library, so that C_Sign takes the
+// same path.
+const remoteOnCaller = cscclient.CallerIOSupported
 
 var newService = func(svc config.Service, log *slog.Logger) (module.Service, error) {
 	pin := os.Getenv("CSCTOKEN_FAKE_PIN")

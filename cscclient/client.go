@@ -35,6 +35,7 @@ type Client struct {
 	plain   *http.Client // no token, no redirects: HTTPClient
 	log     *slog.Logger
 	maxBody int64
+	timeout time.Duration // of one attempt
 	retry   RetryPolicy
 	ua      string
 	source  atomic.Pointer[sourceBox]
@@ -79,6 +80,7 @@ func (s clientSource) Invalidate(access string) {
 // call moves to another node.
 func New(baseURL string, opts ...Option) (*Client, error) {
 	var cfg config
+	cfg.callerIO = testCallerIO
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -136,9 +138,12 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
+	c.timeout = timeout
+	// No Timeout here: attempt bounds each attempt with its context.
+	// http.Client enforces its own Timeout over a RoundTripper of another
+	// package (the token's Transport) with a goroutine per request.
 	c.hc = &http.Client{
 		Transport:     &Transport{Source: clientSource{c}, Base: base, Origin: u, Origins: c.nodeURLs()},
-		Timeout:       timeout,
 		CheckRedirect: c.checkRedirect,
 	}
 	c.plain = &http.Client{
@@ -421,6 +426,8 @@ func (cl *Client) attempt(ctx context.Context, c call, target string, body []byt
 	} else {
 		rd = bytes.NewReader(body)
 	}
+	ctx, cancel := context.WithTimeout(ctx, cl.timeout)
+	defer cancel()
 	note := &authNote{}
 	rctx := context.WithValue(ctx, keyAuthNote, note)
 	var wrote atomic.Bool // the request's headers went out: it may have arrived

@@ -80,6 +80,7 @@ type config struct {
 	userAgent    string
 	tokenSource  TokenSource
 	insecureHTTP bool
+	callerIO     bool
 	transport    http.RoundTripper // tests only
 
 	failover       []string

@@ -102,13 +102,23 @@ func newTransport(cfg *config) (transport, error) {
 		}
 	}
 	if !withSystem {
-		return httpTransport(cfg, roots), nil
+		return roundTripper(cfg, roots), nil
 	}
 	caFile := cfg.caFile
 	return &lazyRoots{
-		primary:  httpTransport(cfg, roots),
-		fallback: func() *http.Transport { return httpTransport(cfg, systemPlus(roots, caFile)) },
+		primary:  roundTripper(cfg, roots),
+		fallback: func() transport { return roundTripper(cfg, systemPlus(roots, caFile)) },
 	}, nil
+}
+
+// roundTripper is httpTransport, or with WithCallerIO where it works the
+// callerTransport over it (which sends it only proxied requests).
+func roundTripper(cfg *config, roots *x509.CertPool) transport {
+	ht, dialer := httpTransport(cfg, roots)
+	if cfg.callerIO && CallerIOSupported {
+		return newCallerTransport(ht, dialer)
+	}
+	return ht
 }
 
 // transport is what a Client keeps of its transport.
@@ -117,7 +127,7 @@ type transport interface {
 	CloseIdleConnections()
 }
 
-func httpTransport(cfg *config, roots *x509.CertPool) *http.Transport {
+func httpTransport(cfg *config, roots *x509.CertPool) (*http.Transport, *net.Dialer) {
 	tlsConf := &tls.Config{
 		MinVersion:         tls.VersionTLS12,
 		RootCAs:            roots,
@@ -148,7 +158,7 @@ func httpTransport(cfg *config, roots *x509.CertPool) *http.Transport {
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	return &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
+		Proxy:                 proxyFunc,
 		DialContext:           dialer.DialContext,
 		TLSClientConfig:       tlsConf,
 		Protocols:             &protocols,
@@ -157,8 +167,11 @@ func httpTransport(cfg *config, roots *x509.CertPool) *http.Transport {
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
-	}
+	}, dialer
 }
+
+// proxyFunc is the proxy of every transport (tests swap it).
+var proxyFunc = http.ProxyFromEnvironment
 
 // lazyRoots is the transport of a client whose trust is the system roots
 // plus a CA file (the config's ca_file). Loading the system roots costs
@@ -173,17 +186,17 @@ func httpTransport(cfg *config, roots *x509.CertPool) *http.Transport {
 // as the handshake failed. A host that needed the fallback keeps using it.
 // The set of servers trusted is exactly that of the union of the roots.
 type lazyRoots struct {
-	primary  *http.Transport
-	fallback func() *http.Transport
+	primary  transport
+	fallback func() transport
 
 	mu sync.Mutex
-	fb *http.Transport // built at the first need
+	fb transport // built at the first need
 	// system holds the hosts (host:port) that verified only with the
 	// system roots.
 	system sync.Map
 }
 
-func (l *lazyRoots) fallbackTransport() *http.Transport {
+func (l *lazyRoots) fallbackTransport() transport {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.fb == nil {

@@ -103,7 +103,7 @@ func TestCAFileFirst(t *testing.T) {
 	srv := tlsServer(t, cert, nil)
 	c := mustClient(t, srv.URL+"/csc/v2", WithCAFile(writePEM(t, cert)))
 	l := lazy(t, c)
-	l.fallback = func() *http.Transport { t.Error("system roots loaded"); return httpTransport(&config{}, nil) }
+	l.fallback = func() transport { t.Error("system roots loaded"); return roundTripper(&config{}, nil) }
 	for range 3 {
 		if _, err := c.Info(testCtx(t), nil); err != nil {
 			t.Fatal(err)
@@ -116,7 +116,7 @@ func TestCAFileFirst(t *testing.T) {
 	pool := x509.NewCertPool()
 	pool.AddCert(cert.Leaf)
 	c2 := mustClient(t, srv.URL+"/csc/v2", WithRootCAs(pool), WithCAFile(writePEM(t, cert)))
-	if _, ok := c2.tr.(*http.Transport); !ok {
+	if _, ok := c2.tr.(*lazyRoots); ok {
 		t.Fatalf("transport %T with WithRootCAs", c2.tr)
 	}
 }
@@ -136,7 +136,7 @@ func TestSystemRootsFallback(t *testing.T) {
 	system := x509.NewCertPool()
 	system.AddCert(cert.Leaf)
 	built := 0
-	l.fallback = func() *http.Transport { built++; return httpTransport(&config{}, system) }
+	l.fallback = func() transport { built++; return roundTripper(&config{}, system) }
 	if err := callSignHash.run(testCtx(t), c); err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func TestSystemRootsFallback(t *testing.T) {
 	// Trusted by neither: the TLS error.
 	c3 := mustClient(t, srv.URL+"/csc/v2", WithCAFile(writePEM(t, other)))
 	fastRetry(c3)
-	lazy(t, c3).fallback = func() *http.Transport { return httpTransport(&config{}, x509.NewCertPool()) }
+	lazy(t, c3).fallback = func() transport { return roundTripper(&config{}, x509.NewCertPool()) }
 	if _, err := c3.Info(testCtx(t), nil); !errors.Is(err, ErrTLS) {
 		t.Fatalf("untrusted: err = %v, want ErrTLS", err)
 	}
@@ -164,9 +164,9 @@ func TestSystemRootsFallback(t *testing.T) {
 	c4 := mustClient(t, srv2.URL+"/csc/v2", WithCAFile(writePEM(t, named)))
 	fastRetry(c4)
 	l4 := lazy(t, c4)
-	l4.fallback = func() *http.Transport {
+	l4.fallback = func() transport {
 		t.Error("fallback after a host name mismatch")
-		return httpTransport(&config{}, nil)
+		return roundTripper(&config{}, nil)
 	}
 	if _, err := c4.Info(testCtx(t), nil); !errors.Is(err, ErrTLS) {
 		t.Fatalf("host name mismatch: err = %v, want ErrTLS", err)

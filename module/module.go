@@ -123,6 +123,11 @@ type Options struct {
 	// NoBackgroundRefresh disables the listing refresh at Initialize and
 	// the TTL-driven ones (tests, the CLI); Login then lists every time.
 	NoBackgroundRefresh bool
+	// RemoteOnCaller runs the remote part of C_Sign on the calling
+	// goroutine rather than on a worker goroutine: for services whose
+	// client does its I/O on the calling goroutine without hand-offs
+	// (cscclient.WithCallerIO), which the C library sets where that works.
+	RemoteOnCaller bool
 }
 
 // InitArgs is CK_C_INITIALIZE_ARGS as Go values. The zero value stands for

@@ -244,16 +244,23 @@ func (m *Module) sign(h SessionHandle, data, out []byte, final bool) (int, error
 		return n, err
 	}
 
-	// The remote part runs on another goroutine. A host thread that
-	// called in through cgo has its goroutine locked to it: each time that
-	// goroutine blocks (an HTTP round trip blocks it several times), the
-	// runtime hands its P to another thread and back, with futex wake-ups.
-	// Waiting once here leaves one such handoff per signature (measured:
-	// ~12% less host CPU at 16 threads through the .so). That goroutine is
-	// a worker of signWorkers, whose stack has already grown to what TLS
-	// and HTTP need, rather than a new one per signature.
+	// Where the service's client does its I/O on the calling goroutine
+	// (the library on Linux: cscclient.WithCallerIO), the remote part runs
+	// here, on the host's thread. Elsewhere it runs on another goroutine:
+	// a host thread that called in through cgo has its goroutine locked to
+	// it, and each time that goroutine blocks (net/http's round trip
+	// blocks it several times) the runtime hands its P to another thread
+	// and back, with futex wake-ups; waiting once here leaves one such
+	// hand-off per signature (measured: ~12% less host CPU at 16 threads
+	// through the .so). That goroutine is a worker of signWorkers, whose
+	// stack has already grown to what TLS and HTTP need, rather than a new
+	// one per signature.
 	var sig []byte
-	signWorkers.Run(func() { sig, err = m.safeRemoteSign(st, s, op, job) })
+	if m.opts.RemoteOnCaller {
+		sig, err = m.safeRemoteSign(st, s, op, job)
+	} else {
+		signWorkers.Run(func() { sig, err = m.safeRemoteSign(st, s, op, job) })
+	}
 	if errors.Is(err, ErrNotLoggedIn) && !s.tok.browserMode() {
 		// The service token expired and cannot be refreshed: log the
 		// token out so the program's next C_Login authenticates again.

@@ -1,0 +1,177 @@
+package cscclient
+
+import (
+	"crypto/x509"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// callerIOEnv runs the package's tests with WithCallerIO on every Client.
+const callerIOEnv = "CSCCLIENT_TEST_CALLER_IO"
+
+func init() {
+	testCallerIO = os.Getenv(callerIOEnv) == "1"
+}
+
+// TestCallerIO runs every other test of the package again with
+// WithCallerIO, in a child process: the caller-I/O transport must keep
+// every behaviour of net/http's (retries, failover, TLS, limits, errors).
+func TestCallerIO(t *testing.T) {
+	if testCallerIO {
+		t.Skip("this is the run with caller I/O")
+	}
+	if !CallerIOSupported {
+		t.Skipf("no caller I/O on %s", runtime.GOOS)
+	}
+	if testing.Short() {
+		t.Skip("short")
+	}
+	args := []string{"-test.run", "^Test", "-test.timeout", "5m"}
+	if testing.Verbose() {
+		args = append(args, "-test.v")
+	}
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), callerIOEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("tests with caller I/O: %v\n%s", err, out)
+	}
+}
+
+// callerClient is a Client with WithCallerIO (skipped where it does
+// nothing).
+func callerClient(t *testing.T, url string, opts ...Option) *Client {
+	t.Helper()
+	if !CallerIOSupported {
+		t.Skipf("no caller I/O on %s", runtime.GOOS)
+	}
+	c := mustClient(t, url, append(opts, WithCallerIO())...)
+	if _, ok := c.tr.(*callerTransport); !ok {
+		t.Fatalf("transport %T, want *callerTransport", c.tr)
+	}
+	return c
+}
+
+// TestCallerIOKeepAlive: sequential calls share one connection; one the
+// server closed while idle is noticed and replaced, so that even signHash,
+// which is never sent twice after it may have arrived, succeeds.
+func TestCallerIOKeepAlive(t *testing.T) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, callSignHash.goodBody())
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Config.IdleTimeout = 100 * time.Millisecond
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	c := callerClient(t, srv.URL+"/csc/v2", WithRootCAs(pool), WithTokenSource(StaticToken("AT")), WithRetry(RetryPolicy{MaxAttempts: 1}))
+	ctx := testCtx(t)
+	for i := range 10 {
+		if err := callSignHash.run(ctx, c); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("%d connections for 10 sequential calls, want 1", n)
+	}
+	time.Sleep(300 * time.Millisecond) // the server closes the idle connection
+	if err := callSignHash.run(ctx, c); err != nil {
+		t.Fatalf("after the server closed the idle connection: %v", err)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Fatalf("%d connections, want 2", n)
+	}
+}
+
+// TestCallerIOLimits: an answer whose header never ends is cut at
+// maxResponseHeader; a server that never answers is cut at the timeout.
+func TestCallerIOLimits(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	hang := make(chan struct{})
+	t.Cleanup(func() { close(hang) })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				buf := make([]byte, 4096)
+				n, _ := conn.Read(buf)
+				if strings.Contains(string(buf[:n]), "credentials/list") {
+					<-hang
+					return
+				}
+				io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+				line := "X-Filler: " + strings.Repeat("a", 1000) + "\r\n"
+				for range 2 * maxResponseHeader / len(line) {
+					if _, err := io.WriteString(conn, line); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	c := callerClient(t, "http://"+ln.Addr().String()+"/csc/v2", WithTokenSource(StaticToken("AT")),
+		WithRetry(RetryPolicy{MaxAttempts: 1}), WithTimeout(300*time.Millisecond))
+	ctx := testCtx(t)
+	if err := callSignHash.run(ctx, c); !errors.Is(err, ErrResponseTooLarge) {
+		t.Fatalf("endless header: err = %v, want ErrResponseTooLarge", err)
+	}
+	start := time.Now()
+	if err := callList.run(ctx, c); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("no answer: err = %v, want ErrTimeout", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("no answer: took %v", d)
+	}
+}
+
+// TestCallerIOProxy: a request for which the environment names a proxy
+// goes through net/http's Transport and that proxy.
+func TestCallerIOProxy(t *testing.T) {
+	var proxied atomic.Int32
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Host == "" {
+			t.Errorf("proxy got %s, not an absolute URL", r.URL)
+		}
+		proxied.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, callSignHash.goodBody())
+	}))
+	t.Cleanup(proxy.Close)
+	pu, _ := url.Parse(proxy.URL)
+	old := proxyFunc
+	proxyFunc = func(*http.Request) (*url.URL, error) { return pu, nil }
+	t.Cleanup(func() { proxyFunc = old })
+	c := callerClient(t, "http://127.0.0.1:1/csc/v2", WithTokenSource(StaticToken("AT")))
+	if err := callSignHash.run(testCtx(t), c); err != nil {
+		t.Fatal(err)
+	}
+	if proxied.Load() != 1 {
+		t.Fatalf("%d requests through the proxy, want 1", proxied.Load())
+	}
+}
