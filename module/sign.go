@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"runtime"
 	"slices"
+	"sync/atomic"
+	"time"
 
 	"github.com/csctoken/csctoken/internal/workers"
 	"github.com/csctoken/csctoken/module/ck"
@@ -257,6 +260,7 @@ func (m *Module) sign(h SessionHandle, data, out []byte, final bool) (int, error
 	// one per signature.
 	var sig []byte
 	if m.opts.RemoteOnCaller {
+		yieldNowAndThen()
 		sig, err = m.safeRemoteSign(st, s, op, job)
 	} else {
 		signWorkers.Run(func() { sig, err = m.safeRemoteSign(st, s, op, job) })
@@ -409,4 +413,34 @@ func (op *signOp) prepare(data []byte, final bool) (signJob, error) {
 		j.params = objects.PSSParamsDER(op.pss.hash, op.pss.mgf, op.pss.saltLen)
 	}
 	return j, nil
+}
+
+// yieldEvery is how often yieldNowAndThen yields: under the 10 ms after
+// which the runtime's sysmon preempts a goroutine whose P has not been
+// scheduled (forcePreemptNS in runtime/proc.go).
+const yieldEvery = 8 * time.Millisecond
+
+// lastYield is when yieldNowAndThen last yielded, in nanoseconds since
+// yieldEpoch (a monotonic clock).
+var (
+	lastYield  atomic.Int64
+	yieldEpoch = time.Now()
+)
+
+// yieldNowAndThen lets the scheduler run about once every yieldEvery,
+// before a remote call made on the host's thread (Options.RemoteOnCaller).
+// Such a thread enters and leaves Go, and waits in system calls, without
+// its goroutine ever being scheduled, so the scheduling tick of its P
+// never moves. After 10 ms of that, sysmon takes it for a goroutine that
+// runs too long: it signals the host's thread (SIGURG, which may also
+// interrupt the host's own system calls), takes its P away, and polls
+// every 20 µs for the next millisecond; over and over. perf of the bench's
+// C host at one session: sysmon ~18% of the host's CPU. One yield (the
+// thread's P handed over and back, tens of µs) every 8 ms moves the tick
+// first: sysmon ~3%, the yields ~4%.
+func yieldNowAndThen() {
+	now := int64(time.Since(yieldEpoch))
+	if last := lastYield.Load(); now-last >= int64(yieldEvery) && lastYield.CompareAndSwap(last, now) {
+		runtime.Gosched()
+	}
 }
