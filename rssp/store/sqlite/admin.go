@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 
 	"github.com/csctoken/csctoken/rssp/store"
@@ -44,7 +43,7 @@ func (d *DB) SetUserPassword(ctx context.Context, id, passwordHash string) error
 
 // changeUser runs one UPDATE of a user and deletes the user's tokens.
 func (d *DB) changeUser(ctx context.Context, what, id, query string, args ...any) error {
-	err := d.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := d.writeTx(ctx, func(ctx context.Context, tx txn) error {
 		res, err := tx.ExecContext(ctx, query, args...)
 		if err != nil {
 			return err
@@ -71,7 +70,7 @@ func notFoundIf(err error) error {
 
 // DeleteUser implements store.Store.
 func (d *DB) DeleteUser(ctx context.Context, id string) error {
-	err := d.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := d.writeTx(ctx, func(ctx context.Context, tx txn) error {
 		var creds, clients int
 		if err := tx.QueryRowContext(ctx, `SELECT
 			(SELECT count(*) FROM credentials WHERE user_id = ?1),
@@ -111,7 +110,7 @@ func (d *DB) DeleteUser(ctx context.Context, id string) error {
 
 // DeleteCredential implements store.Store.
 func (d *DB) DeleteCredential(ctx context.Context, id string) error {
-	err := d.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := d.writeTx(ctx, func(ctx context.Context, tx txn) error {
 		for _, q := range []string{
 			`DELETE FROM sads WHERE credential_id = ?`,
 			`DELETE FROM oauth_codes WHERE credential_id = ?`,

@@ -28,7 +28,7 @@ func (d *DB) TryFactorLock(ctx context.Context, id, holder string, now, until ti
 		return store.Credential{}, fmt.Errorf("sqlite: factor lock: until: %w", err)
 	}
 	var c store.Credential
-	err = d.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err = d.writeTx(ctx, func(ctx context.Context, tx txn) error {
 		var err error
 		c, err = scanCredential(tx.QueryRowContext(ctx, `UPDATE credentials SET factor_holder = ?1, factor_until = ?2
 			WHERE id = ?3 AND (factor_holder = '' OR factor_until <= ?4 OR factor_holder = ?1)
@@ -73,7 +73,7 @@ func (d *DB) ReleaseAllFactorLocks(ctx context.Context) (int64, error) {
 
 // UseTOTPStep implements store.Store.
 func (d *DB) UseTOTPStep(ctx context.Context, id string, step int64) error {
-	err := d.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := d.writeTx(ctx, func(ctx context.Context, tx txn) error {
 		res, err := tx.ExecContext(ctx, `UPDATE credentials SET totp_step = ?1 WHERE id = ?2 AND (totp_step IS NULL OR totp_step < ?1)`,
 			step, id)
 		if err != nil {

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -34,8 +33,8 @@ func waitQueued(t *testing.T, d *DB, n int) {
 }
 
 // insertOp is a write that inserts the user id, counting its runs in runs.
-func insertOp(id string, runs *atomic.Int32) func(ctx context.Context, tx *sql.Tx) error {
-	return func(ctx context.Context, tx *sql.Tx) error {
+func insertOp(id string, runs *atomic.Int32) func(ctx context.Context, tx txn) error {
+	return func(ctx context.Context, tx txn) error {
 		runs.Add(1)
 		_, err := tx.ExecContext(ctx, `INSERT INTO users (id, name, password_hash) VALUES (?, ?, '')`, id, id)
 		return err
@@ -168,7 +167,7 @@ func TestCancelledLeaderFinishesBatch(t *testing.T) {
 				if !tt.beforeTurn {
 					ctx = dctx
 				}
-				leaderErr <- d.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+				leaderErr <- d.writeTx(ctx, func(ctx context.Context, tx txn) error {
 					cancel()
 					return insertOp("leader", &leaderRuns)(ctx, tx)
 				})
@@ -179,7 +178,7 @@ func TestCancelledLeaderFinishesBatch(t *testing.T) {
 			var wg sync.WaitGroup
 			for i := range others {
 				wg.Go(func() {
-					otherErrs[i] = d.writeTx(t.Context(), func(ctx context.Context, tx *sql.Tx) error {
+					otherErrs[i] = d.writeTx(t.Context(), func(ctx context.Context, tx txn) error {
 						if !tt.beforeTurn && dctx.Err() == nil {
 							return errors.New("ran before the leader's op, or the leader's context is not cancelled")
 						}
@@ -262,17 +261,17 @@ func TestBatchFailingOps(t *testing.T) {
 	var panicRuns atomic.Int32
 	ops := []struct {
 		name    string
-		fn      func(ctx context.Context, tx *sql.Tx) error
+		fn      func(ctx context.Context, tx txn) error
 		wantErr string // "" for none
 	}{
 		{name: "ok1", fn: insertOp("ok1", new(atomic.Int32))},
-		{name: "error", fn: func(ctx context.Context, tx *sql.Tx) error {
+		{name: "error", fn: func(ctx context.Context, tx txn) error {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO users (id, name, password_hash) VALUES ('e', 'e', '')`); err != nil {
 				return err
 			}
 			return boom // after a change, which its savepoint undoes
 		}, wantErr: "boom"},
-		{name: "bad SQL", fn: func(ctx context.Context, tx *sql.Tx) error {
+		{name: "bad SQL", fn: func(ctx context.Context, tx txn) error {
 			_, err := tx.ExecContext(ctx, `INSERT INTO no_such_table VALUES (1)`)
 			return err
 		}, wantErr: "no_such_table"},
@@ -317,7 +316,7 @@ func TestBatchFailingOps(t *testing.T) {
 		waitQueued(t, d, 1)
 		var panicErr error
 		wg.Go(func() {
-			panicErr = d.writeTx(t.Context(), func(context.Context, *sql.Tx) error {
+			panicErr = d.writeTx(t.Context(), func(context.Context, txn) error {
 				panicRuns.Add(1)
 				panic("op panics")
 			})

@@ -20,7 +20,7 @@ var _ store.OAuthStore = (*DB)(nil)
 func (d *DB) oauthExec(ctx context.Context, query string, args ...any) (int64, error) {
 	var n int64
 	err := d.write(ctx, func(w *wtx) error {
-		res, err := w.tx.ExecContext(context.Background(), query, args...)
+		res, err := w.c.conn.ExecContext(context.Background(), query, args...)
 		if err != nil {
 			return err
 		}
@@ -150,7 +150,7 @@ func (d *DB) TakeOAuthRequest(ctx context.Context, hash []byte, now time.Time) (
 	}
 	var r store.OAuthRequest
 	err = d.write(ctx, func(w *wtx) error {
-		ctx, tx := context.Background(), w.tx
+		ctx, tx := context.Background(), w.c.conn
 		var err error
 		r, err = scanRequest(tx.QueryRowContext(ctx, `DELETE FROM oauth_requests WHERE hash = ? RETURNING `+requestCols, hash))
 		return notFound(err)
@@ -232,7 +232,7 @@ func (d *DB) ConsumeOAuthCode(ctx context.Context, hash, tokenHash []byte, now t
 	var c store.OAuthCode
 	var why error
 	err = d.write(ctx, func(w *wtx) error {
-		ctx, tx := context.Background(), w.tx
+		ctx, tx := context.Background(), w.c.conn
 		var err error
 		c, err = scanCode(tx.QueryRowContext(ctx, `UPDATE oauth_codes SET used = 1, token_hash = ?
 			WHERE hash = ? AND used = 0 AND expires_at > ? RETURNING `+codeCols, tokenHash, hash, nowN))
@@ -374,7 +374,7 @@ func (d *DB) PurgeOAuth(ctx context.Context, now time.Time) error {
 		return fmt.Errorf("sqlite: purge OAuth: %w", err)
 	}
 	err = d.write(ctx, func(w *wtx) error {
-		ctx, tx := context.Background(), w.tx
+		ctx, tx := context.Background(), w.c.conn
 		for _, table := range []string{"oauth_requests", "oauth_codes", "oauth_sessions", "oauth_credential_tokens"} {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE expires_at <= ?`, n); err != nil {
 				return fmt.Errorf("%s: %w", table, err)

@@ -79,7 +79,7 @@ func (d *DB) DecidePending(ctx context.Context, approvalHash []byte, dec store.D
 	if err != nil {
 		return err
 	}
-	err = d.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err = d.writeTx(ctx, func(ctx context.Context, tx txn) error {
 		var exp int64
 		var cur string
 		err := tx.QueryRowContext(ctx, `SELECT decision, expires_at FROM pending_auth WHERE approval_hash = ?`, approvalHash).Scan(&cur, &exp)
@@ -112,7 +112,7 @@ func (d *DB) TakePending(ctx context.Context, handleHash []byte, userID string, 
 		p       store.PendingAuth
 		expired bool
 	)
-	err = d.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err = d.writeTx(ctx, func(ctx context.Context, tx txn) error {
 		var err error
 		p, err = scanPending(tx.QueryRowContext(ctx, `SELECT `+pendingCols+` FROM pending_auth WHERE handle_hash = ?`, handleHash))
 		if err != nil {
@@ -243,7 +243,7 @@ func (d *DB) PurgePending(ctx context.Context, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	return d.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return d.writeTx(ctx, func(ctx context.Context, tx txn) error {
 		for _, q := range []string{
 			`DELETE FROM pending_auth WHERE expires_at <= ?`,
 			`DELETE FROM challenges WHERE expires_at <= ?`,

@@ -89,6 +89,11 @@ type DB struct {
 	// head is the audit log's last row as the last write left it (see
 	// auditRow.append); only a batch's leader uses it.
 	head auditHead
+	// wconn is the connection the write transactions run on (runBatch),
+	// taken from the pool at Open; nil after it broke, until the next
+	// batch takes another. Only a batch's leader uses it, and Close once
+	// the writes have ended.
+	wconn *writeConn
 
 	// stmts are the prepared statements (stmts.go), made by Open, closed
 	// by Close.
@@ -241,7 +246,16 @@ func (d *DB) init(ctx context.Context, o options) error {
 	if err := d.migrate(ctx); err != nil {
 		return err
 	}
-	return d.prepare(ctx)
+	if err := d.prepare(ctx); err != nil {
+		return err
+	}
+	wc, err := d.newWriteConn(ctx)
+	if err != nil {
+		_ = d.closeStmts()
+		return fmt.Errorf("writer's connection: %w", err)
+	}
+	d.wconn = wc
+	return nil
 }
 
 // migration is one embedded schema file.
@@ -345,7 +359,11 @@ func (d *DB) Close() error {
 	d.closeOnce.Do(func() {
 		close(d.closing)
 		d.closeWrites()
-		if err := errors.Join(d.closeStmts(), d.db.Close()); err != nil {
+		var errs []error
+		if d.wconn != nil {
+			errs = append(errs, d.wconn.close())
+		}
+		if err := errors.Join(append(errs, d.closeStmts(), d.db.Close())...); err != nil {
 			d.closeErr = fmt.Errorf("sqlite: close: %w", err)
 		}
 	})

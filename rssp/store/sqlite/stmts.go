@@ -14,8 +14,10 @@ import (
 // runs more than once is prepared at Open, as a *sql.Stmt of the pool:
 // database/sql prepares it on each connection the first time it runs there
 // and keeps it, so a statement is parsed once per connection, not once per
-// call. The writer runs them in its transaction through Tx.StmtContext,
-// which reuses the connection's prepared statement (see wtx).
+// call. The writer has a connection of its own (writeConn), on which it
+// prepares them again, and runs its transactions there with BEGIN
+// IMMEDIATE and COMMIT as statements of their own: a database/sql Tx
+// would start a goroutine per transaction, and one per query in it.
 
 // stmtID names a prepared statement.
 type stmtID int
@@ -62,7 +64,10 @@ const (
 	stAuditInsertAfter
 	stAuditEvents
 
-	// The writer's savepoints (write.go).
+	// The writer's transactions and savepoints (write.go).
+	stBegin
+	stCommit
+	stRollback
 	stSavepoint
 	stRollbackTo
 	stRelease
@@ -130,6 +135,9 @@ var stmtSQL = [numStmts]string{
 		WHERE (SELECT max(seq) FROM audit) = ?12 AND (SELECT hash FROM audit WHERE seq = ?12) = ?13`,
 	stAuditEvents: `SELECT ` + auditCols + ` FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`,
 
+	stBegin:      `BEGIN IMMEDIATE`,
+	stCommit:     `COMMIT`,
+	stRollback:   `ROLLBACK`,
 	stSavepoint:  `SAVEPOINT op`,
 	stRollbackTo: `ROLLBACK TO op`,
 	stRelease:    `RELEASE op`,
@@ -176,31 +184,62 @@ func get[T any](ctx context.Context, d *DB, id stmtID, scan func(scanner) (T, er
 	return scan(d.stmts[id].QueryRowContext(context.WithoutCancel(ctx), args...))
 }
 
-// wtx is the write transaction an op of the writer runs in (write.go).
-type wtx struct {
-	tx *sql.Tx
-	d  *DB
-	// stmts holds the prepared statements bound to tx, made on first use.
+// txn is what an op's own SQL runs on (writeTx): the writer's connection,
+// inside the batch's transaction.
+type txn interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// writeConn is the connection every write transaction runs on, with the
+// prepared statements bound to it (write.go).
+type writeConn struct {
+	conn  *sql.Conn
 	stmts [numStmts]*sql.Stmt
 }
 
-// stmt returns prepared statement id bound to the transaction. Its driver
-// statement is the one prepared on the transaction's connection, so only
-// the first use on a connection parses it.
-func (w *wtx) stmt(id stmtID) *sql.Stmt {
-	if w.stmts[id] == nil {
-		w.stmts[id] = w.tx.StmtContext(context.Background(), w.d.stmts[id])
+// newWriteConn takes a connection of the pool for the writer and prepares
+// every statement on it.
+func (d *DB) newWriteConn(ctx context.Context) (*writeConn, error) {
+	c, err := d.db.Conn(ctx)
+	if err != nil {
+		return nil, err
 	}
-	return w.stmts[id]
+	wc := &writeConn{conn: c}
+	for id, q := range stmtSQL {
+		if wc.stmts[id], err = c.PrepareContext(ctx, q); err != nil {
+			_ = wc.close()
+			return nil, fmt.Errorf("preparing statement %d: %w", id, err)
+		}
+	}
+	return wc, nil
+}
+
+// close closes the statements and gives the connection back to the pool.
+func (wc *writeConn) close() error {
+	var errs []error
+	for _, st := range wc.stmts {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	return errors.Join(append(errs, wc.conn.Close())...)
+}
+
+// wtx is the write transaction an op of the writer runs in (write.go).
+type wtx struct {
+	c *writeConn
+	d *DB
 }
 
 // exec runs prepared statement id in the transaction. Statements run under
 // a context that is not cancelled (see writeOp).
 func (w *wtx) exec(id stmtID, args ...any) (sql.Result, error) {
-	return w.stmt(id).ExecContext(context.Background(), args...)
+	return w.c.stmts[id].ExecContext(context.Background(), args...)
 }
 
 // queryRow runs prepared statement id in the transaction for one row.
 func (w *wtx) queryRow(id stmtID, args ...any) *sql.Row {
-	return w.stmt(id).QueryRowContext(context.Background(), args...)
+	return w.c.stmts[id].QueryRowContext(context.Background(), args...)
 }

@@ -82,7 +82,7 @@ func (d *DB) UserByExternalSubject(ctx context.Context, sub string) (store.User,
 
 // SetUserExternalSubject implements store.Store.
 func (d *DB) SetUserExternalSubject(ctx context.Context, id, sub string) error {
-	err := d.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := d.writeTx(ctx, func(ctx context.Context, tx txn) error {
 		res, err := tx.ExecContext(ctx, `UPDATE users SET external_subject = ? WHERE id = ?`, nullString(sub), id)
 		if isTaken(err) {
 			return store.ErrExists

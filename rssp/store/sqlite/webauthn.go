@@ -105,7 +105,7 @@ func (d *DB) UseWebAuthnKey(ctx context.Context, id []byte, count uint32, at tim
 	if err != nil {
 		return fmt.Errorf("sqlite: use security key: %w", err)
 	}
-	err = d.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err = d.writeTx(ctx, func(ctx context.Context, tx txn) error {
 		res, err := tx.ExecContext(ctx, `UPDATE webauthn_keys SET sign_count = ?1, last_used_at = ?2
 			WHERE id = ?3 AND (sign_count < ?1 OR (sign_count = 0 AND ?1 = 0))`, int64(count), used, id)
 		if err != nil {
@@ -156,7 +156,7 @@ func (d *DB) SetOAuthSessionCeremony(ctx context.Context, sessionHash, ceremony 
 // TakeOAuthSessionCeremony implements store.WebAuthnStore.
 func (d *DB) TakeOAuthSessionCeremony(ctx context.Context, sessionHash []byte) ([]byte, error) {
 	var c []byte
-	err := d.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := d.writeTx(ctx, func(ctx context.Context, tx txn) error {
 		if err := tx.QueryRowContext(ctx, `SELECT ceremony FROM oauth_sessions WHERE hash = ? AND ceremony IS NOT NULL`,
 			sessionHash).Scan(&c); err != nil {
 			return notFound(err)

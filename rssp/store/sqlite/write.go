@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"slices"
@@ -65,7 +66,7 @@ const (
 
 // write runs fn in a write transaction (see above) and returns its error
 // or the transaction's. fn must run its statements through w: prepared
-// ones with w.exec and w.queryRow, others on w.tx under a context that is
+// ones with w.exec and w.queryRow, others on w.c.conn under a context that is
 // not cancelled. ctx bounds the wait in the queue; once a batch has taken
 // the op, write waits for its batch (bounded by busyTimeout when another
 // process holds the lock), and fn runs only if ctx has not ended by its
@@ -267,15 +268,15 @@ func (d *DB) execStmt(ctx context.Context, id stmtID, args ...any) (int64, error
 
 // writeTx is write for ops whose SQL is not among the prepared statements:
 // fn runs its statements on tx under ctx, which is not cancelled.
-func (d *DB) writeTx(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
-	return d.write(ctx, func(w *wtx) error { return fn(context.Background(), w.tx) })
+func (d *DB) writeTx(ctx context.Context, fn func(ctx context.Context, tx txn) error) error {
+	return d.write(ctx, func(w *wtx) error { return fn(context.Background(), w.c.conn) })
 }
 
 // exec runs one writing statement that is not among the prepared ones and
 // returns the number of rows it changed.
 func (d *DB) exec(ctx context.Context, query string, args ...any) (int64, error) {
 	var n int64
-	err := d.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := d.writeTx(ctx, func(ctx context.Context, tx txn) error {
 		res, err := tx.ExecContext(ctx, query, args...)
 		if err != nil {
 			return err
@@ -289,19 +290,26 @@ func (d *DB) exec(ctx context.Context, query string, args ...any) (int64, error)
 // runBatch runs the ops of batch in one transaction and sets their errors.
 func (d *DB) runBatch(batch []*writeOp) {
 	ctx := context.Background()
-	tx, err := d.db.BeginTx(ctx, nil)
+	wc, err := d.writeConn()
+	if err == nil {
+		_, err = wc.stmts[stBegin].ExecContext(ctx)
+	}
 	if err != nil {
+		d.connFailed(err)
 		for _, op := range batch {
 			op.err = fmt.Errorf("begin: %w", err)
 		}
 		return
 	}
+	rollback := func() {
+		_, _ = wc.stmts[stRollback].ExecContext(ctx)
+		d.head.ok = false
+	}
 	// An op that panics ends the transaction, and every op of the batch
 	// fails, before the panic goes on up the leader's stack.
 	defer func() {
 		if r := recover(); r != nil {
-			_ = tx.Rollback()
-			d.head.ok = false
+			rollback()
 			for _, op := range batch {
 				op.err = fmt.Errorf("transaction rolled back: a write panicked: %v", r)
 			}
@@ -311,8 +319,8 @@ func (d *DB) runBatch(batch []*writeOp) {
 	// fail ends the transaction with err: ops that had succeeded lose
 	// their changes, and ops not yet run do not run.
 	fail := func(err error, from int) {
-		_ = tx.Rollback()
-		d.head.ok = false
+		rollback()
+		d.connFailed(err)
 		for _, op := range batch[:from] {
 			if op.err == nil {
 				op.err = fmt.Errorf("transaction rolled back: %w", err)
@@ -323,7 +331,7 @@ func (d *DB) runBatch(batch []*writeOp) {
 		}
 	}
 
-	w := &wtx{tx: tx, d: d}
+	w := &wtx{c: wc, d: d}
 	changed := false // some op succeeded: commit
 	for i, op := range batch {
 		if err := op.ctx.Err(); err != nil {
@@ -332,8 +340,8 @@ func (d *DB) runBatch(batch []*writeOp) {
 		}
 		if len(batch) == 1 {
 			if op.err = op.fn(w); op.err != nil {
-				_ = tx.Rollback()
-				d.head.ok = false
+				rollback()
+				d.connFailed(op.err)
 				return
 			}
 			changed = true
@@ -358,15 +366,40 @@ func (d *DB) runBatch(batch []*writeOp) {
 		}
 	}
 	if !changed {
-		_ = tx.Rollback()
+		rollback()
 		return
 	}
-	if err := tx.Commit(); err != nil {
-		d.head.ok = false
+	if _, err := wc.stmts[stCommit].ExecContext(ctx); err != nil {
+		// A failed COMMIT may leave the transaction open (SQLITE_BUSY):
+		// end it, so the next batch starts afresh.
+		rollback()
+		d.connFailed(err)
 		for _, op := range batch {
 			if op.err == nil {
 				op.err = fmt.Errorf("commit: %w", err)
 			}
 		}
+	}
+}
+
+// writeConn returns the writer's connection, taking one from the pool when
+// it has none (at the first write, and after its connection broke).
+func (d *DB) writeConn() (*writeConn, error) {
+	if d.wconn == nil {
+		wc, err := d.newWriteConn(context.Background())
+		if err != nil {
+			return nil, err
+		}
+		d.wconn = wc
+	}
+	return d.wconn, nil
+}
+
+// connFailed drops the writer's connection when err says it is broken, so
+// the next batch takes another.
+func (d *DB) connFailed(err error) {
+	if d.wconn != nil && (errors.Is(err, sql.ErrConnDone) || errors.Is(err, driver.ErrBadConn)) {
+		_ = d.wconn.close()
+		d.wconn = nil
 	}
 }

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"sync"
@@ -92,7 +91,7 @@ func TestBatchCancelledOpSkipped(t *testing.T) {
 	var firstErr, secondErr error
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		firstErr = d.writeTx(t.Context(), func(ctx context.Context, tx *sql.Tx) error {
+		firstErr = d.writeTx(t.Context(), func(ctx context.Context, tx txn) error {
 			close(firstRunning)
 			<-firstGo
 			_, err := tx.ExecContext(ctx, `INSERT INTO users (id, name, password_hash) VALUES ('u1', 'first', '')`)
