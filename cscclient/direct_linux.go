@@ -127,27 +127,30 @@ func (c *blockingConn) release(n int, write bool) {
 }
 
 func (c *blockingConn) Read(p []byte) (int, error) {
-	fd, err := c.acquire(false)
-	if err != nil {
-		return 0, c.opError("read", err)
-	}
 	var n int
 	for {
+		fd, err := c.acquire(false)
+		if err != nil {
+			return 0, c.opError("read", err)
+		}
 		n, err = syscall.Read(fd, p)
+		n = max(n, 0)
+		c.release(n, false)
+		// Interrupted by a signal (a socket with SO_RCVTIMEO is never
+		// restarted): again, with the time left to the deadline.
 		if err != syscall.EINTR {
-			break
+			return c.readResult(n, err, len(p))
 		}
 	}
-	if n < 0 {
-		n = 0
-	}
-	c.release(n, false)
+}
+
+func (c *blockingConn) readResult(n int, err error, want int) (int, error) {
 	switch {
 	case err == syscall.EAGAIN:
 		return 0, c.opError("read", os.ErrDeadlineExceeded)
 	case err != nil:
 		return 0, c.opError("read", os.NewSyscallError("read", err))
-	case n == 0 && len(p) > 0:
+	case n == 0 && want > 0:
 		if c.isClosed() {
 			return 0, c.opError("read", net.ErrClosed)
 		}
@@ -157,25 +160,27 @@ func (c *blockingConn) Read(p []byte) (int, error) {
 }
 
 func (c *blockingConn) Write(p []byte) (int, error) {
-	fd, err := c.acquire(true)
-	if err != nil {
-		return 0, c.opError("write", err)
-	}
 	total := 0
+	var err error
 	for total < len(p) {
+		fd, aerr := c.acquire(true)
+		if aerr != nil {
+			return total, c.opError("write", aerr)
+		}
 		// write(2), as package net does: a peer gone is EPIPE (Go's
 		// runtime handles the SIGPIPE of a socket).
 		n, e := syscall.Write(fd, p[total:])
+		n = max(n, 0)
+		c.release(n, true)
+		total += n
 		if e == syscall.EINTR {
-			continue
+			continue // again, with the time left to the deadline
 		}
 		if e != nil {
 			err = e
 			break
 		}
-		total += n
 	}
-	c.release(total, true)
 	switch {
 	case err == syscall.EAGAIN:
 		return total, c.opError("write", os.ErrDeadlineExceeded)
