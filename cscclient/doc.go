@@ -52,7 +52,9 @@
 // is retried when the connection was refused, that is before anything was
 // sent; signHash, authorize, extendTransaction, getChallenge and auth/login
 // never once sent. The context bounds each call; cancelling it aborts the
-// request.
+// request. WithCallerIO (the PKCS#11 library, on Linux) does each call's
+// network I/O on the calling goroutine over blocking sockets, with the same
+// guarantees.
 //
 // # Service authentication
 //

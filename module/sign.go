@@ -15,7 +15,8 @@ import (
 	"github.com/csctoken/csctoken/module/objects"
 )
 
-// signWorkers runs the remote part of every C_Sign and C_SignFinal.
+// signWorkers runs the remote part of C_Sign and C_SignFinal unless
+// Options.RemoteOnCaller.
 var signWorkers = workers.New()
 
 // maxRawInput caps what SignUpdate/VerifyUpdate buffer for the mechanisms
