@@ -238,7 +238,10 @@ func (t *callerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	key := connKey(req)
 	for try := 0; ; try++ {
-		pc := t.get(key)
+		var pc *callerConn
+		if try == 0 {
+			pc = t.get(key) // a retry gets a new connection
+		}
 		if pc == nil {
 			var err error
 			if pc, err = t.dial(ctx, req); err != nil {

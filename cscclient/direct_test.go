@@ -1,6 +1,7 @@
 package cscclient
 
 import (
+	"bufio"
 	"crypto/x509"
 	"errors"
 	"io"
@@ -173,5 +174,79 @@ func TestCallerIOProxy(t *testing.T) {
 	}
 	if proxied.Load() != 1 {
 		t.Fatalf("%d requests through the proxy, want 1", proxied.Load())
+	}
+}
+
+// TestCallerIOReplay: a kept-alive connection that the server closes as
+// the next request arrives is replaced and the request sent again when
+// net/http would (GET), and not otherwise (POST: it may have been read).
+func TestCallerIOReplay(t *testing.T) {
+	if !CallerIOSupported {
+		t.Skipf("no caller I/O on %s", runtime.GOOS)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var conns atomic.Int32
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() {
+				defer conn.Close()
+				br := bufio.NewReader(conn)
+				for n := 0; ; n++ {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					if n == 1 {
+						return // the second request on a connection: closed unanswered
+					}
+					io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				}
+			}()
+		}
+	}()
+	tr := roundTripper(&config{callerIO: true}, nil)
+	t.Cleanup(tr.CloseIdleConnections)
+	hc := &http.Client{Transport: tr}
+	url := "http://" + ln.Addr().String() + "/"
+	do := func(method string) error {
+		req, _ := http.NewRequestWithContext(testCtx(t), method, url, strings.NewReader("x"))
+		resp, err := hc.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err == nil && string(b) != "ok" {
+			err = errors.New("body " + string(b))
+		}
+		return err
+	}
+	for i := range 2 {
+		if err := do(http.MethodGet); err != nil {
+			t.Fatalf("GET %d: %v", i, err)
+		}
+	}
+	if n := conns.Load(); n != 2 {
+		t.Fatalf("%d connections after two GETs, want 2 (the second sent again on a new one)", n)
+	}
+	// The next request goes out on the second connection, kept alive.
+	if err := do(http.MethodPost); err == nil {
+		t.Fatal("POST closed unanswered on a kept-alive connection: sent again")
+	}
+	if err := do(http.MethodPost); err != nil {
+		t.Fatalf("POST on a new connection: %v", err)
+	}
+	if n := conns.Load(); n != 3 {
+		t.Fatalf("%d connections, want 3", n)
 	}
 }
