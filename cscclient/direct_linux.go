@@ -30,6 +30,7 @@ type blockingConn struct {
 	fd       int
 	inUse    int  // Reads and Writes under way
 	closed   bool // Close was called: fd is closed once inUse is 0
+	aborted  bool // abort shut the socket down
 	readDL   time.Time
 	writeDL  time.Time
 	rcvTO    time.Duration // SO_RCVTIMEO as set (0: none)
@@ -151,7 +152,10 @@ func (c *blockingConn) readResult(n int, err error, want int) (int, error) {
 	case err != nil:
 		return 0, c.opError("read", os.NewSyscallError("read", err))
 	case n == 0 && want > 0:
-		if c.isClosed() {
+		// A socket shut down by abort or Close reads as an end of file:
+		// that is no end of the answer (a body that ends with the
+		// connection would be taken as whole).
+		if c.isClosed() || c.isAborted() {
 			return 0, c.opError("read", net.ErrClosed)
 		}
 		return 0, io.EOF
@@ -196,6 +200,12 @@ func (c *blockingConn) isClosed() bool {
 	return c.closed
 }
 
+func (c *blockingConn) isAborted() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.aborted
+}
+
 func (c *blockingConn) opError(op string, err error) error {
 	if errors.Is(err, net.ErrClosed) && !c.isClosed() {
 		err = syscall.ECONNABORTED
@@ -207,6 +217,7 @@ func (c *blockingConn) opError(op string, err error) error {
 func (c *blockingConn) abort() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.aborted = true
 	if c.fd >= 0 {
 		_ = syscall.Shutdown(c.fd, syscall.SHUT_RDWR)
 	}

@@ -2,8 +2,10 @@ package cscclient
 
 import (
 	"bufio"
+	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -248,5 +250,72 @@ func TestCallerIOReplay(t *testing.T) {
 	}
 	if n := conns.Load(); n != 3 {
 		t.Fatalf("%d connections, want 3", n)
+	}
+}
+
+// TestCallerIOCutBody: an answer whose body ends with the connection (no
+// Content-Length, not chunked) cut by the end of the request's context
+// fails with the context's error, as with net/http's Transport, and is
+// not taken for the whole body: the socket shut down by the cancellation
+// reads as an end of file.
+func TestCallerIOCutBody(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	hang := make(chan struct{})
+	t.Cleanup(func() { close(hang) })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				if _, err := http.ReadRequest(bufio.NewReader(conn)); err != nil {
+					return
+				}
+				io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{\"signatures\":[")
+				<-hang
+			}()
+		}
+	}()
+	url := "http://" + ln.Addr().String() + "/"
+	for _, callerIO := range []bool{false, true} {
+		if callerIO && !CallerIOSupported {
+			continue
+		}
+		for _, tc := range []struct {
+			name string
+			want error
+			ctx  func() (context.Context, context.CancelFunc)
+		}{
+			{"cancel", context.Canceled, func() (context.Context, context.CancelFunc) { return context.WithCancel(testCtx(t)) }},
+			{"deadline", context.DeadlineExceeded, func() (context.Context, context.CancelFunc) {
+				return context.WithTimeout(testCtx(t), 200*time.Millisecond)
+			}},
+		} {
+			t.Run(fmt.Sprintf("callerIO=%v/%s", callerIO, tc.name), func(t *testing.T) {
+				tr := roundTripper(&config{callerIO: callerIO}, nil)
+				t.Cleanup(tr.CloseIdleConnections)
+				ctx, cancel := tc.ctx()
+				defer cancel()
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+				resp, err := tr.RoundTrip(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				if tc.want == context.Canceled {
+					time.AfterFunc(100*time.Millisecond, cancel)
+				}
+				b, err := io.ReadAll(resp.Body)
+				if !errors.Is(err, tc.want) {
+					t.Fatalf("body %q, err = %v, want %v", b, err, tc.want)
+				}
+			})
+		}
 	}
 }
