@@ -242,6 +242,11 @@ func (e *env) useConfig(t *testing.T, text string) string {
 
 // serviceTOML is one [[service]] table for a server and user.
 func serviceTOML(name string, s *server, username string) string {
+	return serviceTOMLTimeout(name, s, username, timeout)
+}
+
+// serviceTOMLTimeout is serviceTOML with another timeout (and list_timeout).
+func serviceTOMLTimeout(name string, s *server, username string, timeout time.Duration) string {
 	return fmt.Sprintf(`
 [[service]]
 name = %q

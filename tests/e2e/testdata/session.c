@@ -25,6 +25,14 @@
  *                            and, MS milliseconds later, C_Finalize on
  *                            this one -> RV-of-finalize RV-of-sign
  *                            milliseconds-finalize-took
+ *   sign-start MECH HEX LABEL...
+ *                            C_SignInit, then C_Sign on a second thread
+ *                            (one at a time)    -> RV-of-C_SignInit
+ *   cancel                   C_SessionCancel(CKF_SIGN) -> RV milliseconds
+ *   sign-wait                waits for sign-start's C_Sign -> RV
+ *                            milliseconds [hex-signature]: the time from
+ *                            the start of the last cancel or finalize to
+ *                            C_Sign's return (-1 if neither came first)
  *   quit                     exit 0
  *
  * MECH is one of SHA256-RSA-PKCS, RSA-PKCS-PSS (SHA-256, MGF1-SHA256, salt
@@ -48,6 +56,7 @@
 #include "csctoken.h"
 
 static CK_FUNCTION_LIST_PTR p11;
+static CK_FUNCTION_LIST_3_0_PTR p3; /* C_SessionCancel */
 static CK_SESSION_HANDLE session;
 
 static const char *rvname(CK_RV rv)
@@ -134,12 +143,16 @@ struct signing {
 	size_t inlen;
 	CK_ULONG siglen;
 	CK_RV rv;
+	long done; /* now_ms() when C_Sign returned */
 };
+
+static long now_ms(void);
 
 static void do_sign(struct signing *s)
 {
 	s->siglen = sizeof(s->sig);
 	s->rv = p11->C_Sign(session, s->in, s->inlen, s->sig, &s->siglen);
+	s->done = now_ms();
 }
 
 #ifdef _WIN32
@@ -270,6 +283,74 @@ static void cmd_sign_finalize(long delay, const char *mname, const char *in_hex,
 	printf("%s %s %ld\n", rvname(frv), rvname(s.rv), start);
 }
 
+/* The C_Sign of sign-start, waited for by sign-wait; interrupted is when
+ * the last cancel or finalize began (-1: none since sign-start). */
+static struct signing pending;
+static int pending_running;
+static long interrupted = -1;
+#ifdef _WIN32
+static HANDLE pending_thread;
+#else
+static pthread_t pending_thread;
+#endif
+
+static void cmd_sign_start(const char *mname, const char *in_hex, const char *label)
+{
+	if (pending_running) {
+		printf("ERROR a sign-start is under way\n");
+		return;
+	}
+	if (sign_init(mname, in_hex, label, &pending) != 0)
+		return;
+	interrupted = -1;
+#ifdef _WIN32
+	pending_thread = CreateThread(NULL, 0, sign_thread, &pending, 0, NULL);
+	if (pending_thread == NULL) {
+		printf("ERROR CreateThread\n");
+		return;
+	}
+#else
+	if (pthread_create(&pending_thread, NULL, sign_thread, &pending) != 0) {
+		printf("ERROR pthread_create\n");
+		return;
+	}
+#endif
+	pending_running = 1;
+	printf("CKR_OK\n");
+}
+
+static void cmd_cancel(void)
+{
+	long start = now_ms();
+	CK_RV rv;
+
+	if (interrupted < 0)
+		interrupted = start;
+	rv = p3->C_SessionCancel(session, CKF_SIGN);
+	printf("%s %ld\n", rvname(rv), now_ms() - start);
+}
+
+static void cmd_sign_wait(void)
+{
+	if (!pending_running) {
+		printf("ERROR no sign-start under way\n");
+		return;
+	}
+#ifdef _WIN32
+	WaitForSingleObject(pending_thread, INFINITE);
+	CloseHandle(pending_thread);
+#else
+	pthread_join(pending_thread, NULL);
+#endif
+	pending_running = 0;
+	printf("%s %ld", rvname(pending.rv), interrupted < 0 ? -1L : pending.done - interrupted);
+	if (pending.rv == CKR_OK) {
+		putchar(' ');
+		hex(pending.sig, pending.siglen);
+	}
+	putchar('\n');
+}
+
 /* split cuts s at its first space: s keeps the first word, the result is
  * the rest (NULL when there is no space). */
 static char *split(char *s)
@@ -283,6 +364,8 @@ static char *split(char *s)
 int main(int argc, char **argv)
 {
 	CK_C_GetFunctionList gfl;
+	CK_C_GetInterface gi;
+	CK_INTERFACE_PTR in = NULL;
 	char line[4096];
 
 	if (argc != 2) {
@@ -296,6 +379,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	*(FARPROC *)&gfl = GetProcAddress(lib, "C_GetFunctionList");
+	*(FARPROC *)&gi = GetProcAddress(lib, "C_GetInterface");
 #else
 	void *lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
 	if (lib == NULL) {
@@ -303,11 +387,17 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	*(void **)&gfl = dlsym(lib, "C_GetFunctionList");
+	*(void **)&gi = dlsym(lib, "C_GetInterface");
 #endif
 	if (gfl == NULL || gfl(&p11) != CKR_OK) {
 		fprintf(stderr, "C_GetFunctionList failed\n");
 		return 1;
 	}
+	if (gi == NULL || gi((CK_UTF8CHAR_PTR) "PKCS 11", &(CK_VERSION){3, 0}, &in, 0) != CKR_OK || in == NULL) {
+		fprintf(stderr, "C_GetInterface(\"PKCS 11\", 3.0) failed\n");
+		return 1;
+	}
+	p3 = in->pFunctionList;
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
 	/* Each answer is flushed before the next command is read (on Windows
@@ -366,7 +456,20 @@ int main(int argc, char **argv)
 				continue;
 			}
 			cmd_sign_finalize(strtol(arg, NULL, 10), mname, in, label);
+		} else if (strcmp(line, "sign-start") == 0) {
+			char *mname = arg, *in = split(mname), *label = split(in);
+			if (label == NULL) {
+				printf("ERROR usage: sign-start MECH HEX LABEL\n");
+				continue;
+			}
+			cmd_sign_start(mname, in, label);
+		} else if (strcmp(line, "cancel") == 0) {
+			cmd_cancel();
+		} else if (strcmp(line, "sign-wait") == 0) {
+			cmd_sign_wait();
 		} else if (strcmp(line, "finalize") == 0) {
+			if (pending_running && interrupted < 0)
+				interrupted = now_ms();
 			printf("%s\n", rvname(p11->C_Finalize(NULL)));
 		} else if (strcmp(line, "quit") == 0) {
 			return 0;
