@@ -30,8 +30,11 @@ import (
 type holdProxy struct {
 	*server // URL and CAFile are the proxy's
 	hold    atomic.Bool
-	held    chan *heldRequest
-	stop    chan struct{}
+	// holdBody: a held signHash gets the header of an answer and the
+	// start of its body, and then nothing.
+	holdBody atomic.Bool
+	held     chan *heldRequest
+	stop     chan struct{}
 }
 
 // heldRequest is a signHash request the proxy holds.
@@ -61,6 +64,14 @@ func startHoldProxy(t *testing.T, rs *rssptest.Server) *holdProxy {
 		// the background and cancels r's context when the client closes
 		// the connection.
 		_, _ = io.Copy(io.Discard, r.Body)
+		if p.holdBody.Load() {
+			// The answer's header and part of its body; never the rest.
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Content-Length", "4096")
+			w.WriteHeader(http.StatusOK)
+			_, _ = io.WriteString(w, `{"signatures":["`)
+			http.NewResponseController(w).Flush()
+		}
 		h := &heldRequest{gone: make(chan struct{})}
 		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 			h.port = int(ap.Port())
@@ -233,7 +244,10 @@ func TestCancelWhileSigning(t *testing.T) {
 		s.signVerified("ECDSA-SHA256", labelEC, cert, []byte("before")) // a kept-alive connection
 		px.hold.Store(true)
 		defer px.hold.Store(false)
-		for i := range 2 {
+		// Rounds 0 and 1: waiting for the answer; round 2: for the rest
+		// of its body.
+		for i := range 3 {
+			px.holdBody.Store(i == 2)
 			s.want("sign-start ECDSA-SHA256 "+doc("cancelled")+" "+labelEC, "CKR_OK")
 			h := px.waitHeld(t, s)
 			if f, _ := s.call("cancel", 10*time.Second); f[0] != "CKR_OK" {
@@ -251,6 +265,7 @@ func TestCancelWhileSigning(t *testing.T) {
 		}
 		// The session signs again once the service answers.
 		px.hold.Store(false)
+		px.holdBody.Store(false)
 		s.signVerified("ECDSA-SHA256", labelEC, cert, []byte("after the cancellations"))
 		s.want("finalize", "CKR_OK")
 	})
@@ -320,7 +335,8 @@ func TestCancelWhileSigning(t *testing.T) {
 		cert := s.cert(labelEC)
 		px.hold.Store(true)
 		defer px.hold.Store(false)
-		for i := range 2 {
+		for i := range 3 { // round 2: the body never ends
+			px.holdBody.Store(i == 2)
 			rv, _, took := s.signIn("ECDSA-SHA256", labelEC, []byte("timed out"))
 			t.Logf("round %d: C_Sign = %s after %v", i, rv, took)
 			if rv != "CKR_DEVICE_ERROR" {
@@ -337,6 +353,7 @@ func TestCancelWhileSigning(t *testing.T) {
 			}
 		}
 		px.hold.Store(false)
+		px.holdBody.Store(false)
 		s.signVerified("ECDSA-SHA256", labelEC, cert, []byte("after the timeouts"))
 		s.want("finalize", "CKR_OK")
 	})
