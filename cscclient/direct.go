@@ -58,9 +58,10 @@ type callerTransport struct {
 	idleFor  time.Duration // IdleConnTimeout
 	hsFor    time.Duration // TLSHandshakeTimeout
 
-	mu    sync.Mutex
-	idle  map[string][]*callerConn // by scheme://host:port; the last one used last
-	total int
+	mu       sync.Mutex
+	idle     map[string][]*callerConn // by scheme://host:port; the last one used last
+	total    int
+	sweeping bool // a sweep is due (a timer runs)
 }
 
 func newCallerTransport(ht *http.Transport, dialer *net.Dialer) *callerTransport {
@@ -175,11 +176,54 @@ func (t *callerTransport) put(key string, pc *callerConn) {
 	} else {
 		pcs = append(pcs, pc)
 		t.total++
+		if !t.sweeping && t.idleFor > 0 {
+			t.sweeping = true
+			time.AfterFunc(t.idleFor, t.sweep)
+		}
 	}
 	t.idle[key] = pcs
 	t.mu.Unlock()
 	for _, d := range drop {
 		d.close()
+	}
+}
+
+// sweep closes the connections idle for idleFor or longer, and comes again
+// when the oldest of the others will be, as net/http's Transport closes
+// each idle connection at its IdleConnTimeout: without it the sockets of
+// a Client dropped without CloseIdleConnections (the module's at
+// C_Finalize) stayed open as long as the process.
+func (t *callerTransport) sweep() {
+	now := time.Now()
+	var (
+		drop []*callerConn
+		next time.Duration
+	)
+	t.mu.Lock()
+	for key, pcs := range t.idle {
+		i := 0 // the oldest first
+		for i < len(pcs) && now.Sub(pcs[i].since) >= t.idleFor {
+			i++
+		}
+		drop = append(drop, pcs[:i]...)
+		t.total -= i
+		if i == len(pcs) {
+			delete(t.idle, key)
+			continue
+		}
+		clear(pcs[:i])
+		t.idle[key] = pcs[i:]
+		if d := t.idleFor - now.Sub(pcs[i].since); next == 0 || d < next {
+			next = d
+		}
+	}
+	t.sweeping = next > 0
+	if t.sweeping {
+		time.AfterFunc(next, t.sweep)
+	}
+	t.mu.Unlock()
+	for _, pc := range drop {
+		pc.close()
 	}
 }
 

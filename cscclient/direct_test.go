@@ -319,3 +319,56 @@ func TestCallerIOCutBody(t *testing.T) {
 		}
 	}
 }
+
+// TestCallerIOIdleClosed: a kept-alive connection left idle is closed after
+// the idle timeout even if no request comes after it, as net/http's
+// Transport does: a Client dropped without CloseIdleConnections (the
+// module's, at each C_Finalize) must not keep its sockets open for ever.
+func TestCallerIOIdleClosed(t *testing.T) {
+	if !CallerIOSupported {
+		t.Skipf("no caller I/O on %s", runtime.GOOS)
+	}
+	var open atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			open.Add(-1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	tr := roundTripper(&config{callerIO: true}, nil).(*callerTransport)
+	tr.idleFor = 200 * time.Millisecond
+	hc := &http.Client{Transport: tr}
+	for range 3 {
+		resp, err := hc.Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	if n := open.Load(); n != 1 {
+		t.Fatalf("%d connections open after 3 calls, want 1 (kept alive)", n)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for open.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections still open 5 s after the idle timeout of %v", open.Load(), tr.idleFor)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// And the transport goes on: a new connection.
+	resp, err := hc.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+}
