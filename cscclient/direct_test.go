@@ -372,3 +372,70 @@ func TestCallerIOIdleClosed(t *testing.T) {
 	}
 	resp.Body.Close()
 }
+
+// TestCallerIONoStaleAnswer: bytes a server sends on a kept-alive
+// connection after an answer (here a whole second answer, late or at
+// once) are never read as the answer to the next request: that would hand
+// a caller another request's answer (for signHash, the signatures of
+// other hashes).
+func TestCallerIONoStaleAnswer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var late atomic.Bool
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				br := bufio.NewReader(conn)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					answer := "HTTP/1.1 200 OK\r\nContent-Length: " + fmt.Sprint(len(req.URL.Path)) + "\r\n\r\n" + req.URL.Path
+					stale := "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n/stale"
+					if late.Load() {
+						io.WriteString(conn, answer)
+						time.Sleep(50 * time.Millisecond)
+						io.WriteString(conn, stale)
+					} else {
+						io.WriteString(conn, answer+stale)
+					}
+				}
+			}()
+		}
+	}()
+	base := "http://" + ln.Addr().String()
+	if !CallerIOSupported {
+		t.Skipf("no caller I/O on %s", runtime.GOOS)
+	}
+	for _, lateStale := range []bool{false, true} {
+		t.Run(fmt.Sprintf("late=%v", lateStale), func(t *testing.T) {
+			late.Store(lateStale)
+			tr := roundTripper(&config{callerIO: true}, nil)
+			t.Cleanup(tr.CloseIdleConnections)
+			hc := &http.Client{Transport: tr}
+			for i := range 4 {
+				path := fmt.Sprintf("/req%d", i)
+				resp, err := hc.Get(base + path)
+				if err != nil {
+					t.Fatalf("request %d: %v", i, err)
+				}
+				b, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil || string(b) != path {
+					t.Fatalf("request %s answered %q, %v", path, b, err)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		})
+	}
+}
