@@ -3,9 +3,11 @@ package module_test
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/csctoken/csctoken/module"
@@ -375,5 +377,40 @@ func TestBackgroundRefreshSingleFlight(t *testing.T) {
 	}
 	if n := len(e.find(h, class(ck.CKO_CERTIFICATE))); n != 4 {
 		t.Fatalf("%d certificates after refresh", n)
+	}
+}
+
+// idleCounting is a service that keeps connections between calls.
+type idleCounting struct {
+	*fakeservice.Fake
+	closed atomic.Int32
+}
+
+func (s *idleCounting) CloseIdleConnections() { s.closed.Add(1) }
+
+// TestFinalizeClosesIdleConnections: C_Finalize closes the services'
+// kept-alive connections, which a host that initializes again would
+// otherwise leave open until their idle timeout.
+func TestFinalizeClosesIdleConnections(t *testing.T) {
+	f := fakeservice.New(goodPIN)
+	defaultCreds(f)
+	svc := &idleCounting{Fake: f}
+	cfg := &config.Config{CacheDir: t.TempDir(), Services: []config.Service{pinService("Test")}}
+	m := module.New(module.Options{
+		NoBackgroundRefresh: true,
+		LoadConfig:          func() (*config.Config, error) { return cfg, nil },
+		NewService:          func(config.Service, *slog.Logger) (module.Service, error) { return svc, nil },
+	})
+	if err := m.Initialize(module.InitArgs{}); err != nil {
+		t.Fatalf("Initialize: %v", err)
+	}
+	if n := svc.closed.Load(); n != 0 {
+		t.Fatalf("CloseIdleConnections called %d times before Finalize", n)
+	}
+	if err := m.Finalize(); err != nil {
+		t.Fatalf("Finalize: %v", err)
+	}
+	if n := svc.closed.Load(); n != 1 {
+		t.Fatalf("CloseIdleConnections called %d times at Finalize, want 1", n)
 	}
 }

@@ -371,6 +371,9 @@ func (m *Module) openLog(cfg *config.Config) (*slog.Logger, io.Closer) {
 // flight to report themselves abandoned to the service.
 const FinalizeWait = 2 * time.Second
 
+// idleCloser is a Service that keeps connections open between calls.
+type idleCloser interface{ CloseIdleConnections() }
+
 // Finalize is C_Finalize: cancels every call in flight, closes every
 // session and returns without waiting on the network.
 func (m *Module) Finalize() (err error) {
@@ -396,6 +399,12 @@ func (m *Module) Finalize() (err error) {
 	for _, t := range st.tokens {
 		t.logout() // wipes the PIN
 		t.removeConsentNote()
+		// The service's kept-alive connections close now, not when their
+		// idle timeout ends: a host that initializes the library again gets
+		// new services, and these would sit open until then.
+		if c, ok := t.svc.(idleCloser); ok {
+			c.CloseIdleConnections()
+		}
 	}
 	st.log.Info("finalized")
 	if st.closer != nil {

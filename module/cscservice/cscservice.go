@@ -273,6 +273,10 @@ func (s *Service) Config() config.Service { return s.cfg }
 // Client returns the CSC client.
 func (s *Service) Client() *cscclient.Client { return s.cl }
 
+// CloseIdleConnections closes the client's kept-alive connections (the
+// module calls it at C_Finalize).
+func (s *Service) CloseIdleConnections() { s.cl.CloseIdleConnections() }
+
 // Session returns the service session (the token source of the client).
 func (s *Service) Session() *cscclient.Session { return s.sess }
 
