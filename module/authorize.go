@@ -64,7 +64,7 @@ func (m *Module) obtainSAD(ctx context.Context, st *state, s *session, op *signO
 			return sad, false, browserErr(err)
 		}
 		start := st.opts.Now()
-		sad, err := t.pool(cred.ID).take(st.opts.Now(), batch, func(n int) (SAD, error) {
+		sad, err := t.pool(cred.ID).take(ictx, st.opts.Now(), batch, func(n int) (SAD, error) {
 			req := one
 			req.NumSignatures, req.Hashes, req.HashAlgOID = n, nil, ""
 			sad, err := t.svc.AuthorizeInBrowser(ictx, req)
@@ -119,7 +119,7 @@ func (m *Module) obtainSAD(ctx context.Context, st *state, s *session, op *signO
 		sad, err := t.svc.Authorize(ctx, req)
 		return sad, false, pinFailure(err)
 	}
-	sad, err = t.pool(cred.ID).take(st.opts.Now(), batch, func(n int) (SAD, error) {
+	sad, err = t.pool(cred.ID).take(ctx, st.opts.Now(), batch, func(n int) (SAD, error) {
 		req := one
 		req.NumSignatures, req.PIN = n, pin
 		if n > 1 {

@@ -90,7 +90,7 @@ func (t *token) takeConsent(credID string, pc *pendingConsent) {
 // ErrConsentPending; the retry takes what the user approved meanwhile,
 // without a second page.
 func (m *Module) consentBatch(st *state, t *token, op *signOp, credID string, batch int) (SAD, error) {
-	return t.pool(credID).take(st.opts.Now(), batch, func(n int) (SAD, error) {
+	return t.pool(credID).take(op.ctx, st.opts.Now(), batch, func(n int) (SAD, error) {
 		pc := t.consent(st, op.k.Cred, n)
 		timer := time.NewTimer(st.opts.SignWait)
 		defer timer.Stop()

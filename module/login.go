@@ -169,7 +169,7 @@ func (m *Module) checkPIN(ctx context.Context, st *state, s *session, pin []byte
 		return m.ctxErr(st, s, fmt.Errorf("authorize: %w", err))
 	}
 	t.notePINResult(nil)
-	p := &sadPool{}
+	p := newSADPool()
 	p.put(sad, n)
 	pools[k.Cred.ID] = p
 	return nil
@@ -178,7 +178,9 @@ func (m *Module) checkPIN(ctx context.Context, st *state, s *session, pin []byte
 // preauthorizeLater pre-authorizes keys in the background, each within the
 // service's timeout, until Finalize or logout stops it. Each key's pool
 // stays locked until its authorization ends, so a signature with that
-// credential waits for it instead of sending another. A failure leaves the
+// credential waits for it instead of sending another (as long as its own
+// context lets it: C_SessionCancel, C_CloseSession and its deadline end
+// the wait). A failure leaves the
 // pool empty (the credential then authorizes at its first signature) and
 // is logged; a PIN failure is kept in the pool as that first signature's
 // answer, so the PIN is not sent again. A refused authorization
@@ -190,13 +192,13 @@ func (m *Module) preauthorizeLater(st *state, t *token, pin []byte, keys []*obje
 	var wg sync.WaitGroup
 	var rejected atomic.Bool
 	for _, k := range keys {
-		p := &sadPool{}
-		p.mu.Lock() // unlocked by the goroutine below
+		p := newSADPool()
+		p.lock() // unlocked by the goroutine below
 		pools[k.Cred.ID] = p
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer p.mu.Unlock()
+			defer p.unlock()
 			defer func() {
 				if r := recover(); r != nil {
 					t.log.Error("panic in background pre-authorization", "credential", k.Cred.ID, "panic", fmt.Sprint(r))

@@ -1,15 +1,19 @@
 package module
 
 import (
-	"sync"
+	"context"
+	"fmt"
 	"time"
 )
 
 // sadPool holds a pre-authorization for one credential. mu serialises the
 // authorizations of that credential (single-flight); it is held over the
-// network but only by signers of that credential.
+// network (by a signer of that credential, or by the background
+// pre-authorization of C_Login), so take waits for it as long as its
+// signature's context lets it: C_SessionCancel or C_CloseSession end that
+// wait. mu is a channel of one: held while it has an element.
 type sadPool struct {
-	mu  sync.Mutex
+	mu  chan struct{}
 	sad SAD
 	ok  bool
 	// err is a background pre-authorization's PIN failure, returned by
@@ -17,13 +21,18 @@ type sadPool struct {
 	err error
 }
 
+func newSADPool() *sadPool { return &sadPool{mu: make(chan struct{}, 1)} }
+
+func (p *sadPool) lock()   { p.mu <- struct{}{} }
+func (p *sadPool) unlock() { <-p.mu }
+
 // pool returns the SAD pool of a credential in the current login.
 func (t *token) pool(credID string) *sadPool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	p, ok := t.sads[credID]
 	if !ok {
-		p = &sadPool{}
+		p = newSADPool()
 		t.sads[credID] = p
 	}
 	return p
@@ -33,10 +42,15 @@ func (t *token) pool(credID string) *sadPool {
 const sadSkew = 5 * time.Second
 
 // take returns one signature's worth of the pooled SAD, or authorizes a
-// new batch with fetch(n).
-func (p *sadPool) take(now time.Time, n int, fetch func(n int) (SAD, error)) (SAD, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+// new batch with fetch(n). It waits for another authorization of the
+// credential under way until ctx ends (then ctx's error).
+func (p *sadPool) take(ctx context.Context, now time.Time, n int, fetch func(n int) (SAD, error)) (SAD, error) {
+	select {
+	case p.mu <- struct{}{}:
+	case <-ctx.Done():
+		return SAD{}, fmt.Errorf("waiting for the authorization under way: %w", context.Cause(ctx))
+	}
+	defer p.unlock()
 	if err := p.err; err != nil {
 		p.err = nil
 		return SAD{}, err
@@ -64,8 +78,8 @@ func (p *sadPool) take(now time.Time, n int, fetch func(n int) (SAD, error)) (SA
 
 // put stores a fresh pre-authorization (from C_Login).
 func (p *sadPool) put(sad SAD, n int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.lock()
+	defer p.unlock()
 	p.set(sad, n)
 }
 
@@ -78,7 +92,7 @@ func (p *sadPool) set(sad SAD, n int) {
 }
 
 func (p *sadPool) drop() {
-	p.mu.Lock()
+	p.lock()
 	p.ok = false
-	p.mu.Unlock()
+	p.unlock()
 }
