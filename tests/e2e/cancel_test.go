@@ -1,12 +1,14 @@
 package e2e
 
 import (
+	"bytes"
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -33,8 +35,15 @@ type holdProxy struct {
 	// holdBody: a held signHash gets the header of an answer and the
 	// start of its body, and then nothing.
 	holdBody atomic.Bool
-	held     chan *heldRequest
-	stop     chan struct{}
+	// holdAuthorize: credentials/authorize requests for this credential
+	// are held instead.
+	holdAuthorize atomic.Pointer[string]
+	// stall: new connections are accepted and never get the server's
+	// side of the TLS handshake (held too).
+	stall atomic.Bool
+	ts    *httptest.Server
+	held  chan *heldRequest
+	stop  chan struct{}
 }
 
 // heldRequest is a signHash request the proxy holds.
@@ -56,7 +65,16 @@ func startHoldProxy(t *testing.T, rs *rssptest.Server) *holdProxy {
 	}
 	p := &holdProxy{held: make(chan *heldRequest, 16), stop: make(chan struct{})}
 	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !p.hold.Load() || !strings.HasSuffix(r.URL.Path, "/signatures/signHash") {
+		held := p.hold.Load() && strings.HasSuffix(r.URL.Path, "/signatures/signHash")
+		if cred := p.holdAuthorize.Load(); cred != nil && strings.HasSuffix(r.URL.Path, "/credentials/authorize") {
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			held = bytes.Contains(body, []byte(`"`+*cred+`"`))
+		}
+		if !held {
 			rp.ServeHTTP(w, r)
 			return
 		}
@@ -89,7 +107,9 @@ func startHoldProxy(t *testing.T, rs *rssptest.Server) *holdProxy {
 		// could not see the leak.
 		<-p.stop
 	}))
+	ts.Listener = &stallListener{Listener: ts.Listener, p: p}
 	ts.StartTLS() // HTTP/1.1 only, as the module speaks
+	p.ts = ts
 	caFile := t.TempDir() + "/proxy-ca.pem"
 	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw}), 0o600); err != nil {
 		t.Fatal(err)
@@ -103,6 +123,41 @@ func startHoldProxy(t *testing.T, rs *rssptest.Server) *holdProxy {
 	p.server = &server{URL: ts.URL + "/csc/v2", CAFile: caFile, Svc: rs.App.Service,
 		DB: rs.App.Config.Path(rs.App.Config.Store.Path)}
 	return p
+}
+
+// stallListener hands the proxy's server its connections, but while
+// stall is set keeps them: the client's ClientHello is read and never
+// answered.
+type stallListener struct {
+	net.Listener
+	p *holdProxy
+}
+
+func (l *stallListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil || !l.p.stall.Load() {
+			return c, err
+		}
+		h := &heldRequest{gone: make(chan struct{}), port: c.RemoteAddr().(*net.TCPAddr).Port}
+		go func() {
+			_, _ = io.Copy(io.Discard, c) // until the client closes or shuts down
+			close(h.gone)
+			<-l.p.stop
+			c.Close()
+		}()
+		l.p.held <- h
+	}
+}
+
+// stallHandshakes makes the proxy's server close the connections it has
+// (the module's kept-alive ones among them) and stall the handshake of
+// new ones, or stop stalling.
+func (p *holdProxy) stallHandshakes(on bool) {
+	p.stall.Store(on)
+	if on {
+		p.ts.CloseClientConnections()
+	}
 }
 
 // waitHeld returns the next signHash request the proxy holds, sent by
@@ -218,7 +273,7 @@ func TestCancelWhileSigning(t *testing.T) {
 	need(t, "gcc", "p11-kit-1")
 	rs := rssptest.Start(t, rssptest.Options{Backend: rssptest.Soft})
 	srv := &server{URL: rs.URL, CAFile: rs.Dir + "/tls-ca.pem", Svc: rs.App.Service}
-	enrol(t, srv, user, password)
+	creds := enrol(t, srv, user, password)
 	px := startHoldProxy(t, rs)
 	e := newEnv(t)
 	// A timeout far beyond what "promptly" allows: a cancellation that
@@ -324,6 +379,78 @@ func TestCancelWhileSigning(t *testing.T) {
 			}
 			break
 		}
+	})
+
+	t.Run("handshake", func(t *testing.T) {
+		// A new connection whose TLS handshake the server never answers.
+		s := open(t)
+		cert := s.cert(labelEC)
+		// After the background pre-authorization of C_Login, which this
+		// signature waits for: the next connection is the signature's.
+		s.signVerified("ECDSA-SHA256", labelEC, cert, []byte("before"))
+		px.stallHandshakes(true)
+		defer px.stallHandshakes(false)
+		s.want("sign-start ECDSA-SHA256 "+doc("cancelled in the handshake")+" "+labelEC, "CKR_OK")
+		h := px.waitHeld(t, s)
+		if f, _ := s.call("cancel", 10*time.Second); f[0] != "CKR_OK" {
+			t.Fatalf("C_SessionCancel(CKF_SIGN) = %s", f[0])
+		}
+		rv, took := s.signWait(long + 10*time.Second)
+		t.Logf("C_Sign returned %v after C_SessionCancel", took)
+		if rv != "CKR_FUNCTION_CANCELED" || took > prompt {
+			t.Errorf("C_Sign = %s %v after C_SessionCancel in the TLS handshake, want CKR_FUNCTION_CANCELED within %v", rv, took, prompt)
+		}
+		h.closedWithin(t, s, 2*time.Second, "C_SessionCancel in the handshake")
+		s.want("sign-start ECDSA-SHA256 "+doc("finalized in the handshake")+" "+labelEC, "CKR_OK")
+		h = px.waitHeld(t, s)
+		if f, took := s.call("finalize", 10*time.Second); f[0] != "CKR_OK" || took > prompt {
+			t.Errorf("C_Finalize = %s after %v while C_Sign waits in the TLS handshake, want CKR_OK within %v", f[0], took, prompt)
+		}
+		rv, took = s.signWait(long + 10*time.Second)
+		if rv != "CKR_CRYPTOKI_NOT_INITIALIZED" || took > prompt {
+			t.Errorf("C_Sign = %s %v after C_Finalize in the TLS handshake, want CKR_CRYPTOKI_NOT_INITIALIZED within %v", rv, took, prompt)
+		}
+		h.closedWithin(t, s, 2*time.Second, "C_Finalize in the handshake")
+		px.stallHandshakes(false)
+		s.want("init", "CKR_OK")
+		s.want("open 0", "CKR_OK")
+		s.want("login "+pin, "CKR_OK")
+		s.signVerified("ECDSA-SHA256", labelEC, cert, []byte("after the stalled handshakes"))
+		s.want("finalize", "CKR_OK")
+	})
+
+	t.Run("pre-authorization", func(t *testing.T) {
+		// C_Login authorizes the first SCAL1 credential itself and the
+		// others in the background; a signature with one of those waits
+		// for its authorization, here one the service never answers.
+		s := e.session(t)
+		s.want("init", "CKR_OK")
+		s.want("open 0", "CKR_OK")
+		cert := s.cert(labelEC)
+		ec := creds[labelEC]
+		px.holdAuthorize.Store(&ec)
+		defer px.holdAuthorize.Store(nil)
+		s.want("login "+pin, "CKR_OK")
+		h := px.waitHeld(t, s)
+		s.want("sign-start ECDSA-SHA256 "+doc("cancelled waiting for the pre-authorization")+" "+labelEC, "CKR_OK")
+		time.Sleep(200 * time.Millisecond) // in C_Sign, waiting
+		if f, _ := s.call("cancel", 10*time.Second); f[0] != "CKR_OK" {
+			t.Fatalf("C_SessionCancel(CKF_SIGN) = %s", f[0])
+		}
+		rv, took := s.signWait(long + 10*time.Second)
+		t.Logf("C_Sign returned %v after C_SessionCancel", took)
+		if rv != "CKR_FUNCTION_CANCELED" || took > prompt {
+			t.Errorf("C_Sign = %s %v after C_SessionCancel while waiting for the pre-authorization, want CKR_FUNCTION_CANCELED within %v", rv, took, prompt)
+		}
+		// C_Finalize ends the background pre-authorization.
+		s.want("finalize", "CKR_OK")
+		h.closedWithin(t, s, 2*time.Second, "C_Finalize with a pre-authorization under way")
+		px.holdAuthorize.Store(nil)
+		s.want("init", "CKR_OK")
+		s.want("open 0", "CKR_OK")
+		s.want("login "+pin, "CKR_OK")
+		s.signVerified("ECDSA-SHA256", labelEC, cert, []byte("after the pre-authorization"))
+		s.want("finalize", "CKR_OK")
 	})
 
 	t.Run("timeout", func(t *testing.T) {
