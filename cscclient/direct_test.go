@@ -107,38 +107,22 @@ func TestCallerIOKeepAlive(t *testing.T) {
 // TestCallerIOLimits: an answer whose header never ends is cut at
 // maxResponseHeader; a server that never answers is cut at the timeout.
 func TestCallerIOLimits(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	hang := make(chan struct{})
-	t.Cleanup(func() { close(hang) })
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
+	addr := rawServer(t, func(conn net.Conn, hang <-chan struct{}) {
+		buf := make([]byte, 4096)
+		n, _ := conn.Read(buf)
+		if strings.Contains(string(buf[:n]), "credentials/list") {
+			<-hang
+			return
+		}
+		io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+		line := "X-Filler: " + strings.Repeat("a", 1000) + "\r\n"
+		for range 2 * maxResponseHeader / len(line) {
+			if _, err := io.WriteString(conn, line); err != nil {
 				return
 			}
-			go func() {
-				defer conn.Close()
-				buf := make([]byte, 4096)
-				n, _ := conn.Read(buf)
-				if strings.Contains(string(buf[:n]), "credentials/list") {
-					<-hang
-					return
-				}
-				io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
-				line := "X-Filler: " + strings.Repeat("a", 1000) + "\r\n"
-				for range 2 * maxResponseHeader / len(line) {
-					if _, err := io.WriteString(conn, line); err != nil {
-						return
-					}
-				}
-			}()
 		}
-	}()
-	c := callerClient(t, "http://"+ln.Addr().String()+"/csc/v2", WithTokenSource(StaticToken("AT")),
+	})
+	c := callerClient(t, "http://"+addr+"/csc/v2", WithTokenSource(StaticToken("AT")),
 		WithRetry(RetryPolicy{MaxAttempts: 1}), WithTimeout(300*time.Millisecond))
 	ctx := testCtx(t)
 	if err := callSignHash.run(ctx, c); !errors.Is(err, ErrResponseTooLarge) {
@@ -186,40 +170,26 @@ func TestCallerIOReplay(t *testing.T) {
 	if !CallerIOSupported {
 		t.Skipf("no caller I/O on %s", runtime.GOOS)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	var conns atomic.Int32
-	go func() {
-		for {
-			conn, err := ln.Accept()
+	addr := rawServer(t, func(conn net.Conn, hang <-chan struct{}) {
+		conns.Add(1)
+		br := bufio.NewReader(conn)
+		for n := 0; ; n++ {
+			req, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
-			conns.Add(1)
-			go func() {
-				defer conn.Close()
-				br := bufio.NewReader(conn)
-				for n := 0; ; n++ {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					io.Copy(io.Discard, req.Body)
-					if n == 1 {
-						return // the second request on a connection: closed unanswered
-					}
-					io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-				}
-			}()
+			io.Copy(io.Discard, req.Body)
+			if n == 1 {
+				return // the second request on a connection: closed unanswered
+			}
+			io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		}
-	}()
+	})
 	tr := roundTripper(&config{callerIO: true}, nil)
 	t.Cleanup(tr.CloseIdleConnections)
 	hc := &http.Client{Transport: tr}
-	url := "http://" + ln.Addr().String() + "/"
+	url := "http://" + addr + "/"
 	do := func(method string) error {
 		req, _ := http.NewRequestWithContext(testCtx(t), method, url, strings.NewReader("x"))
 		resp, err := hc.Do(req)
@@ -259,30 +229,14 @@ func TestCallerIOReplay(t *testing.T) {
 // not taken for the whole body: the socket shut down by the cancellation
 // reads as an end of file.
 func TestCallerIOCutBody(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	hang := make(chan struct{})
-	t.Cleanup(func() { close(hang) })
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				if _, err := http.ReadRequest(bufio.NewReader(conn)); err != nil {
-					return
-				}
-				io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{\"signatures\":[")
-				<-hang
-			}()
+	addr := rawServer(t, func(conn net.Conn, hang <-chan struct{}) {
+		if _, err := http.ReadRequest(bufio.NewReader(conn)); err != nil {
+			return
 		}
-	}()
-	url := "http://" + ln.Addr().String() + "/"
+		io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{\"signatures\":[")
+		<-hang
+	})
+	url := "http://" + addr + "/"
 	for _, callerIO := range []bool{false, true} {
 		if callerIO && !CallerIOSupported {
 			continue
@@ -379,41 +333,27 @@ func TestCallerIOIdleClosed(t *testing.T) {
 // a caller another request's answer (for signHash, the signatures of
 // other hashes).
 func TestCallerIONoStaleAnswer(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	var late atomic.Bool
-	go func() {
+	addr := rawServer(t, func(conn net.Conn, hang <-chan struct{}) {
+		br := bufio.NewReader(conn)
 		for {
-			conn, err := ln.Accept()
+			req, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
-			go func() {
-				defer conn.Close()
-				br := bufio.NewReader(conn)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					io.Copy(io.Discard, req.Body)
-					answer := "HTTP/1.1 200 OK\r\nContent-Length: " + fmt.Sprint(len(req.URL.Path)) + "\r\n\r\n" + req.URL.Path
-					stale := "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n/stale"
-					if late.Load() {
-						io.WriteString(conn, answer)
-						time.Sleep(50 * time.Millisecond)
-						io.WriteString(conn, stale)
-					} else {
-						io.WriteString(conn, answer+stale)
-					}
-				}
-			}()
+			io.Copy(io.Discard, req.Body)
+			answer := "HTTP/1.1 200 OK\r\nContent-Length: " + fmt.Sprint(len(req.URL.Path)) + "\r\n\r\n" + req.URL.Path
+			stale := "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n/stale"
+			if late.Load() {
+				io.WriteString(conn, answer)
+				time.Sleep(50 * time.Millisecond)
+				io.WriteString(conn, stale)
+			} else {
+				io.WriteString(conn, answer+stale)
+			}
 		}
-	}()
-	base := "http://" + ln.Addr().String()
+	})
+	base := "http://" + addr
 	if !CallerIOSupported {
 		t.Skipf("no caller I/O on %s", runtime.GOOS)
 	}
@@ -438,4 +378,34 @@ func TestCallerIONoStaleAnswer(t *testing.T) {
 			}
 		})
 	}
+}
+
+// rawServer serves each connection to a listener on 127.0.0.1 with serve,
+// on a goroutine of its own, closes the connection when serve returns and
+// returns the listener's address. hang is closed when the test ends (a
+// serve may wait on it), then the listener.
+func rawServer(t *testing.T, serve func(conn net.Conn, hang <-chan struct{})) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hang := make(chan struct{})
+	t.Cleanup(func() {
+		close(hang)
+		ln.Close()
+	})
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				serve(conn, hang)
+			}()
+		}
+	}()
+	return ln.Addr().String()
 }
