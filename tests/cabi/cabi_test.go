@@ -103,7 +103,7 @@ func library(t *testing.T, fake bool) string {
 // result cache (which sees only files the test process opens) is
 // invalidated when any of it changes.
 func trackSources(t *testing.T) {
-	for _, dir := range []string{"cgo", "module", filepath.Join("tests", "cabi", "testdata")} {
+	for _, dir := range []string{"cgo", "module", "cscclient", "csc", filepath.Join("tests", "cabi", "testdata")} {
 		err := filepath.WalkDir(filepath.Join(rootDir, dir), func(path string, d os.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
 				return err
