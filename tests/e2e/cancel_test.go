@@ -262,6 +262,30 @@ func (s *session) signWait(limit time.Duration) (string, time.Duration) {
 	return f[0], time.Duration(ms) * time.Millisecond
 }
 
+// quitWithin sends quit and fails the test unless the host exits within
+// limit.
+func (s *session) quitWithin(limit time.Duration) {
+	s.t.Helper()
+	start := time.Now()
+	if _, err := io.WriteString(s.in, "quit\n"); err != nil {
+		s.t.Fatal(err)
+	}
+	for {
+		select {
+		case _, ok := <-s.lines:
+			if ok {
+				continue
+			}
+			if d := time.Since(start); d > limit {
+				s.t.Errorf("the host took %v to exit, want within %v", d, limit)
+			}
+		case <-time.After(limit + 10*time.Second):
+			s.t.Fatalf("the host did not exit within %v of quit", limit+10*time.Second)
+		}
+		return
+	}
+}
+
 // TestCancelWhileSigning drives the shipped library from a C host against
 // the real RSSP behind a proxy that takes signHash requests and never
 // answers them: the module's CSC calls run on the host's thread over a
@@ -361,24 +385,35 @@ func TestCancelWhileSigning(t *testing.T) {
 			t.Errorf("second C_Sign = %s after C_Finalize, want CKR_CRYPTOKI_NOT_INITIALIZED", rv)
 		}
 		h.closedWithin(t, s, 2*time.Second, "second C_Finalize")
-		start := time.Now()
-		if _, err := io.WriteString(s.in, "quit\n"); err != nil {
-			t.Fatal(err)
+		s.quitWithin(3 * time.Second)
+	})
+
+	t.Run("C_CloseSession", func(t *testing.T) {
+		s := open(t)
+		cert := s.cert(labelEC)
+		s.signVerified("ECDSA-SHA256", labelEC, cert, []byte("before")) // after the background pre-authorization
+		px.hold.Store(true)
+		defer px.hold.Store(false)
+		s.want("sign-start ECDSA-SHA256 "+doc("closed")+" "+labelEC, "CKR_OK")
+		h := px.waitHeld(t, s)
+		if f, took := s.call("close", 10*time.Second); f[0] != "CKR_OK" || took > prompt {
+			t.Errorf("C_CloseSession = %s after %v while C_Sign waits, want CKR_OK within %v", f[0], took, prompt)
 		}
-		for {
-			select {
-			case _, ok := <-s.lines:
-				if ok {
-					continue
-				}
-				if d := time.Since(start); d > 3*time.Second {
-					t.Errorf("the host took %v to exit", d)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("the host did not exit within 10s of quit")
-			}
-			break
+		rv, took := s.signWait(long + 10*time.Second)
+		t.Logf("C_Sign returned %v after C_CloseSession", took)
+		if rv != "CKR_SESSION_CLOSED" || took > prompt {
+			t.Errorf("C_Sign = %s %v after C_CloseSession, want CKR_SESSION_CLOSED within %v", rv, took, prompt)
 		}
+		h.closedWithin(t, s, 2*time.Second, "C_CloseSession")
+		// A host that exits while a C_Sign waits, without C_Finalize
+		// (as browsers do), exits at once.
+		s.want("open 0", "CKR_OK")
+		if f, _ := s.call("login "+pin, time.Minute); f[0] != "CKR_OK" && f[0] != "CKR_USER_ALREADY_LOGGED_IN" {
+			t.Fatalf("C_Login = %s", f[0])
+		}
+		s.want("sign-start ECDSA-SHA256 "+doc("at exit")+" "+labelEC, "CKR_OK")
+		px.waitHeld(t, s)
+		s.quitWithin(3 * time.Second)
 	})
 
 	t.Run("handshake", func(t *testing.T) {

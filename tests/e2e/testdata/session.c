@@ -29,9 +29,11 @@
  *                            C_SignInit, then C_Sign on a second thread
  *                            (one at a time)    -> RV-of-C_SignInit
  *   cancel                   C_SessionCancel(CKF_SIGN) -> RV milliseconds
+ *   close                    C_CloseSession         -> RV milliseconds
  *   sign-wait                waits for sign-start's C_Sign -> RV
  *                            milliseconds [hex-signature]: the time from
- *                            the start of the last cancel or finalize to
+ *                            the start of the last cancel, close or
+ *                            finalize to
  *                            C_Sign's return (-1 if neither came first)
  *   quit                     exit 0
  *
@@ -330,6 +332,17 @@ static void cmd_cancel(void)
 	printf("%s %ld\n", rvname(rv), now_ms() - start);
 }
 
+static void cmd_close(void)
+{
+	long start = now_ms();
+	CK_RV rv;
+
+	if (pending_running && interrupted < 0)
+		interrupted = start;
+	rv = p11->C_CloseSession(session);
+	printf("%s %ld\n", rvname(rv), now_ms() - start);
+}
+
 static void cmd_sign_wait(void)
 {
 	if (!pending_running) {
@@ -465,6 +478,8 @@ int main(int argc, char **argv)
 			cmd_sign_start(mname, in, label);
 		} else if (strcmp(line, "cancel") == 0) {
 			cmd_cancel();
+		} else if (strcmp(line, "close") == 0) {
+			cmd_close();
 		} else if (strcmp(line, "sign-wait") == 0) {
 			cmd_sign_wait();
 		} else if (strcmp(line, "finalize") == 0) {
