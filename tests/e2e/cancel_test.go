@@ -458,6 +458,8 @@ func TestCancelWhileSigning(t *testing.T) {
 		// C_Login authorizes the first SCAL1 credential itself and the
 		// others in the background; a signature with one of those waits
 		// for its authorization, here one the service never answers.
+		// (The service lists credentials in the order enrol made them:
+		// the RSA one first, authorized by C_Login, then the EC one.)
 		s := e.session(t)
 		s.want("init", "CKR_OK")
 		s.want("open 0", "CKR_OK")
