@@ -12,6 +12,11 @@
 // CSCTOKEN_CONFIG and CSCTOKEN_LOG, and each module log is checked for
 // secrets when its test ends.
 //
+// TestCancelWhileSigning puts a TLS proxy of its own between the module
+// and the RSSP, which holds chosen requests (signHash, an authorization,
+// a handshake) unanswered, to end a C_Sign blocked on them with
+// C_SessionCancel, C_CloseSession, C_Finalize or the timeout.
+//
 // No Go program loads the library: two Go runtimes in one process are
 // unsupported (docs/architecture.md). The tests build the library, the csctoken CLI
 // and the C host once per test binary into a temporary directory.
