@@ -301,9 +301,11 @@ func TestCancelWhileSigning(t *testing.T) {
 	px := startHoldProxy(t, rs)
 	e := newEnv(t)
 	// A timeout far beyond what "promptly" allows: a cancellation that
-	// waited for the socket's SO_RCVTIMEO would fail.
+	// waited for the socket's SO_RCVTIMEO would fail. Prompt is measured in
+	// milliseconds here; the allowance is for a CI machine under the load
+	// of the other test packages.
 	const long = 20 * time.Second
-	const prompt = 1500 * time.Millisecond
+	const prompt = 4 * time.Second
 	e.useConfig(t, serviceTOMLTimeout(tokenLabel, px.server, user, long))
 	e.login(t, password)
 	doc := func(what string) string { return hex.EncodeToString([]byte(what)) }
@@ -340,7 +342,7 @@ func TestCancelWhileSigning(t *testing.T) {
 			if took > prompt {
 				t.Errorf("round %d: C_Sign returned %v after C_SessionCancel, want within %v (timeout %v)", i, took, prompt, long)
 			}
-			h.closedWithin(t, s, 2*time.Second, "C_SessionCancel")
+			h.closedWithin(t, s, prompt, "C_SessionCancel")
 		}
 		// The session signs again once the service answers.
 		px.hold.Store(false)
@@ -368,7 +370,7 @@ func TestCancelWhileSigning(t *testing.T) {
 		if took > prompt {
 			t.Errorf("C_Sign returned %v after C_Finalize began, want within %v (timeout %v)", took, prompt, long)
 		}
-		h.closedWithin(t, s, 2*time.Second, "C_Finalize")
+		h.closedWithin(t, s, prompt, "C_Finalize")
 		// The library initializes and signs again.
 		px.hold.Store(false)
 		s.want("init", "CKR_OK")
@@ -384,7 +386,7 @@ func TestCancelWhileSigning(t *testing.T) {
 		if rv, _ := s.signWait(long + 10*time.Second); rv != "CKR_CRYPTOKI_NOT_INITIALIZED" {
 			t.Errorf("second C_Sign = %s after C_Finalize, want CKR_CRYPTOKI_NOT_INITIALIZED", rv)
 		}
-		h.closedWithin(t, s, 2*time.Second, "second C_Finalize")
+		h.closedWithin(t, s, prompt, "second C_Finalize")
 		s.quitWithin(3 * time.Second)
 	})
 
@@ -404,7 +406,7 @@ func TestCancelWhileSigning(t *testing.T) {
 		if rv != "CKR_SESSION_CLOSED" || took > prompt {
 			t.Errorf("C_Sign = %s %v after C_CloseSession, want CKR_SESSION_CLOSED within %v", rv, took, prompt)
 		}
-		h.closedWithin(t, s, 2*time.Second, "C_CloseSession")
+		h.closedWithin(t, s, prompt, "C_CloseSession")
 		// A host that exits while a C_Sign waits, without C_Finalize
 		// (as browsers do), exits at once.
 		s.want("open 0", "CKR_OK")
@@ -435,7 +437,7 @@ func TestCancelWhileSigning(t *testing.T) {
 		if rv != "CKR_FUNCTION_CANCELED" || took > prompt {
 			t.Errorf("C_Sign = %s %v after C_SessionCancel in the TLS handshake, want CKR_FUNCTION_CANCELED within %v", rv, took, prompt)
 		}
-		h.closedWithin(t, s, 2*time.Second, "C_SessionCancel in the handshake")
+		h.closedWithin(t, s, prompt, "C_SessionCancel in the handshake")
 		s.want("sign-start ECDSA-SHA256 "+doc("finalized in the handshake")+" "+labelEC, "CKR_OK")
 		h = px.waitHeld(t, s)
 		if f, took := s.call("finalize", 10*time.Second); f[0] != "CKR_OK" || took > prompt {
@@ -445,7 +447,7 @@ func TestCancelWhileSigning(t *testing.T) {
 		if rv != "CKR_CRYPTOKI_NOT_INITIALIZED" || took > prompt {
 			t.Errorf("C_Sign = %s %v after C_Finalize in the TLS handshake, want CKR_CRYPTOKI_NOT_INITIALIZED within %v", rv, took, prompt)
 		}
-		h.closedWithin(t, s, 2*time.Second, "C_Finalize in the handshake")
+		h.closedWithin(t, s, prompt, "C_Finalize in the handshake")
 		px.stallHandshakes(false)
 		s.want("init", "CKR_OK")
 		s.want("open 0", "CKR_OK")
@@ -481,7 +483,7 @@ func TestCancelWhileSigning(t *testing.T) {
 		}
 		// C_Finalize ends the background pre-authorization.
 		s.want("finalize", "CKR_OK")
-		h.closedWithin(t, s, 2*time.Second, "C_Finalize with a pre-authorization under way")
+		h.closedWithin(t, s, prompt, "C_Finalize with a pre-authorization under way")
 		px.holdAuthorize.Store(nil)
 		s.want("init", "CKR_OK")
 		s.want("open 0", "CKR_OK")
@@ -506,12 +508,12 @@ func TestCancelWhileSigning(t *testing.T) {
 			if rv != "CKR_DEVICE_ERROR" {
 				t.Errorf("round %d: C_Sign = %s with signHash unanswered, want CKR_DEVICE_ERROR", i, rv)
 			}
-			if took < timeout-300*time.Millisecond || took > timeout+time.Second {
+			if took < timeout-300*time.Millisecond || took > timeout+1500*time.Millisecond {
 				t.Errorf("round %d: C_Sign answered after %v, want about the timeout %v", i, took, timeout)
 			}
 			select {
 			case h := <-px.held:
-				h.closedWithin(t, s, 2*time.Second, "timeout")
+				h.closedWithin(t, s, prompt, "timeout")
 			default:
 				t.Errorf("round %d: no signHash request was held", i)
 			}
