@@ -114,6 +114,14 @@ func acquireModule(path string) (*module, error) {
 	return m, nil
 }
 
+// soleOwner reports whether one Backend holds m and this process
+// initialised the library: then Open may initialise it again.
+func (m *module) soleOwner() bool {
+	modules.mu.Lock()
+	defer modules.mu.Unlock()
+	return m.refs == 1 && m.ownsInit
+}
+
 // release drops a reference; the last one finalizes and unloads the library.
 func (m *module) release() error {
 	modules.mu.Lock()

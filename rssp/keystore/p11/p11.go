@@ -87,8 +87,18 @@ var (
 	_ keystore.Pooled  = (*Backend)(nil)
 )
 
+// findAgainFirst and findAgainLast bound Open's waits before it looks for
+// a token not found again (doubling: 0.2 + 0.4 + 0.8 s).
+const (
+	findAgainFirst = 200 * time.Millisecond
+	findAgainLast  = 800 * time.Millisecond
+)
+
 // Open loads cfg.Module, finds the token labelled cfg.TokenLabel, opens the
-// session pool and logs in. On failure it undoes whatever it did.
+// session pool and logs in. A token not found is looked for again for up
+// to 1.4 s (findAgainFirst), the library initialised anew each time, when
+// this process uses the library for nothing else. On failure it undoes
+// whatever it did.
 func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("p11: config: %w", err)
@@ -105,6 +115,28 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		return nil, err
 	}
 	b, err := open(ctx, mod, cfg, logger)
+	for wait := findAgainFirst; errors.Is(err, ErrTokenNotFound) && wait <= findAgainLast && mod.soleOwner(); wait *= 2 {
+		// The library may list no token for a moment: SoftHSM2 reads a
+		// token whose token.object another process is rewriting (it
+		// truncates the file before it locks it, at every C_Login) as no
+		// token at all, and an HSM may still be coming up. Look again
+		// with the library initialised anew, a few times.
+		logger.Warn("p11: token not found; looking again", "token", cfg.TokenLabel, "in", wait.String(), "err", err)
+		select {
+		case <-ctx.Done():
+			_ = mod.release()
+			return nil, errors.Join(err, ctx.Err())
+		case <-time.After(wait):
+		}
+		mod.use.Lock()
+		rerr := mod.reinitLocked()
+		mod.use.Unlock()
+		if rerr != nil {
+			err = errors.Join(err, rerr)
+			break
+		}
+		b, err = open(ctx, mod, cfg, logger)
+	}
 	if err != nil {
 		_ = mod.release()
 		return nil, err

@@ -383,3 +383,35 @@ func TestTokenDirAwayAndBack(t *testing.T) {
 		t.Errorf("Check once back: %v", err)
 	}
 }
+
+// TestOpenFindsTokenAgain: a token the library does not list when Open
+// starts (SoftHSM2 lists none while another process rewrites the token's
+// file; an HSM still coming up) is found when it appears within Open's
+// retries, with the library initialised anew.
+func TestOpenFindsTokenAgain(t *testing.T) {
+	tok := softhsmtest.New(t)
+	entries, err := os.ReadDir(tok.TokenDir)
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("token dir: %v, %d entries", err, len(entries))
+	}
+	inDir := filepath.Join(tok.TokenDir, entries[0].Name())
+	away := filepath.Join(t.TempDir(), entries[0].Name())
+	if err := os.Rename(inDir, away); err != nil {
+		t.Fatal(err)
+	}
+	back := time.AfterFunc(300*time.Millisecond, func() {
+		if err := os.Rename(away, inDir); err != nil {
+			t.Error(err)
+		}
+	})
+	defer back.Stop()
+	start := time.Now()
+	b, err := Open(context.Background(), tokenConfig(tok))
+	if err != nil {
+		t.Fatalf("Open with the token back after 300 ms: %v", err)
+	}
+	t.Logf("found after %v", time.Since(start).Round(time.Millisecond))
+	if err := b.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+}

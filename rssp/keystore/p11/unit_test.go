@@ -260,8 +260,9 @@ func TestOpenUndo(t *testing.T) {
 	}{
 		{"fail initialize", func(f *fakeCtx, _ *Config) { f.initErr = pkcs11.Error(pkcs11.CKR_GENERAL_ERROR) },
 			"C_Initialize", pkcs11.CKR_GENERAL_ERROR, 0, 0, 0},
+		// Looked for three more times, each after C_Finalize and C_Initialize.
 		{"fail no such token", func(_ *fakeCtx, c *Config) { c.TokenLabel = "other" },
-			`no initialised token labelled "other" (tokens present: "fake-token")`, 0, 1, 0, 0},
+			`no initialised token labelled "other" (tokens present: "fake-token")`, 0, 4, 0, 0},
 		{"fail third session", func(f *fakeCtx, _ *Config) {
 			f.openErrAt, f.openErr = 3, pkcs11.Error(pkcs11.CKR_DEVICE_ERROR)
 		}, "open session", pkcs11.CKR_DEVICE_ERROR, 1, 0, 0},
