@@ -332,7 +332,7 @@ func (t *callerTransport) exchange(ctx context.Context, key string, pc *callerCo
 	fail := func(err error) error {
 		stop()
 		pc.close()
-		if cerr := ctx.Err(); cerr != nil {
+		if cerr := ctxErr(ctx); cerr != nil {
 			return fmt.Errorf("%w (%w)", cerr, err)
 		}
 		return err
@@ -379,6 +379,21 @@ func (t *callerTransport) exchange(ctx context.Context, key string, pc *callerCo
 	return resp, false, nil
 }
 
+// ctxErr is ctx's error, or context.DeadlineExceeded once ctx's deadline
+// has passed though ctx's own timer has not fired yet: the socket's
+// timeout, set to the same instant and never shorter, may end a read a
+// moment before it does, and the caller must see the context's error, as
+// with net/http's Transport.
+func ctxErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
 // replayable reports whether req may be sent twice (net/http's rule).
 func replayable(req *http.Request) bool {
 	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
@@ -418,7 +433,7 @@ func (b *callerBody) Read(p []byte) (int, error) {
 	case err == io.EOF:
 		b.done(true, io.EOF)
 	case err != nil:
-		if cerr := b.req.Context().Err(); cerr != nil {
+		if cerr := ctxErr(b.req.Context()); cerr != nil {
 			err = fmt.Errorf("%w (%w)", cerr, err)
 		}
 		b.done(false, err)

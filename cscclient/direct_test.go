@@ -409,3 +409,31 @@ func rawServer(t *testing.T, serve func(conn net.Conn, hang <-chan struct{})) st
 	}()
 	return ln.Addr().String()
 }
+
+// lateCtx is a context whose deadline has passed but whose timer has not
+// fired yet (Err is still nil).
+type lateCtx struct{ context.Context }
+
+func (lateCtx) Deadline() (time.Time, bool) { return time.Now().Add(-time.Millisecond), true }
+func (lateCtx) Err() error                  { return nil }
+
+// TestCtxErr: a read ended by the socket's timeout an instant before the
+// context's timer fires still reports the context's deadline.
+func TestCtxErr(t *testing.T) {
+	tests := []struct {
+		name string
+		ctx  context.Context
+		want error
+	}{
+		{"live", context.Background(), nil},
+		{"deadline passed, timer not yet fired", lateCtx{context.Background()}, context.DeadlineExceeded},
+		{"cancelled", func() context.Context { c, cancel := context.WithCancel(context.Background()); cancel(); return c }(), context.Canceled},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := ctxErr(tc.ctx); got != tc.want {
+				t.Fatalf("ctxErr = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
