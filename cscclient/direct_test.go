@@ -334,6 +334,7 @@ func TestCallerIOIdleClosed(t *testing.T) {
 // other hashes).
 func TestCallerIONoStaleAnswer(t *testing.T) {
 	var late atomic.Bool
+	staleSent := make(chan struct{}, 16) // the stale answer is in the client's socket
 	addr := rawServer(t, func(conn net.Conn, hang <-chan struct{}) {
 		br := bufio.NewReader(conn)
 		for {
@@ -351,6 +352,7 @@ func TestCallerIONoStaleAnswer(t *testing.T) {
 			} else {
 				io.WriteString(conn, answer+stale)
 			}
+			staleSent <- struct{}{}
 		}
 	})
 	base := "http://" + addr
@@ -374,7 +376,14 @@ func TestCallerIONoStaleAnswer(t *testing.T) {
 				if err != nil || string(b) != path {
 					t.Fatalf("request %s answered %q, %v", path, b, err)
 				}
-				time.Sleep(100 * time.Millisecond)
+				// The next request goes out once the stale answer has
+				// reached this side (a write on loopback is in the
+				// receiver's buffer when it returns).
+				select {
+				case <-staleSent:
+				case <-time.After(10 * time.Second):
+					t.Fatal("the server did not send its stale answer")
+				}
 			}
 		})
 	}
