@@ -155,7 +155,7 @@ func (c *blockingConn) readResult(n int, err error, want int) (int, error) {
 		// A socket shut down by abort or Close reads as an end of file:
 		// that is no end of the answer (a body that ends with the
 		// connection would be taken as whole).
-		if c.isClosed() || c.isAborted() {
+		if c.isShut() {
 			return 0, c.opError("read", net.ErrClosed)
 		}
 		return 0, io.EOF
@@ -200,10 +200,11 @@ func (c *blockingConn) isClosed() bool {
 	return c.closed
 }
 
-func (c *blockingConn) isAborted() bool {
+// isShut reports whether Close or abort shut the socket down.
+func (c *blockingConn) isShut() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.aborted
+	return c.closed || c.aborted
 }
 
 func (c *blockingConn) opError(op string, err error) error {
