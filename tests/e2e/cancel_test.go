@@ -310,12 +310,17 @@ func TestCancelWhileSigning(t *testing.T) {
 	e.login(t, password)
 	doc := func(what string) string { return hex.EncodeToString([]byte(what)) }
 
-	open := func(t *testing.T) *session {
-		t.Helper()
-		s := e.session(t)
+	// start initializes the library in s's host, opens a session on slot 0
+	// and logs in.
+	start := func(s *session) {
 		s.want("init", "CKR_OK")
 		s.want("open 0", "CKR_OK")
 		s.want("login "+pin, "CKR_OK")
+	}
+	open := func(t *testing.T) *session {
+		t.Helper()
+		s := e.session(t)
+		start(s)
 		return s
 	}
 
@@ -373,9 +378,7 @@ func TestCancelWhileSigning(t *testing.T) {
 		h.closedWithin(t, s, prompt, "C_Finalize")
 		// The library initializes and signs again.
 		px.hold.Store(false)
-		s.want("init", "CKR_OK")
-		s.want("open 0", "CKR_OK")
-		s.want("login "+pin, "CKR_OK")
+		start(s)
 		s.signVerified("ECDSA-SHA256", labelEC, cert, []byte("after C_Finalize"))
 		// And a C_Finalize with a C_Sign waiting leaves nothing that
 		// holds the process: it exits at once.
@@ -449,9 +452,7 @@ func TestCancelWhileSigning(t *testing.T) {
 		}
 		h.closedWithin(t, s, prompt, "C_Finalize in the handshake")
 		px.stallHandshakes(false)
-		s.want("init", "CKR_OK")
-		s.want("open 0", "CKR_OK")
-		s.want("login "+pin, "CKR_OK")
+		start(s)
 		s.signVerified("ECDSA-SHA256", labelEC, cert, []byte("after the stalled handshakes"))
 		s.want("finalize", "CKR_OK")
 	})
@@ -485,9 +486,7 @@ func TestCancelWhileSigning(t *testing.T) {
 		s.want("finalize", "CKR_OK")
 		h.closedWithin(t, s, prompt, "C_Finalize with a pre-authorization under way")
 		px.holdAuthorize.Store(nil)
-		s.want("init", "CKR_OK")
-		s.want("open 0", "CKR_OK")
-		s.want("login "+pin, "CKR_OK")
+		start(s)
 		s.signVerified("ECDSA-SHA256", labelEC, cert, []byte("after the pre-authorization"))
 		s.want("finalize", "CKR_OK")
 	})
